@@ -1,0 +1,90 @@
+"""Checks of the chapters as files: pairs in sync, executed in order, plain kernel, clean exports.
+
+nbval (configured in pyproject.toml) replays the notebooks themselves; these tests catch what a
+replay cannot see, such as a .py edited without re-executing its notebook.
+"""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+NOTEBOOKS = sorted(p for p in CHAPTERS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+CHAPTER_NOTEBOOKS = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
+ids = [p.relative_to(CHAPTERS).as_posix() for p in NOTEBOOKS]
+
+
+def cells_of(notebook) -> list[tuple[str, str]]:
+    return [(cell["cell_type"], "".join(cell["source"]).strip()) for cell in notebook["cells"]]
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_there_are_chapters():
+    assert CHAPTER_NOTEBOOKS, "no chapters/NN_topic.ipynb found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_pair_in_sync(path):
+    py = path.with_suffix(".py")
+    assert py.exists(), f"{py.name} is missing: every notebook is a jupytext pair"
+    assert cells_of(jupytext.read(py)) == cells_of(load(path)), (
+        f"{path.name} and {py.name} differ: run `python tools/execute.py {py.relative_to(ROOT)}`"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_executed_top_to_bottom(path):
+    code = [c for c in load(path)["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    counts = [c.get("execution_count") for c in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name} was not executed once, top to bottom, in a fresh kernel: {counts}"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_plain_python3_kernel(path):
+    assert load(path)["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_errors_only_where_expected(path):
+    for number, cell in enumerate(load(path)["cells"]):
+        errors = [o for o in cell.get("outputs", []) if o["output_type"] == "error"]
+        tagged = "raises-exception" in cell.get("metadata", {}).get("tags", [])
+        assert tagged == bool(errors), (
+            f"{path.name} cell {number}: "
+            + ("tagged raises-exception but raised nothing" if tagged else "raised without the raises-exception tag")
+        )
+
+
+@pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=[p.name for p in CHAPTER_NOTEBOOKS])
+def test_chapter_has_solutions(path):
+    solutions = CHAPTERS / "solutions" / path.name
+    assert solutions.exists(), f"exercises of {path.name} need worked solutions in {solutions.relative_to(ROOT)}"
+    text = "\n".join(src for kind, src in cells_of(load(path)) if kind == "markdown")
+    assert re.search(r"^#+ .*Exercises", text, re.M), f"{path.name} has no Exercises section"
+    assert re.search(r"^#+ .*Summary", text, re.M), f"{path.name} has no Summary section"
+
+
+ALLOWED_IN_EXPORTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+
+
+@pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=[p.name for p in CHAPTER_NOTEBOOKS])
+def test_exported_cells_only_define(path):
+    for kind, source in cells_of(load(path)):
+        if kind != "code" or not source.startswith("#| export"):
+            continue
+        for node in ast.parse(source).body:
+            is_docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            assert isinstance(node, ALLOWED_IN_EXPORTS) or is_docstring, (
+                f"{path.name}: exported cells hold imports, classes, functions and constants only; "
+                f"found `{ast.unparse(node)[:60]}`"
+            )
