@@ -42,7 +42,9 @@ def test_pair_in_sync(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_executed_top_to_bottom(path):
-    code = [c for c in load(path)["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    code = [
+        c for c in load(path)["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()
+    ]
     counts = [c.get("execution_count") for c in code]
     assert counts == list(range(1, len(code) + 1)), (
         f"{path.name} was not executed once, top to bottom, in a fresh kernel: {counts}"
@@ -59,22 +61,32 @@ def test_errors_only_where_expected(path):
     for number, cell in enumerate(load(path)["cells"]):
         errors = [o for o in cell.get("outputs", []) if o["output_type"] == "error"]
         tagged = "raises-exception" in cell.get("metadata", {}).get("tags", [])
-        assert tagged == bool(errors), (
-            f"{path.name} cell {number}: "
-            + ("tagged raises-exception but raised nothing" if tagged else "raised without the raises-exception tag")
+        assert tagged == bool(errors), f"{path.name} cell {number}: " + (
+            "tagged raises-exception but raised nothing"
+            if tagged
+            else "raised without the raises-exception tag"
         )
 
 
 @pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=[p.name for p in CHAPTER_NOTEBOOKS])
 def test_chapter_has_solutions(path):
     solutions = CHAPTERS / "solutions" / path.name
-    assert solutions.exists(), f"exercises of {path.name} need worked solutions in {solutions.relative_to(ROOT)}"
+    assert solutions.exists(), (
+        f"exercises of {path.name} need worked solutions in {solutions.relative_to(ROOT)}"
+    )
     text = "\n".join(src for kind, src in cells_of(load(path)) if kind == "markdown")
     assert re.search(r"^#+ .*Exercises", text, re.M), f"{path.name} has no Exercises section"
     assert re.search(r"^#+ .*Summary", text, re.M), f"{path.name} has no Summary section"
 
 
-ALLOWED_IN_EXPORTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+ALLOWED_IN_EXPORTS = (
+    ast.Import,
+    ast.ImportFrom,
+    ast.FunctionDef,
+    ast.ClassDef,
+    ast.Assign,
+    ast.AnnAssign,
+)
 
 
 @pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=[p.name for p in CHAPTER_NOTEBOOKS])

@@ -44,13 +44,17 @@ def test_environment_yml_lists_the_same_packages():
             listed.add(normalise(m.group(1)))
     assert "python" in listed
     listed -= {"python", "pip", "-e"}
-    assert wanted == listed, f"only in pyproject: {sorted(wanted - listed)}; only in environment.yml: {sorted(listed - wanted)}"
+    assert wanted == listed, (
+        f"only in pyproject: {sorted(wanted - listed)}; only in environment.yml: {sorted(listed - wanted)}"
+    )
 
 
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- test-command -->\s*```\w*\n(.+?)\n```", readme, re.S)
+    match = re.search(r"<!-- test-command -->\s*```\w*\n(.+?)\n\s*```", readme, re.S)
     assert match, "README.md marks its test command with <!-- test-command -->"
     command = match.group(1).strip()
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert command in ci_lines, f".ci/run must run the README's test command `{command}` as a line of its own"
+    assert command in ci_lines, (
+        f".ci/run must run the README's test command `{command}` as a line of its own"
+    )

@@ -20,7 +20,12 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 # The same settings chapters/conftest.py gives nbval, so stored outputs replay exactly.
-FIXED_ENV = {"OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "TQDM_DISABLE": "1", "CUDA_VISIBLE_DEVICES": ""}
+FIXED_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "PYTHONHASHSEED": "0",
+    "TQDM_DISABLE": "1",
+    "CUDA_VISIBLE_DEVICES": "",
+}
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
@@ -35,7 +40,10 @@ def build(source: Path, timeout: int) -> None:
         cell.id = f"c{index:03d}"  # stable ids keep diffs of the .ipynb small
         cell.metadata.pop("execution", None)
     client = NotebookClient(
-        notebook, timeout=timeout, kernel_name="python3", record_timing=False,
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
         resources={"metadata": {"path": str(py.parent)}},
     )
     client.execute()
@@ -45,7 +53,9 @@ def build(source: Path, timeout: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("chapters", nargs="+", type=Path, help="chapter .py (or .ipynb) files")
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     args = parser.parse_args()

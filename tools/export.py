@@ -46,7 +46,9 @@ def exported_module(notebook: Path) -> tuple[str, str] | None:
             match = DEFAULT_EXP.match(line.strip())
             if match:
                 if module is not None and module != match.group(1):
-                    raise SystemExit(f"{notebook}: two default_exp lines ({module}, {match.group(1)})")
+                    raise SystemExit(
+                        f"{notebook}: two default_exp lines ({module}, {match.group(1)})"
+                    )
                 module = match.group(1)
         if lines and EXPORT.match(lines[0].strip()):
             blocks.append("\n".join(lines[1:]).strip("\n"))
@@ -102,7 +104,9 @@ def generated_modules() -> set[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="report drift instead of writing")
     args = parser.parse_args(argv)
 
@@ -127,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             path.unlink()
             print(f"removed {rel}")
     if problems:
-        print("The package differs from the chapters; run `python tools/export.py`:", file=sys.stderr)
+        print(
+            "The package differs from the chapters; run `python tools/export.py`:", file=sys.stderr
+        )
         print("\n".join("  " + p for p in problems), file=sys.stderr)
         return 1
     if args.check:
