@@ -379,8 +379,9 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# (On its own training text BPE eventually learns whole sentences; that is over-fitting the
-# text, which is why real tokenizers train on a large and varied corpus.)
+# The curve goes flat after about 60 merges: by then no pair occurs twice in this short text,
+# so there is nothing left worth merging and training stops. Real tokenizers train on a large
+# and varied corpus, where frequent pairs never run out.
 #
 # ## 5. Regex pre-splitting: merges that respect word boundaries
 #

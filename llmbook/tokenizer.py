@@ -414,11 +414,11 @@ class BPETokenizer:
 
 
 __all__ = [
-    'SimpleTokenizer',
-    'pair_counts',
-    'merge_pair',
-    'GPT2_SPLIT_PATTERN',
-    'GPT4_SPLIT_PATTERN',
-    'FILE_MAGIC',
-    'BPETokenizer',
+    "SimpleTokenizer",
+    "pair_counts",
+    "merge_pair",
+    "GPT2_SPLIT_PATTERN",
+    "GPT4_SPLIT_PATTERN",
+    "FILE_MAGIC",
+    "BPETokenizer",
 ]

@@ -59,9 +59,9 @@ def exported_module(notebook: Path) -> tuple[str, str] | None:
     chapter = notebook.relative_to(ROOT).as_posix()
     body = "\n\n\n".join(blocks)
     names = public_names(body, chapter)
-    all_line = "__all__ = [" + ", ".join(repr(n) for n in names) + "]\n"
+    all_line = "__all__ = [" + ", ".join(f'"{n}"' for n in names) + "]\n"
     if len(all_line) > 100:
-        all_line = "__all__ = [\n" + "".join(f"    {n!r},\n" for n in names) + "]\n"
+        all_line = "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]\n"
     return module, HEADER.format(chapter=chapter) + "\n" + body + "\n\n\n" + all_line
 
 

@@ -23,7 +23,13 @@ import matplotlib.pyplot as plt
 import tiktoken
 
 from llmbook.data import load_corpus
-from llmbook.tokenizer import GPT4_SPLIT_PATTERN, BPETokenizer, SimpleTokenizer, merge_pair, pair_counts
+from llmbook.tokenizer import (
+    GPT4_SPLIT_PATTERN,
+    BPETokenizer,
+    SimpleTokenizer,
+    merge_pair,
+    pair_counts,
+)
 
 stories = load_corpus("stories")
 recipe = (

@@ -1,0 +1,238 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 4: Attention, worked solutions
+#
+# Solutions to the exercises at the end of `chapters/04_attention.ipynb`. They use the functions
+# the chapter exported to `llmbook.attention`.
+
+# %%
+import math
+
+import tiktoken
+import torch
+import torch.nn.functional as F
+
+from llmbook.attention import CausalSelfAttention, causal_mask, scaled_dot_product_attention
+
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# ## Exercise 1: masking after the softmax
+#
+# Take the softmax of all the scores, zero the future, and renormalise each row so that it sums
+# to 1 again. For a row $i$ with allowed set $A$, the result is
+# $e^{s_j} / \sum_{j' \in A} e^{s_{j'}}$ for $j \in A$: the common factor $\sum_{\text{all}}$
+# cancels, which is exactly the softmax over $A$ alone, the same as putting $-\infty$ on the
+# forbidden scores.
+
+# %%
+T, d = 6, 8
+q, k, v = torch.randn(3, T, d).unbind(0)  # each (T, d)
+scores = q @ k.T / math.sqrt(d)  # (T, T)
+
+after = torch.softmax(scores, dim=-1) * causal_mask(T)  # zero the future ...
+after = after / after.sum(dim=-1, keepdim=True)  # ... and renormalise the rows
+_, before = scaled_dot_product_attention(q, k, v, mask=causal_mask(T), return_weights=True)
+print("same weights:", torch.allclose(after, before, atol=1e-6))
+assert torch.allclose(after, before, atol=1e-6)
+
+# %% [markdown]
+# Why $-\infty$ before the softmax is the one used: it is one pass instead of three (softmax,
+# multiply, divide), the masked positions never enter the sum, and it is numerically safe. After
+# the softmax, a large score at a *forbidden* position can swamp the allowed ones: their
+# exponentials underflow to 0, and the renormalisation divides 0 by 0.
+
+# %%
+big = scores.clone()
+big[0, 5] = 200.0  # a very large score at a position query 0 may not see
+after = torch.softmax(big, dim=-1) * causal_mask(T)
+after = after / after.sum(dim=-1, keepdim=True)
+_, before = scaled_dot_product_attention(q, k, v, mask=causal_mask(T), return_weights=True)
+print("mask after softmax, row 0:", after[0].tolist())
+print("-inf before softmax, row 0:", before[0].tolist())
+assert after[0].isnan().all() and not before.isnan().any()
+
+# %% [markdown]
+# ## Exercise 2: attention is order-blind
+#
+# Without a mask, output row $i$ depends on query $i$ and on the *set* of (key, value) pairs,
+# not on their order. Permuting the inputs therefore permutes the outputs in the same way:
+# $f(PX) = P f(X)$.
+
+# %%
+layer = CausalSelfAttention(d, 4).eval()
+x = torch.randn(T, d)
+perm = torch.randperm(T)
+
+
+def unmasked(x):
+    return scaled_dot_product_attention(layer.q_proj(x), layer.k_proj(x), layer.v_proj(x))
+
+
+with torch.no_grad():
+    equivariant = torch.allclose(unmasked(x[perm]), unmasked(x)[perm], atol=1e-6)
+    causal_equivariant = torch.allclose(layer(x[perm]), layer(x)[perm], atol=1e-6)
+print("perm", perm.tolist())
+print("no mask:     f(x[perm]) == f(x)[perm]:", equivariant)
+print("causal mask: f(x[perm]) == f(x)[perm]:", causal_equivariant)
+assert equivariant and not causal_equivariant
+
+# %% [markdown]
+# With the causal mask the set of visible positions depends on the order (position 0 sees only
+# itself), so the equivalence breaks. But the mask does not make attention aware of order either:
+# the output at position $t$ depends on the token at $t$ and on the *set* of tokens before it, not
+# on their arrangement. Shuffling the first five tokens leaves the output at the sixth unchanged,
+# so "dog bites man today" and "man bites dog today" look the same from "today". That is why
+# position information (chapter 3, and RoPE in chapter 5) is still needed.
+
+# %%
+shuffled = torch.cat([torch.randperm(T - 1), torch.tensor([T - 1])])  # keep the last in place
+with torch.no_grad():
+    same_last = torch.allclose(layer(x[shuffled])[-1], layer(x)[-1], atol=1e-6)
+print("order of earlier tokens", shuffled.tolist(), "-> last output unchanged:", same_last)
+assert same_last
+
+
+# %% [markdown]
+# ## Exercise 3: scaling by $1/d_k$
+#
+# With unit-variance entries, $\operatorname{Var}(q \cdot k / d_k) = d_k / d_k^2 = 1/d_k$: the
+# scores shrink toward 0 as $d_k$ grows, and softmax of nearly equal scores is nearly uniform
+# (largest weight $\to 1/16$ with 16 keys). The gradient does not vanish, but attention cannot
+# focus: to express the same preference, the projections would have to grow like $\sqrt{d_k}$.
+# Only $1/\sqrt{d_k}$ keeps the scores at the same spread at every width.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def score_stats(d_k, divide_by, n_trials=400, n_keys=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(n_trials, 1, d_k, generator=g)
+    k = torch.randn(n_trials, n_keys, d_k, generator=g)
+    s = (q @ k.transpose(-2, -1)).squeeze(1) / divide_by
+    return s.var().item(), torch.softmax(s, dim=-1).max(dim=-1).values.mean().item()
+
+
+d_ks = [1, 4, 16, 64, 256, 1024]
+print(f"{'d_k':>5} | {'var, /sqrt(d_k)':>15} {'max w':>6} | {'var, /d_k':>10} {'max w':>6}")
+stats = []
+for d_k in d_ks:
+    sqrt_var, sqrt_max = score_stats(d_k, math.sqrt(d_k))
+    lin_var, lin_max = score_stats(d_k, d_k)
+    stats.append((d_k, sqrt_var, sqrt_max, lin_var, lin_max))
+    print(f"{d_k:>5} | {sqrt_var:15.3f} {sqrt_max:6.3f} | {lin_var:10.5f} {lin_max:6.3f}")
+
+# %%
+for d_k, sqrt_var, sqrt_max, lin_var, lin_max in stats:
+    assert 0.8 < sqrt_var < 1.2 and sqrt_max < 0.5  # /sqrt(d_k): the same spread at every width
+    assert lin_max < sqrt_max + 1e-6  # /d_k: never sharper than /sqrt(d_k)
+    assert 0.8 < lin_var * d_k < 1.2  # variance 1 / d_k
+assert stats[-1][4] < 1 / 16 + 0.01  # d_k = 1024: practically uniform weights
+print("checked: with 1/d_k the variance falls like 1/d_k and the weights flatten to uniform")
+
+# %% [markdown]
+# ## Exercise 4: a padding mask
+#
+# Sentences of different lengths are batched by padding the short ones to a common length $T$
+# with a filler token. The padding keys must never be attended to: the combined mask allows
+# query $i$ to see key $j$ when $j \le i$ (causal) **and** key $j$ is real (padding). With a
+# boolean "is real" array of shape $(B, T)$, that is
+# `causal_mask(T) & is_real[:, None, :]`, of shape $(B, T, T)$.
+
+# %%
+tokenizer = tiktoken.get_encoding("gpt2")
+texts = ["How do I cook tomato and egg stir-fry?", "Beat two eggs."]
+encoded = [tokenizer.encode(t) for t in texts]
+T = max(len(e) for e in encoded)
+pad = tokenizer.eot_token  # <|endoftext|>, id 50256
+print("lengths", [len(e) for e in encoded], "-> T", T, " pad id", pad)
+
+embedding = torch.nn.Embedding(tokenizer.n_vocab, 8)
+layer = CausalSelfAttention(8, 4).eval()
+
+
+def attend(x, mask):  # x (B, T, 8) -> (B, T, 4), the layer's projections with our own mask
+    return scaled_dot_product_attention(
+        layer.q_proj(x), layer.k_proj(x), layer.v_proj(x), mask=mask
+    )
+
+
+def check_padding(side):
+    rows = [e + [pad] * (T - len(e)) if side == "right" else [pad] * (T - len(e)) + e for e in encoded]
+    ids = torch.tensor(rows)  # (B, T)
+    is_real = torch.tensor([[i != pad for i in row] for row in rows])  # (B, T)
+    mask = causal_mask(T) & is_real[:, None, :]  # (T, T) & (B, 1, T) -> (B, T, T)
+    with torch.no_grad():
+        x = embedding(ids)  # (B, T, 8)
+        ours = attend(x, mask)
+        theirs = F.scaled_dot_product_attention(
+            layer.q_proj(x), layer.k_proj(x), layer.v_proj(x), attn_mask=mask
+        )
+        short = encoded[1]
+        alone = attend(embedding(torch.tensor([short])), causal_mask(len(short)))[0]
+        real_rows = ours[1][is_real[1]]  # the short sentence's real positions
+        causal_only = attend(x, causal_mask(T))[1][is_real[1]]
+    print(f"{side} padding: ids[1] = {ids[1].tolist()}")
+    print("  equal to torch:", torch.allclose(ours, theirs, atol=1e-6))
+    print("  real positions equal the sentence alone:", torch.allclose(real_rows, alone, atol=1e-6))
+    print("  ... also with the causal mask alone:", torch.allclose(causal_only, alone, atol=1e-6))
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert torch.allclose(real_rows, alone, atol=1e-6)
+    return causal_only, alone
+
+
+_ = check_padding("right")
+causal_only, alone = check_padding("left")
+assert not torch.allclose(causal_only, alone, atol=1e-6)
+
+# %% [markdown]
+# With padding on the **right**, the causal mask alone already hides the padding from the real
+# tokens, because padding comes after them; the padding mask changes only the outputs at padding
+# positions, which the loss ignores anyway. With padding on the **left** (usual for batched
+# generation, so that every sequence ends at the same position), real tokens come after the
+# padding and would attend to it: the padding mask is needed. The first padding query then has
+# no key it may attend to at all; our function, like torch's, returns zeros for such a row
+# rather than NaN. (Here no position embeddings were added; with them, left padding also shifts
+# the positions, which a real model must account for.)
+#
+# ## Exercise 5: the size of the attention matrix
+#
+# Each head of each layer builds a $T \times T$ matrix of weights, which training keeps for the
+# backward pass (along with the scores before softmax and the dropout mask, ignored here).
+
+# %%
+def attention_matrix_bytes(n_layers, n_heads, context_length, bytes_per_value=4):
+    return n_layers * n_heads * context_length**2 * bytes_per_value
+
+
+sizes = {
+    "GPT-2 small, T = 1,024": attention_matrix_bytes(12, 12, 1024),
+    "Llama-3.1-8B, T = 8,192": attention_matrix_bytes(32, 32, 8192),
+    "Llama-3.1-8B, T = 131,072": attention_matrix_bytes(32, 32, 131072),
+}
+for name, n_bytes in sizes.items():
+    print(f"{name:>26}: {n_bytes:>20,} bytes = {n_bytes / 2**30:11,.2f} GiB")
+
+weights = scaled_dot_product_attention(*torch.randn(3, 1, 12, 1024, 64), return_weights=True)[1]
+assert weights.numel() * weights.element_size() == attention_matrix_bytes(1, 12, 1024)
+assert sizes["GPT-2 small, T = 1,024"] == 12 * 12 * 1024 * 1024 * 4
+
+# %% [markdown]
+# About 0.56 GiB per sequence for GPT-2 small, 256 GiB at 8k for Llama-3.1-8B and 64 TiB at its
+# full 128k context, per sequence, in float32 (half that in bfloat16). The cost grows with
+# $T^2$, far beyond any GPU. Fused attention kernels (FlashAttention, chapter 5) never store the
+# matrix: they walk over the keys in tiles, keep a running maximum and a running sum for the
+# softmax, and accumulate the output directly, so memory grows like $T$; the backward pass
+# recomputes the tiles instead of reading them back.

@@ -1,0 +1,179 @@
+"""The book's generated corpus: byte-stable, well-formed, with exact derivation log-probabilities."""
+
+import gzip
+import hashlib
+import json
+import math
+import random
+import re
+import zlib
+
+import pytest
+
+from llmbook import stories
+from llmbook.data import corpus_statistics, load_corpus
+
+# Pinned: changing the generator or its seed changes these, and every stored notebook output
+# that shows the corpus; regenerate with `python tools/make_stories.py` and re-execute chapters.
+SHIPPED_GZ_SHA256 = "cf0f44fe3d048471784981fed9ec35e56fbe58f164825caacd1b0001f35f2688"
+
+
+@pytest.fixture(scope="module")
+def text():
+    return load_corpus("stories")
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("stories")
+    meta = stories.write_corpus(directory)
+    return directory, meta
+
+
+def test_shipped_file_is_pinned():
+    digest = hashlib.sha256(stories.CORPUS_FILE.read_bytes()).hexdigest()
+    assert digest == SHIPPED_GZ_SHA256, (
+        "llmbook/corpora/stories.txt.gz changed; if on purpose, update the pin"
+    )
+
+
+def test_text_matches_its_metadata(text):
+    meta = stories.read_meta()
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == meta["sha256_text"]
+    assert len(text) == meta["n_chars"]
+    assert text.count(stories.SEPARATOR) == meta["n_stories"]
+
+
+def test_regenerating_gives_the_same_text_and_metadata(regenerated, text):
+    directory, meta = regenerated
+    fresh = gzip.decompress((directory / "stories.txt.gz").read_bytes()).decode("utf-8")
+    assert fresh == text
+    shipped = stories.read_meta()
+    assert set(meta) == set(shipped)
+    for key, value in shipped.items():
+        if isinstance(value, float):
+            assert meta[key] == pytest.approx(value, rel=1e-12, abs=0)
+        else:
+            assert meta[key] == value
+    assert json.loads((directory / "stories.json").read_text()) == meta
+
+
+@pytest.mark.skipif(
+    "ng" in zlib.ZLIB_RUNTIME_VERSION.lower(),
+    reason="zlib-ng compresses differently from zlib; the text itself is compared above",
+)
+def test_regenerating_gives_the_same_gzip_bytes(regenerated):
+    directory, _ = regenerated
+    assert (directory / "stories.txt.gz").read_bytes() == stories.CORPUS_FILE.read_bytes()
+
+
+def test_gzip_header_has_no_time_or_name():
+    data = stories.gzip_bytes("hello")
+    assert data[:3] == b"\x1f\x8b\x08"
+    assert data[3] == 0  # no FNAME flag
+    assert data[4:8] == b"\0\0\0\0"  # mtime 0
+    assert gzip.decompress(data) == b"hello"
+
+
+def test_corpus_is_big_and_varied(text):
+    stats = corpus_statistics(text)
+    assert stats["n_bytes"] >= 1_000_000
+    assert stats["n_documents"] > 1000
+    assert stats["vocabulary"] > 1000
+    assert stats["distinct_trigrams"] > 40_000
+    assert stats["distinct_trigram_ratio"] > 0.2
+    assert 2.0 < stats["gzip_ratio"] < 7.0
+
+
+def test_documents_are_well_formed(text):
+    assert text.isascii()
+    documents = text.split(stories.SEPARATOR + "\n")
+    assert documents[-1] == ""
+    for doc in documents[:-1]:
+        assert doc.endswith("\n") and not doc.startswith("\n") and "\n\n" not in doc
+        assert doc.strip()
+    # no template leaks: slots, rule names or capitalisation markers
+    assert not re.search(r"[<>{}^]", text.replace(stories.SEPARATOR, ""))
+    # sentences start with a capital letter; "a" is "an" before a vowel
+    assert not re.search(r"[.!?] [a-z]", text)
+    assert not re.search(r"\b[Aa] [aeiouAEIOU]", text)
+    assert not re.search(r"  ", text)
+    assert not re.search(r"\b(\w+) \1\b", text)  # no "a little little boy"
+
+
+def test_generation_is_deterministic_and_seeded():
+    a = stories.generate_stories(20, seed=7)
+    b = stories.generate_stories(20, seed=7)
+    c = stories.generate_stories(20, seed=8)
+    assert a == b
+    assert [t for t, _ in a] != [t for t, _ in c]
+    assert len({t for t, _ in a}) == 20
+
+
+def test_logprob_of_a_uniform_and_a_weighted_choice():
+    story = stories._Story(random.Random(0))
+    word = story.expand("<feel_good>")
+    assert word in stories.GRAMMAR["feel_good"]
+    assert story.logprob == pytest.approx(-math.log(len(stories.GRAMMAR["feel_good"])))
+    story = stories._Story(random.Random(0))
+    verb = story.expand("<said>")
+    weights = {
+        alt[1] if isinstance(alt, tuple) else alt: alt[0] if isinstance(alt, tuple) else 1
+        for alt in stories.GRAMMAR["said"]
+    }
+    assert story.logprob == pytest.approx(math.log(weights[verb] / sum(weights.values())))
+
+
+def test_weighted_choice_follows_its_weights():
+    story = stories._Story(random.Random(1))
+    draws = [story.choose("abc", (1, 2, 7)) for _ in range(20_000)]
+    for letter, p in zip("abc", (0.1, 0.2, 0.7)):
+        assert abs(draws.count(letter) / len(draws) - p) < 0.015
+
+
+def test_story_logprob_is_the_sum_of_its_choices(monkeypatch):
+    recorded = []
+    original = stories._Story.choose
+
+    def recording(self, options, weights=None):
+        before = self.logprob
+        result = original(self, options, weights)
+        recorded.append(self.logprob - before)
+        return result
+
+    monkeypatch.setattr(stories._Story, "choose", recording)
+    text, logprob = stories.generate_story(random.Random(3))
+    assert len(recorded) > 20 and all(step <= 0 for step in recorded)
+    assert logprob == pytest.approx(sum(recorded))
+    assert -400 < logprob < -20
+
+
+def test_alternatives_are_distinct():
+    # Distinct alternatives are what keeps one text to one derivation.
+    for name, alternatives in stories.GRAMMAR.items():
+        strings = [a[1] if isinstance(a, tuple) else a for a in alternatives]
+        assert len(strings) == len(set(strings)), name
+    for name, group in [
+        ("GIRL_NAMES", stories.GIRL_NAMES),
+        ("BOY_NAMES", stories.BOY_NAMES),
+        ("ANIMAL_NAMES", stories.ANIMAL_NAMES),
+        ("ANIMALS", stories.ANIMALS),
+        ("COLORS + OBJ_ADJS", stories.COLORS + stories.OBJ_ADJS),
+    ]:
+        assert len(group) == len(set(group)), name
+    names = stories.GIRL_NAMES + stories.BOY_NAMES + stories.ANIMAL_NAMES
+    assert len(names) == len(set(names))
+
+
+def test_entropy_figures_are_consistent(text):
+    meta = stories.read_meta()
+    assert meta["total_logprob"] < 0
+    assert meta["nats_per_char"] == pytest.approx(-meta["total_logprob"] / len(text))
+    words = len(text.split()) - text.count(stories.SEPARATOR)
+    assert meta["nats_per_word"] == pytest.approx(-meta["total_logprob"] / words)
+    assert 0.02 < meta["nats_per_char"] < 1.0
+
+
+def test_generate_stories_rejects_bad_n():
+    with pytest.raises(ValueError, match="n must be"):
+        stories.generate_stories(-1)
