@@ -141,10 +141,12 @@ class SimpleTokenizer:
         return len(self.str_to_int)
 
     def encode(self, text: str) -> list[int]:
+        """Split ``text`` into words and punctuation and map each to its id (``<|unk|>`` if unknown)."""
         unk = self.str_to_int[self.unk_token]
         return [self.str_to_int.get(word, unk) for word in self.split(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
+        """Join the words of ``ids`` with single spaces, then pull punctuation back onto the words."""
         words = []
         for i in ids:
             if i not in self.int_to_str:
@@ -160,23 +162,27 @@ print("vocabulary size:", len(simple))
 print(sorted(simple.str_to_int.items(), key=lambda item: item[1])[:8])
 
 # %%
-ids = simple.encode("Beat the eggs, then fry the tomatoes.")
+ids = simple.encode("Beat the eggs, then serve the tomatoes.")
 print(ids)
 print(simple.decode(ids))
+assert simple.decode(ids) == "Beat the eggs, then serve the tomatoes."
 
 # %% [markdown]
-# The round trip works for a sentence made of known words. Now a word the recipe never used:
+# The round trip works for a sentence made of known words (and `decode` puts the punctuation
+# back against the words). Now words the recipe never used:
 
 # %%
 ids = simple.encode("Fry the onions until golden.")
 print(ids)
 print(simple.decode(ids))
 assert simple.decode(ids) == "Fry the <|unk|> until <|unk|>."
+assert simple.encode("fry") == [simple.str_to_int["<|unk|>"]]  # only "Fry" is in the vocabulary
 
 # %% [markdown]
 # `onions` and `golden` became `<|unk|>`, the **unknown token**: without it, `encode` would
-# fail with a `KeyError`; with it, the information is simply gone. No vocabulary built from
-# a finite text covers every name, typo, number or language a user will type.
+# fail with a `KeyError`; with it, the information is simply gone. Even a known word in another
+# form is lost: the recipe only has `Fry` with a capital, so `fry` is unknown too. No vocabulary
+# built from a finite text covers every name, typo, number or language a user will type.
 #
 # ### Special tokens
 #
@@ -252,12 +258,9 @@ plt.close(fig)
 
 # %%
 #| export
-def pair_counts(ids: list[int], counts: Counter | None = None, weight: int = 1) -> Counter:
-    """Count adjacent pairs of ``ids``, adding ``weight`` per occurrence into ``counts``."""
-    counts = Counter() if counts is None else counts
-    for pair in zip(ids, ids[1:]):
-        counts[pair] += weight
-    return counts
+def pair_counts(ids: list[int]) -> Counter:
+    """Count each adjacent pair of ``ids``: ``[1, 2, 1, 2]`` -> ``{(1, 2): 2, (2, 1): 1}``."""
+    return Counter(zip(ids, ids[1:]))
 
 
 def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
@@ -415,6 +418,13 @@ assert "".join(regex.findall(GPT4_SPLIT_PATTERN, sample)) == sample  # nothing i
 # keeps `'LL` as a contraction and cuts numbers as `123`, `45`. In both, the chunks put
 # together give back the text exactly, so pre-splitting loses nothing.
 #
+# These are the patterns as OpenAI published them. tiktoken's copies read a little differently:
+# possessive quantifiers (`\p{L}++`), which make matching faster without changing the chunks,
+# and, since tiktoken 0.9, an extra `\s++$` that keeps whitespace at the very end of a text in
+# one chunk (the GPT-4 pattern alone would cut a final `"\n\t"` in two). The tests check that
+# our patterns and tiktoken's cut every text the same way except at such an ending;
+# `from_tiktoken` (section 7) takes tiktoken's own pattern, so its ids match in every case.
+#
 # Training now counts pairs inside each chunk. Identical chunks (`" the"` appears thousands of
 # times) are counted once with their frequency, which is also what makes training fast.
 
@@ -554,6 +564,9 @@ class BPETokenizer:
         self.merges = dict(merges)
         self.pattern = pattern
         self.special_tokens = dict(special_tokens or {})
+        for token in self.special_tokens:
+            if not isinstance(token, str) or not token:
+                raise ValueError(f"special tokens must be non-empty strings, got {token!r}")
         self.vocab: dict[int, bytes] = {i: bytes([b]) for b, i in enumerate(self.byte_ids)}
         for (a, b), i in sorted(self.merges.items(), key=lambda item: item[1]):
             if a not in self.vocab or b not in self.vocab:
@@ -564,7 +577,12 @@ class BPETokenizer:
         for token, i in self.special_tokens.items():
             if i in self.vocab:
                 raise ValueError(f"special token {token!r} reuses id {i}")
-        self._compiled = regex.compile(pattern)
+        if len(set(self.special_tokens.values())) != len(self.special_tokens):
+            raise ValueError(f"special tokens must have distinct ids, got {self.special_tokens}")
+        try:
+            self._compiled = regex.compile(pattern)
+        except (regex.error, TypeError) as error:
+            raise ValueError(f"pattern must be a valid regular expression, got {pattern!r}: {error}") from None
         self._specials_by_id = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
         self._cache: dict[bytes, list[int]] = {}
 
@@ -584,6 +602,9 @@ class BPETokenizer:
         """
         _check_text(text)
         special_tokens = list(dict.fromkeys(special_tokens))
+        for token in special_tokens:
+            if not isinstance(token, str) or not token:
+                raise ValueError(f"special_tokens must be non-empty strings, got {token!r}")
         if not isinstance(vocab_size, int) or vocab_size < 256 + len(special_tokens):
             raise ValueError(
                 f"vocab_size must be an int >= 256 + {len(special_tokens)} (bytes + special tokens), got {vocab_size!r}"
@@ -634,8 +655,9 @@ class BPETokenizer:
         """Encode ``text`` into ids.
 
         ``allowed_special`` says what to do with special-token strings found in the text:
-        ``"all"`` or a set of names encode them as their special ids; ``"none"`` encodes them as
-        ordinary text; ``"none_raise"`` (the default, as in tiktoken) raises ``ValueError``.
+        ``"all"`` or a set of names encode them (those named) as their special ids; ``"none"``
+        encodes every one as ordinary text; with ``"none_raise"`` (the default) or a set, a
+        special token that is not allowed raises ``ValueError``, as tiktoken does by default.
         """
         _check_text(text)
         if allowed_special == "all":
@@ -649,8 +671,8 @@ class BPETokenizer:
             allowed = set(allowed_special)
         else:
             raise ValueError(f"allowed_special must be 'all', 'none', 'none_raise' or a set, got {allowed_special!r}")
-        if allowed_special == "none_raise":
-            found = sorted(s for s in self.special_tokens if s in text)
+        if allowed_special != "none":
+            found = sorted(s for s in self.special_tokens if s not in allowed and s in text)
             if found:
                 raise ValueError(
                     f"text contains special token {found[0]!r}. Pass allowed_special={{{found[0]!r}}} "
@@ -666,6 +688,7 @@ class BPETokenizer:
         return ids
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """Concatenate the bytes of ``ids`` (any iterable of integers, e.g. a list or a 1-d tensor)."""
         out = []
         for i in ids:
             try:
@@ -716,19 +739,26 @@ class BPETokenizer:
         pattern, byte_ids, merges, specials, n_merges = None, None, {}, {}, None
         for number, line in enumerate(lines[1:], start=2):
             try:
-                line = line.split("  #", 1)[0].strip()
+                line = line.strip()
                 if not line:
                     continue
                 key, _, rest = line.partition(" ")
+                if key.isdigit():  # a merge line: "left right new_id  # the bytes it makes"
+                    line = line.split("#", 1)[0]
                 if key == "pattern":
                     pattern = json.loads(rest)
+                    if not isinstance(pattern, str):
+                        raise ValueError("the pattern must be a JSON string")
                 elif key == "bytes":
                     byte_ids = [int(x) for x in rest.split()]
                 elif key == "merges":
                     n_merges = int(rest)
                 elif key == "special":
                     i, token = rest.split(" ", 1)
-                    specials[json.loads(token)] = int(i)
+                    token = json.loads(token)
+                    if not isinstance(token, str):
+                        raise ValueError("a special token must be a JSON string")
+                    specials[token] = int(i)
                 else:
                     a, b, i = (int(x) for x in line.split())
                     merges[(a, b)] = i
@@ -736,7 +766,10 @@ class BPETokenizer:
                 raise ValueError(f"{path}, line {number}: cannot read {line[:60]!r}") from None
         if pattern is None or n_merges != len(merges):
             raise ValueError(f"{path} is incomplete: pattern or merges missing (truncated file?)")
-        return cls(merges, pattern, specials, byte_ids)
+        try:
+            return cls(merges, pattern, specials, byte_ids)
+        except ValueError as error:
+            raise ValueError(f"{path} is not a consistent tokenizer: {error}") from None
 
     # -- production tokenizers -------------------------------------------------------------------
     @classmethod
@@ -764,7 +797,7 @@ class BPETokenizer:
         return cls(merges, encoding._pat_str, dict(encoding._special_tokens), byte_ids)
 
     def to_tiktoken(self, name: str = "llmbook"):
-        """Hand this tokenizer's merges to tiktoken, which encodes the same ids many times faster."""
+        """Return a ``tiktoken.Encoding`` with this tokenizer's merges: the same ids, encoded faster."""
         import tiktoken
 
         ranks = {piece: i for i, piece in self.vocab.items()}
@@ -936,6 +969,8 @@ table = {lang: [len(text.encode("utf-8")) / len(encodings[n].encode(text)) for n
 print(f"{'':8}" + "".join(f"{n:>13}" for n in names))
 for lang, row in table.items():
     print(f"{lang:8}" + "".join(f"{r:13.2f}" for r in row))
+assert table["Chinese"][0] < 1.2 < 2.5 < table["Chinese"][2]  # gpt2: ~1 byte per token; o200k: ~1 character
+assert table["Russian"][2] > 3 * table["Russian"][0]
 fig, ax = plt.subplots(figsize=(7, 3))
 width = 0.27
 for j, name in enumerate(names):
@@ -983,9 +1018,13 @@ assert tiktoken_speed > python_speed
 
 # %% [markdown]
 # On this 2-core machine, `benchmarks/tokenizer.py` measured (see the README for the table):
-# training on 1 MB of stories to 4,096 tokens takes a few seconds with the incremental trainer,
-# and tiktoken encodes tens of times faster than our pure-Python loop. The pure-Python encoder
-# is for understanding; for training data, use `to_tiktoken()`.
+# training on 1 MB of text (Python source code) to 4,096 tokens takes 2.5 to 5 seconds with the
+# incremental trainer; on the stories it stops at about 2,700 tokens after about a second.
+# tiktoken encodes 2 to 6 times faster than our pure-Python loop, less than you might expect
+# because our encoder caches each distinct chunk and real text repeats its words a lot (the
+# stories have only 1,441 distinct chunks). Without that cache, or on text with many distinct
+# chunks, the gap grows. The pure-Python encoder is for understanding; for large amounts of
+# training data, use `to_tiktoken()`.
 #
 # ## Summary
 #
@@ -1001,8 +1040,10 @@ assert tiktoken_speed > python_speed
 # - Training is fast when pair counts are updated for the affected chunks only.
 # - `BPETokenizer.from_tiktoken` rebuilds OpenAI's merges and reproduces tiktoken's ids exactly;
 #   `to_tiktoken` hands our merges to tiktoken's fast encoder, with identical ids.
-# - Tokenizers compress English best; other scripts take more tokens per character, less so in
-#   larger multilingual vocabularies.
+# - Compression depends on the language and on the text a tokenizer was trained on: GPT-2 spends
+#   about one token per byte of Chinese, while o200k's larger, multilingual vocabulary fits a
+#   whole Chinese character (3 bytes) into a token and over three times as many bytes of Russian
+#   as GPT-2 does.
 #
 # In `llmbook`: `from llmbook import SimpleTokenizer, BPETokenizer`.
 #
@@ -1015,11 +1056,13 @@ assert tiktoken_speed > python_speed
 #    the fraction change when the vocabulary is built from the first 100,000 characters of the
 #    corpus instead?
 # 2. **Hand-merged.** Without running the code, write down the merges (at most three) the naive
-#    trainer learns on `"abababcab"` and the resulting ids; then check with `train_naive`.
-# 3. **What pre-splitting buys.** Train two 512-token vocabularies on the first 200,000
+#    trainer learns on `"abababcab"` and the resulting ids; then check with `train_naive`, or
+#    with `BPETokenizer.train(..., pattern=r"[\s\S]+")`, which learns the same merges.
+# 3. **What pre-splitting buys.** Train two 512-token vocabularies on the first 50,000
 #    characters of the stories, one with `GPT4_SPLIT_PATTERN` and one with no pre-splitting
-#    (`pattern=r"[\s\S]+"`). Count the learned tokens that contain a space *inside* them (not only
-#    at the start) and compare the bytes per token on the next 50,000 characters.
+#    (`pattern=r"[\s\S]+"`; this one is slower, since every merge rewrites whole stories).
+#    Count the learned tokens that contain a space *inside* them (not only at the start) and
+#    compare the bytes per token on the next 50,000 characters.
 # 4. **Vocabulary size and compression.** Train vocabularies of 300, 500, 1,000, 2,000 and 4,000
 #    tokens on the stories and plot bytes per token on held-out stories against vocabulary size.
 #    Where does adding merges stop paying off?

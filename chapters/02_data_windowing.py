@@ -75,6 +75,7 @@ print(tokenizer.n_vocab, tokenizer.eot_token)
 #| export
 import gzip
 import hashlib
+import http.client
 import inspect
 import os
 import re
@@ -160,7 +161,7 @@ def download(url: str, path: str | os.PathLike, sha256: str, timeout: float = 60
                     for chunk in iter(lambda: response.read(1 << 20), b""):
                         digest.update(chunk)
                         out.write(chunk)
-            except (urllib.error.URLError, OSError) as error:
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
                 raise ConnectionError(
                     f"could not download {url}: {error}. Check the network connection, "
                     f"or download the file by hand and save it as {path}"
@@ -276,11 +277,16 @@ assert stats["distinct_trigram_ratio"] > 0.2 and stats["vocabulary"] > 1000
 # The generator also knows how likely each story was: every random choice it made (which
 # hero, which plot, which of the alternative sentences, which word in a slot) has a probability,
 # and their product is the probability of the story's derivation. `llmbook.stories` adds up the
-# logarithms while it writes; the total for the corpus, divided by the number of characters, is
-# the entropy rate of the source in nats per character (strictly, an upper bound: see the
-# module's docstring). No model can do better on average than the true entropy, so this figure
-# is the floor for chapter 08's training loss: in nats per GPT-2 token it is the total divided
-# by the number of tokens.
+# logarithms while it writes. Minus the total, divided by the number of characters, estimates the
+# entropy rate of the source in nats per character: how much genuine surprise each character
+# carries. Strictly it is an upper bound on the entropy of the *text*, because two different
+# sequences of choices could in principle write the same words (the module's docstring says why
+# we expect the bound to be tight). No model can do better on average than the true entropy, so
+# this figure, divided by the number of GPT-2 tokens instead, is close to the floor for chapter
+# 08's training loss in nats per token. The floor a real model meets is somewhat higher still: a
+# model that reads windows of `context_length` tokens cannot see choices made before its window
+# began (the hero's name, picked at the start of a story, when the window starts mid-story) and
+# has to guess them again.
 
 # %%
 meta = llmbook.stories.read_meta()
@@ -290,6 +296,12 @@ print(f"entropy of the generator: {meta['nats_per_char']:.3f} nats/char, {meta['
       f"{-meta['total_logprob'] / len(ids):.3f} nats/token")
 print(f"an untrained model over 50,257 ids: ln(50257) = {np.log(50257):.3f} nats/token")
 assert meta["n_chars"] == len(text) and meta["n_stories"] == stats["n_documents"]
+assert -meta["total_logprob"] / len(ids) < 0.5 < np.log(50257)
+
+# %% [markdown]
+# Well under half a nat per token, against almost eleven for a model that guesses uniformly: most
+# of what these stories say is predictable from what came before. That is the point of a corpus
+# for a laptop, and also its limit; a model trained on it learns this small world, not English.
 
 # %% [markdown]
 # ## 2. Next-token prediction: inputs and targets shifted by one
@@ -458,7 +470,8 @@ for row in range(len(ds)):
     y_pos = len(ds) - 1 - row
     _ = ax.barh(y_pos, 8, left=s, height=0.6, color=f"C{row}", alpha=0.6)
     _ = ax.barh(y_pos, 1, left=s + 8, height=0.6, fill=False, edgecolor=f"C{row}", hatch="//")
-    _ = ax.text(s - 0.3, y_pos, f"window {row}", ha="right", va="center", fontsize=8)
+    label = f"window {row}" if row < ds.n_regular else f"window {row} (tail)"
+    _ = ax.text(s - 0.3, y_pos, label, ha="right", va="center", fontsize=8)
 _ = ax.set_xlim(-4, 24)
 _ = ax.set_xticks(range(0, 24, 2))
 _ = ax.set_yticks([])
@@ -554,20 +567,29 @@ def train_val_split(
     """Split ``data`` into ``(train, val)``: the first ``1 - val_fraction`` of it, and the rest.
 
     For a ``str`` containing ``separator``, the cut moves forward to the end of the next
-    separator line, so no document is split between the two parts. Other sequences (lists,
-    tensors, arrays of ids) are cut at ``int(len(data) * (1 - val_fraction))``.
+    separator line (or, when no document follows that one, back to the end of the previous
+    one), so no document is split between the two parts. Other sequences (lists, tensors,
+    arrays of ids) are cut at ``int(len(data) * (1 - val_fraction))``.
     Raises ``ValueError`` if ``val_fraction`` is not strictly between 0 and 1 or a part is empty.
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
     cut = int(len(data) * (1 - val_fraction))
     if isinstance(data, str) and separator and separator in data:
+
+        def end_of_separator_line(found: int) -> int:
+            end = found + len(separator)
+            return end + 1 if data[end : end + 1] == "\n" else end
+
         found = data.find(separator, cut)
-        if found == -1:  # no boundary after the cut: use the last one before it
-            found = data.rfind(separator, 0, cut)
-        cut = found + len(separator)
-        if data[cut : cut + 1] == "\n":
-            cut += 1
+        if found == -1 or not data[end_of_separator_line(found) :].strip():
+            found = data.rfind(separator, 0, cut)  # no document after the next boundary: go back
+        if found == -1:
+            raise ValueError(
+                f"no document boundary ({separator!r}) leaves text on both sides of the split; "
+                "the text holds a single document: split it yourself, or add documents"
+            )
+        cut = end_of_separator_line(found)
     train, val = data[:cut], data[cut:]
     if len(train) == 0 or len(val) == 0:
         raise ValueError(
@@ -668,17 +690,33 @@ assert torch.equal(inputs[:, 1:], targets[:, :-1])
 
 # %% [markdown]
 # Same seed, same order; another seed, another order; and the order does not depend on how many
-# worker processes load the batches:
+# worker processes load the batches.
+#
+# One practical point about workers. On macOS and Windows, Python starts worker processes with
+# *spawn*: a fresh interpreter that re-imports the dataset's class by its module and name. A class
+# defined in a notebook lives in the notebook's `__main__`, which the new process cannot import,
+# so the workers die with `Can't get attribute 'SlidingWindowDataset' on <module '__main__'>`.
+# (Linux has long used *fork*, which copies the running notebook, so there it happens to work;
+# from Python 3.14 Linux defaults to *forkserver*, which behaves like spawn here.) The cure is to
+# define datasets in a module, one more reason the book exports its code: below we call the same
+# `create_dataloader`, imported from `llmbook.data`, so that it works everywhere.
 
 # %%
+import llmbook.data
+
+
 def first_batches(seed, num_workers=0, n=3):
-    loader = create_dataloader(ids[:20_000], context_length=32, batch_size=8, seed=seed, num_workers=num_workers)
+    loader = llmbook.data.create_dataloader(
+        ids[:20_000], context_length=32, batch_size=8, seed=seed, num_workers=num_workers
+    )
     return [x for x, _ in list(loader)[:n]]
 
 a, b, c, d = first_batches(1), first_batches(1), first_batches(2), first_batches(1, num_workers=2)
 print("same seed:", all(torch.equal(p, q) for p, q in zip(a, b)))
 print("other seed:", all(torch.equal(p, q) for p, q in zip(a, c)))
 print("two workers:", all(torch.equal(p, q) for p, q in zip(a, d)))
+assert all(torch.equal(p, q) for p, q in zip(a, b)) and all(torch.equal(p, q) for p, q in zip(a, d))
+assert not all(torch.equal(p, q) for p, q in zip(a, c))
 
 # %% [markdown]
 # `drop_last` in numbers: 20,000 tokens make 624 windows of 32 (plus a tail window: 625);
@@ -902,7 +940,7 @@ workdir.cleanup()
 # - Big corpora are tokenized once into a `uint16`/`uint32` file, memory-mapped, and sampled at
 #   random positions.
 # - The book's corpus of stories ships with the package; its generator knows the entropy of
-#   what it writes, a floor for the training loss of chapter 08.
+#   what it writes, close to the floor for the training loss of chapter 08.
 #
 # ## Exercises
 #

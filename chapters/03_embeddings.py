@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 3: Embeddings
+# # Chapter 03: Embeddings
 #
 # A tokenizer turns text into integers (chapter 1) and the data pipeline cuts those integers into
 # windows (chapter 2). A neural network, however, computes with vectors of real numbers. This chapter

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 5: Multi-head attention
+# # Chapter 05: Multi-head attention
 #
 # Chapter 4 built one attention head: every position computes one set of weights over the
 # positions it may see and takes one weighted average. One softmax has to choose: a position
@@ -197,6 +197,26 @@ assert torch.allclose(by_hand, naive(x), atol=1e-6)
 # non-contiguous, which is why the merge uses `reshape` (which copies when needed) rather than
 # `view`.
 #
+# One step further, the three projections can be one: stack $W_q$, $W_k$, $W_v$ into a single
+# $(3C, C)$ matrix, do one matrix product and split its output in three. GPT-2's checkpoints
+# store attention that way (one `c_attn` layer of width $3C$), as does PyTorch's
+# `nn.MultiheadAttention` (`in_proj_weight`). Llama's checkpoints keep `q_proj`, `k_proj`,
+# `v_proj` separate, and so does our exported class: the result is the same, and with
+# grouped-query attention (next section) the three outputs do not even have the same width.
+
+# %%
+W_qkv = torch.cat([W_q, W_k, W_v], dim=0)  # (3C, C) = (36, 12)
+with torch.no_grad():
+    q_f, k_f, v_f = (x @ W_qkv.T).split(C, dim=-1)  # (B, T, 3C) -> three (B, T, C)
+    print("fused W_qkv", tuple(W_qkv.shape), "-> q, k, v", tuple(q_f.shape))
+    same = all(
+        torch.allclose(fused, x @ W.T, atol=1e-6)
+        for fused, W in ((q_f, W_q), (k_f, W_k), (v_f, W_v))
+    )
+print("one (3C, C) product == three (C, C) products:", same)
+assert same
+
+# %% [markdown]
 # ## 4. Grouped-query and multi-query attention
 #
 # When a model generates text it keeps the keys and values of every past token of every layer
@@ -599,7 +619,7 @@ assert torch.allclose(x4_rot.norm(dim=-1), x4.norm(dim=-1), atol=1e-5)
 # The wavelength of pair $i$, the number of positions for one full turn, is
 # $2\pi / \theta_i = 2\pi \cdot \text{base}^{2i/D}$. The fastest pair always turns once every
 # $2\pi \approx 6.3$ positions; the slowest, with $D = 128$, turns once every ~54,000 positions
-# at base 10,000 (Llama-2, context 4,096) and every ~2.4 million at base 500,000 (Llama-3,
+# at base 10,000 (Llama-2, context 4,096) and every ~2.6 million at base 500,000 (Llama-3,
 # context 8,192, extended to 131,072 in Llama-3.1). A larger base gives more pairs whose
 # angle stays small over the whole context, which helps at long range.
 
@@ -822,6 +842,12 @@ class MultiHeadAttention(nn.Module):
         Returns ``q (B, H, T, D)``, ``k (B, H_kv, T, D)``, ``v (B, H_kv, T, D)``. ``positions``
         (integer ``(T,)`` or ``(B, T)``, default ``0 .. T-1``) only matters when ``rope`` is set.
         """
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(
+                f"x must have shape (B, T, d_model={self.d_model}), got {tuple(x.shape)}"
+            )
         B, T, _ = x.shape
         # (B, T, C) -> (B, T, H, D) -> (B, H, T, D); keys and values have H_kv heads
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
@@ -850,6 +876,13 @@ class MultiHeadAttention(nn.Module):
         ``Tk - Tq + i`` and sees keys ``0 .. Tk - Tq + i``. Returns ``(B, Tq, C)``, and also the
         weights ``(B, H, Tq, Tk)`` when ``return_weights`` (which always takes the naive path).
         """
+        heads_of = {"q": (self.n_heads, q), "k": (self.n_kv_heads, k), "v": (self.n_kv_heads, v)}
+        for name, (heads, t) in heads_of.items():  # a clear error before any reshape
+            if t.dim() != 4 or t.shape[1] != heads or t.shape[-1] != self.head_dim:
+                raise ValueError(
+                    f"{name} must have shape (B, {heads}, T, head_dim={self.head_dim}), "
+                    f"got {tuple(t.shape)}"
+                )
         B, _, Tq, _ = q.shape
         Tk = k.shape[-2]
         if Tk < Tq:
@@ -880,13 +913,7 @@ class MultiHeadAttention(nn.Module):
         ``positions`` (integer ``(T,)`` or ``(B, T)``) are passed to RoPE, ignored without RoPE.
         With ``return_weights`` also returns the attention weights ``(B, H, T, T)``.
         """
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(
-                f"x must have shape (B, T, d_model={self.d_model}), got {tuple(x.shape)}"
-            )
-        q, k, v = self.project(x, positions)
+        q, k, v = self.project(x, positions)  # checks x
         return self.attend(q, k, v, return_weights=return_weights)
 
 
@@ -1023,8 +1050,10 @@ MultiHeadAttention(768, 10)
 #
 # Attention weights of a *trained* model show heads that specialise: in GPT-2 some heads attend
 # to the previous token, some to the first token (a "resting place" when nothing is relevant),
-# some to earlier occurrences of the current word; Olsson et al. (2022) traced in-context
-# copying to such heads ("induction heads"). We have no trained model yet, so we build four
+# some to earlier occurrences of the current word. Olsson et al. (2022) traced in-context
+# copying to "induction heads", which work with a previous-token head in an earlier layer to
+# attend to the token that *followed* an earlier occurrence of the current one (after "... Harry
+# Potter ... Harry", look at "Potter"). We have no trained model yet, so we build four
 # such heads **by hand** in one `MultiHeadAttention`, with no training: the input of each
 # position is the concatenation of a random word vector (16 features, the same for the same
 # word) and a one-hot position (16 features); each head's $W_q$ and $W_k$ pick what it compares.
@@ -1183,8 +1212,40 @@ assert torch.allclose(tiled, reference, atol=1e-5)
 # which `MultiHeadAttention` calls by default. It picks an implementation for the hardware:
 # FlashAttention or a memory-efficient kernel on GPUs, a fused flash-style kernel on CPUs, and
 # a plain "math" version as the fallback. With `is_causal=True` it can also skip the blocks
-# above the diagonal.
-#
+# above the diagonal. Which one ran is recorded in the autograd graph: the node that will
+# compute the gradient of the attention names the kernel. On a CPU the fused path shows one
+# `ScaledDotProductFlashAttentionForCpuBackward0` node, where the teaching path shows its
+# separate steps (matrix products, masking, softmax):
+
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def graph_nodes(output):
+    """Names of the autograd nodes that produced ``output``, walking back to the inputs."""
+    names, stack, seen = [], [output.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(node.name())
+        stack.extend(parent for parent, _ in node.next_functions)
+    return names
+
+
+layer = MultiHeadAttention(64, 4)
+x_graph = torch.randn(1, 32, 64)
+attention_steps = ("Softmax", "MaskedFill", "Bmm")  # the nodes of the attention itself
+for impl in ("fused", "naive"):
+    layer.impl = impl
+    nodes = graph_nodes(layer(x_graph))
+    nodes = {name for name in nodes if "Attention" in name or name.startswith(attention_steps)}
+    print(f"{impl}: {sorted(nodes)}")
+assert "SoftmaxBackward0" in graph_nodes(layer(x_graph))  # the naive path builds the softmax
+layer.impl = "fused"
+assert "SoftmaxBackward0" not in graph_nodes(layer(x_graph))  # the fused one never does
+
+# %% [markdown]
 # ### Measured: naive vs fused, time and memory
 #
 # We time forward plus backward of one `MultiHeadAttention` layer ($C = 64$, 4 heads, batch 1)
@@ -1302,9 +1363,10 @@ plt.close(fig)
 #    `MultiHeadAttention`'s output. Why can't the keys simply be made a `(B, H, T, D)` view?
 # 3. **Shifting a whole sequence.** Show with a `MultiHeadAttention` that has RoPE that passing
 #    `positions = torch.arange(T) + 1000` instead of `torch.arange(T)` leaves the output
-#    unchanged (up to float rounding), and that a layer with no position information at all
-#    (no RoPE) cannot tell the order of its inputs apart in the same way except through the
-#    causal mask. Why does this make RoPE attractive for a KV cache?
+#    unchanged (up to float rounding). Then show that a layer without RoPE (and with no position
+#    embedding before it) gives the same output at the last position when the earlier tokens are
+#    shuffled, while the RoPE layer does not: only the causal mask tells it anything about order.
+#    Why does RoPE's shift invariance make it attractive for a KV cache?
 # 4. **Skipping masked blocks.** Extend `tiled_attention` so that with `causal=True` it also
 #    splits the *queries* into blocks and skips every (query block, key block) pair that lies
 #    entirely above the diagonal. Check the result against `F.scaled_dot_product_attention(...,

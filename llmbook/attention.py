@@ -166,11 +166,15 @@ def scaled_dot_product_attention(
         else:
             scores = scores + mask
 
+    # A query whose every key is masked would get softmax(-inf, ..., -inf) = 0/0 = NaN. Like
+    # torch, we give it weights 0 and output 0: its scores become 0 here (no NaN, not even in the
+    # gradient), and its output row is zeroed at the end.
+    if mask is not None:
+        nothing_allowed = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., Tq, 1)
+        scores = scores.masked_fill(nothing_allowed, 0.0)
+
     # 3. Softmax over the keys: each row becomes a probability distribution.
     weights = torch.softmax(scores, dim=-1)  # (..., Tq, Tk)
-    if mask is not None:  # a row of only -inf would be 0/0 = NaN: give it weights 0 instead
-        nothing_allowed = torch.isneginf(scores).all(dim=-1, keepdim=True)
-        weights = weights.masked_fill(nothing_allowed, 0.0)
 
     # 4. Dropout on the weights (training only; the caller decides by passing dropout_p).
     if dropout_p > 0.0:
@@ -178,6 +182,10 @@ def scaled_dot_product_attention(
 
     # 5. Output: for each query, the weighted sum of the values.  (..., Tq, Tk) @ (..., Tk, Dv)
     output = weights @ v  # (..., Tq, Dv)
+    if mask is not None:  # the queries that may see nothing: output 0 (and weights 0 if asked)
+        output = output.masked_fill(nothing_allowed, 0.0)
+        if return_weights:
+            weights = weights.masked_fill(nothing_allowed, 0.0)
     return (output, weights) if return_weights else output
 
 

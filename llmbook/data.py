@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import http.client
 import inspect
 import os
 import re
@@ -87,7 +88,7 @@ def download(url: str, path: str | os.PathLike, sha256: str, timeout: float = 60
                     for chunk in iter(lambda: response.read(1 << 20), b""):
                         digest.update(chunk)
                         out.write(chunk)
-            except (urllib.error.URLError, OSError) as error:
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
                 raise ConnectionError(
                     f"could not download {url}: {error}. Check the network connection, "
                     f"or download the file by hand and save it as {path}"
@@ -266,20 +267,29 @@ def train_val_split(
     """Split ``data`` into ``(train, val)``: the first ``1 - val_fraction`` of it, and the rest.
 
     For a ``str`` containing ``separator``, the cut moves forward to the end of the next
-    separator line, so no document is split between the two parts. Other sequences (lists,
-    tensors, arrays of ids) are cut at ``int(len(data) * (1 - val_fraction))``.
+    separator line (or, when no document follows that one, back to the end of the previous
+    one), so no document is split between the two parts. Other sequences (lists, tensors,
+    arrays of ids) are cut at ``int(len(data) * (1 - val_fraction))``.
     Raises ``ValueError`` if ``val_fraction`` is not strictly between 0 and 1 or a part is empty.
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
     cut = int(len(data) * (1 - val_fraction))
     if isinstance(data, str) and separator and separator in data:
+
+        def end_of_separator_line(found: int) -> int:
+            end = found + len(separator)
+            return end + 1 if data[end : end + 1] == "\n" else end
+
         found = data.find(separator, cut)
-        if found == -1:  # no boundary after the cut: use the last one before it
-            found = data.rfind(separator, 0, cut)
-        cut = found + len(separator)
-        if data[cut : cut + 1] == "\n":
-            cut += 1
+        if found == -1 or not data[end_of_separator_line(found) :].strip():
+            found = data.rfind(separator, 0, cut)  # no document after the next boundary: go back
+        if found == -1:
+            raise ValueError(
+                f"no document boundary ({separator!r}) leaves text on both sides of the split; "
+                "the text holds a single document: split it yourself, or add documents"
+            )
+        cut = end_of_separator_line(found)
     train, val = data[:cut], data[cut:]
     if len(train) == 0 or len(val) == 0:
         raise ValueError(

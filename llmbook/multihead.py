@@ -389,6 +389,12 @@ class MultiHeadAttention(nn.Module):
         Returns ``q (B, H, T, D)``, ``k (B, H_kv, T, D)``, ``v (B, H_kv, T, D)``. ``positions``
         (integer ``(T,)`` or ``(B, T)``, default ``0 .. T-1``) only matters when ``rope`` is set.
         """
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(
+                f"x must have shape (B, T, d_model={self.d_model}), got {tuple(x.shape)}"
+            )
         B, T, _ = x.shape
         # (B, T, C) -> (B, T, H, D) -> (B, H, T, D); keys and values have H_kv heads
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
@@ -417,6 +423,13 @@ class MultiHeadAttention(nn.Module):
         ``Tk - Tq + i`` and sees keys ``0 .. Tk - Tq + i``. Returns ``(B, Tq, C)``, and also the
         weights ``(B, H, Tq, Tk)`` when ``return_weights`` (which always takes the naive path).
         """
+        heads_of = {"q": (self.n_heads, q), "k": (self.n_kv_heads, k), "v": (self.n_kv_heads, v)}
+        for name, (heads, t) in heads_of.items():  # a clear error before any reshape
+            if t.dim() != 4 or t.shape[1] != heads or t.shape[-1] != self.head_dim:
+                raise ValueError(
+                    f"{name} must have shape (B, {heads}, T, head_dim={self.head_dim}), "
+                    f"got {tuple(t.shape)}"
+                )
         B, _, Tq, _ = q.shape
         Tk = k.shape[-2]
         if Tk < Tq:
@@ -447,13 +460,7 @@ class MultiHeadAttention(nn.Module):
         ``positions`` (integer ``(T,)`` or ``(B, T)``) are passed to RoPE, ignored without RoPE.
         With ``return_weights`` also returns the attention weights ``(B, H, T, T)``.
         """
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(
-                f"x must have shape (B, T, d_model={self.d_model}), got {tuple(x.shape)}"
-            )
-        q, k, v = self.project(x, positions)
+        q, k, v = self.project(x, positions)  # checks x
         return self.attend(q, k, v, return_weights=return_weights)
 
 

@@ -1212,11 +1212,12 @@ def _plot_lost_way(s: _Story) -> None:
         s.say("^she walked with {H} back to the gate.", "^they helped {H} find the path back.")
     elif helper == "landmark":
         s.say(
-            "^then {H} saw something {h_he} knew. ^it was <sight>!",
+            "^then {H} saw something {h_he} had passed on the way in: <sight>!",
             "^{H} remembered the big oak tree near the gate.",
         )
         s.say(
-            "^{h_He} followed the path back, step by step.", "^{h_He} walked <quickly> toward it."
+            "^{h_He} followed the path back, step by step.",
+            "^{h_He} walked <quickly> back the way {h_he} had come.",
         )
     else:
         s.say(

@@ -56,10 +56,12 @@ class SimpleTokenizer:
         return len(self.str_to_int)
 
     def encode(self, text: str) -> list[int]:
+        """Split ``text`` into words and punctuation and map each to its id (``<|unk|>`` if unknown)."""
         unk = self.str_to_int[self.unk_token]
         return [self.str_to_int.get(word, unk) for word in self.split(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
+        """Join the words of ``ids`` with single spaces, then pull punctuation back onto the words."""
         words = []
         for i in ids:
             if i not in self.int_to_str:
@@ -68,12 +70,9 @@ class SimpleTokenizer:
         return regex.sub(r'\s+([,.:;?!"()\'])', r"\1", " ".join(words))
 
 
-def pair_counts(ids: list[int], counts: Counter | None = None, weight: int = 1) -> Counter:
-    """Count adjacent pairs of ``ids``, adding ``weight`` per occurrence into ``counts``."""
-    counts = Counter() if counts is None else counts
-    for pair in zip(ids, ids[1:]):
-        counts[pair] += weight
-    return counts
+def pair_counts(ids: list[int]) -> Counter:
+    """Count each adjacent pair of ``ids``: ``[1, 2, 1, 2]`` -> ``{(1, 2): 2, (2, 1): 1}``."""
+    return Counter(zip(ids, ids[1:]))
 
 
 def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
@@ -190,6 +189,9 @@ class BPETokenizer:
         self.merges = dict(merges)
         self.pattern = pattern
         self.special_tokens = dict(special_tokens or {})
+        for token in self.special_tokens:
+            if not isinstance(token, str) or not token:
+                raise ValueError(f"special tokens must be non-empty strings, got {token!r}")
         self.vocab: dict[int, bytes] = {i: bytes([b]) for b, i in enumerate(self.byte_ids)}
         for (a, b), i in sorted(self.merges.items(), key=lambda item: item[1]):
             if a not in self.vocab or b not in self.vocab:
@@ -200,7 +202,12 @@ class BPETokenizer:
         for token, i in self.special_tokens.items():
             if i in self.vocab:
                 raise ValueError(f"special token {token!r} reuses id {i}")
-        self._compiled = regex.compile(pattern)
+        if len(set(self.special_tokens.values())) != len(self.special_tokens):
+            raise ValueError(f"special tokens must have distinct ids, got {self.special_tokens}")
+        try:
+            self._compiled = regex.compile(pattern)
+        except (regex.error, TypeError) as error:
+            raise ValueError(f"pattern must be a valid regular expression, got {pattern!r}: {error}") from None
         self._specials_by_id = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
         self._cache: dict[bytes, list[int]] = {}
 
@@ -220,6 +227,9 @@ class BPETokenizer:
         """
         _check_text(text)
         special_tokens = list(dict.fromkeys(special_tokens))
+        for token in special_tokens:
+            if not isinstance(token, str) or not token:
+                raise ValueError(f"special_tokens must be non-empty strings, got {token!r}")
         if not isinstance(vocab_size, int) or vocab_size < 256 + len(special_tokens):
             raise ValueError(
                 f"vocab_size must be an int >= 256 + {len(special_tokens)} (bytes + special tokens), got {vocab_size!r}"
@@ -270,8 +280,9 @@ class BPETokenizer:
         """Encode ``text`` into ids.
 
         ``allowed_special`` says what to do with special-token strings found in the text:
-        ``"all"`` or a set of names encode them as their special ids; ``"none"`` encodes them as
-        ordinary text; ``"none_raise"`` (the default, as in tiktoken) raises ``ValueError``.
+        ``"all"`` or a set of names encode them (those named) as their special ids; ``"none"``
+        encodes every one as ordinary text; with ``"none_raise"`` (the default) or a set, a
+        special token that is not allowed raises ``ValueError``, as tiktoken does by default.
         """
         _check_text(text)
         if allowed_special == "all":
@@ -285,8 +296,8 @@ class BPETokenizer:
             allowed = set(allowed_special)
         else:
             raise ValueError(f"allowed_special must be 'all', 'none', 'none_raise' or a set, got {allowed_special!r}")
-        if allowed_special == "none_raise":
-            found = sorted(s for s in self.special_tokens if s in text)
+        if allowed_special != "none":
+            found = sorted(s for s in self.special_tokens if s not in allowed and s in text)
             if found:
                 raise ValueError(
                     f"text contains special token {found[0]!r}. Pass allowed_special={{{found[0]!r}}} "
@@ -302,6 +313,7 @@ class BPETokenizer:
         return ids
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """Concatenate the bytes of ``ids`` (any iterable of integers, e.g. a list or a 1-d tensor)."""
         out = []
         for i in ids:
             try:
@@ -352,19 +364,26 @@ class BPETokenizer:
         pattern, byte_ids, merges, specials, n_merges = None, None, {}, {}, None
         for number, line in enumerate(lines[1:], start=2):
             try:
-                line = line.split("  #", 1)[0].strip()
+                line = line.strip()
                 if not line:
                     continue
                 key, _, rest = line.partition(" ")
+                if key.isdigit():  # a merge line: "left right new_id  # the bytes it makes"
+                    line = line.split("#", 1)[0]
                 if key == "pattern":
                     pattern = json.loads(rest)
+                    if not isinstance(pattern, str):
+                        raise ValueError("the pattern must be a JSON string")
                 elif key == "bytes":
                     byte_ids = [int(x) for x in rest.split()]
                 elif key == "merges":
                     n_merges = int(rest)
                 elif key == "special":
                     i, token = rest.split(" ", 1)
-                    specials[json.loads(token)] = int(i)
+                    token = json.loads(token)
+                    if not isinstance(token, str):
+                        raise ValueError("a special token must be a JSON string")
+                    specials[token] = int(i)
                 else:
                     a, b, i = (int(x) for x in line.split())
                     merges[(a, b)] = i
@@ -372,7 +391,10 @@ class BPETokenizer:
                 raise ValueError(f"{path}, line {number}: cannot read {line[:60]!r}") from None
         if pattern is None or n_merges != len(merges):
             raise ValueError(f"{path} is incomplete: pattern or merges missing (truncated file?)")
-        return cls(merges, pattern, specials, byte_ids)
+        try:
+            return cls(merges, pattern, specials, byte_ids)
+        except ValueError as error:
+            raise ValueError(f"{path} is not a consistent tokenizer: {error}") from None
 
     # -- production tokenizers -------------------------------------------------------------------
     @classmethod
@@ -400,7 +422,7 @@ class BPETokenizer:
         return cls(merges, encoding._pat_str, dict(encoding._special_tokens), byte_ids)
 
     def to_tiktoken(self, name: str = "llmbook"):
-        """Hand this tokenizer's merges to tiktoken, which encodes the same ids many times faster."""
+        """Return a ``tiktoken.Encoding`` with this tokenizer's merges: the same ids, encoded faster."""
         import tiktoken
 
         ranks = {piece: i for i, piece in self.vocab.items()}

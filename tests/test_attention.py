@@ -193,6 +193,24 @@ def test_fully_masked_row_gives_zeros_like_torch():
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
 
 
+def test_fully_masked_row_has_finite_gradients_equal_to_torch():
+    # softmax of a row of -inf is 0/0: neither the output nor the gradient may become NaN.
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    k, v = (torch.randn(2, 4, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    k.requires_grad_(True)
+    v.requires_grad_(True)
+    mask = torch.ones(3, 4, dtype=torch.bool).tril(1)
+    mask[2] = False
+    ours = torch.autograd.grad(scaled_dot_product_attention(q, k, v, mask=mask).sum(), (q, k, v))
+    theirs = torch.autograd.grad(
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum(), (q, k, v)
+    )
+    for name, a, b in zip("qkv", ours, theirs):
+        assert torch.isfinite(a).all(), name
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
 # ---------------------------------------------------------------------------- weights
 
 

@@ -210,6 +210,30 @@ def test_dataloader_from_text_with_any_tokenizer():
     assert len(loader.dataset.ids) == len(text)
 
 
+def test_dataloader_from_text_with_the_books_bpe_tokenizer():
+    from llmbook.tokenizer import BPETokenizer
+
+    text = "The cat sat on the mat.\n<|endoftext|>\nThe dog sat on the log.\n<|endoftext|>\n" * 10
+    bpe = BPETokenizer.train(text, 300, special_tokens=["<|endoftext|>"])
+    ids = encode_text(bpe, text)
+    eot = bpe.special_tokens["<|endoftext|>"]
+    assert ids.count(eot) == 20  # the separator is one special id, not its characters
+    assert bpe.decode(ids) == text
+    loader = create_dataloader(text, bpe, context_length=8, batch_size=2, shuffle=False)
+    assert torch.equal(loader.dataset.ids, torch.tensor(ids))
+
+
+def test_dataloader_passes_stride_and_cover_tail():
+    ids = list(range(100))
+    loader = create_dataloader(ids, context_length=10, stride=5, batch_size=1, shuffle=False)
+    assert loader.dataset.stride == 5
+    assert [int(x[0, 0]) for x, _ in loader] == [*range(0, 90, 5), 89]
+    no_tail = create_dataloader(ids, context_length=10, stride=20, batch_size=1, cover_tail=False)
+    assert len(no_tail.dataset) == (100 - 10 - 1) // 20 + 1
+    with pytest.raises(ValueError, match="stride must be at least 1"):
+        create_dataloader(ids, context_length=10, stride=0)
+
+
 def test_dataloader_errors():
     with pytest.raises(TypeError, match="tokenizer is needed"):
         create_dataloader("some text")
@@ -234,6 +258,16 @@ def test_split_keeps_documents_whole():
     assert train.endswith("<|endoftext|>\n")
     assert val.startswith("story number")
     assert 0.05 < len(val) / len(text) < 0.15
+
+
+def test_split_moves_back_when_no_boundary_follows_the_cut():
+    # the last story is long, so 90% falls inside it: the cut goes back to the boundary before
+    text = "short one\n<|endoftext|>\n" + "a very long last story " * 20 + "\n<|endoftext|>\n"
+    train, val = train_val_split(text, 0.1)
+    assert train == "short one\n<|endoftext|>\n"
+    assert train + val == text
+    with pytest.raises(ValueError, match="single document"):
+        train_val_split("only one story here\n<|endoftext|>\n", 0.1)
 
 
 def test_split_of_ids_and_errors():
@@ -411,6 +445,33 @@ def test_failed_connection_is_a_clear_error(tmp_path):
     cache = tmp_path / "cache"
     with pytest.raises(ConnectionError, match="could not download"):
         download(f"http://127.0.0.1:{port}/x.txt", cache / "x.txt", "0" * 64, timeout=5)
+    assert os.listdir(cache) == []
+
+
+def test_truncated_transfer_leaves_no_file(tmp_path):
+    class Truncating(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # promises 1000 bytes, sends 10, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Truncating)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    cache = tmp_path / "cache"
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/f.txt"
+        with pytest.raises(
+            (ValueError, ConnectionError), match="checksum mismatch|could not download"
+        ):
+            download(url, cache / "f.txt", hashlib.sha256(b"x" * 1000).hexdigest(), timeout=5)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
     assert os.listdir(cache) == []
 
 

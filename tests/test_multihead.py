@@ -73,6 +73,46 @@ def test_fused_equals_naive_path(n_kv_heads):
     assert torch.all(weights.triu(1) == 0)
 
 
+def _saved_for_backward_bytes(layer, x):
+    """Bytes of the distinct storages autograd keeps for the backward pass of layer(x)."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(x).sum()
+    return sum(storages.values())
+
+
+def test_default_is_the_fused_kernel(monkeypatch):
+    """The exported default calls torch's fused attention and never stores the (T, T) weights."""
+    torch.manual_seed(14)
+    layer = MultiHeadAttention(32, 4)
+    assert layer.impl == "fused"
+    calls = []
+    fused = F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("is_causal"))
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    layer(torch.randn(1, 5, 32))
+    assert calls == [True]
+    monkeypatch.undo()
+    # memory kept for backward: the naive path holds the (B, H, T, T) float32 weights, the
+    # fused path only tensors of size T x D: less than one head's (T, T) matrix
+    T = 512
+    x = torch.randn(1, T, 32, requires_grad=True)
+    fused_bytes = _saved_for_backward_bytes(layer, x)
+    layer.impl = "naive"
+    naive_bytes = _saved_for_backward_bytes(layer, x)
+    assert naive_bytes >= 4 * T * T * 4
+    assert fused_bytes < T * T * 4
+
+
 # ---------------------------------------------------------------- GQA / MQA
 
 
@@ -250,6 +290,15 @@ def test_clear_errors():
     mha = MultiHeadAttention(32, 4, rope=RotaryEmbedding(8))
     with pytest.raises(ValueError, match=r"x must have shape \(B, T, d_model=32\)"):
         mha(torch.randn(2, 5, 16))
+    with pytest.raises(ValueError, match=r"x must have shape \(B, T, d_model=32\), got \(5, 32\)"):
+        mha.project(torch.randn(5, 32))
+    q, k, v = mha.project(torch.randn(2, 5, 32))
+    with pytest.raises(
+        ValueError, match=r"k must have shape \(B, 4, T, head_dim=8\), got \(2, 2, 5, 8\)"
+    ):
+        mha.attend(q, k[:, :2], v)
+    with pytest.raises(ValueError, match=r"q must have shape \(B, 4, T, head_dim=8\)"):
+        mha.attend(q[..., :4], k, v)
     with pytest.raises(ValueError, match="one position per token.*T=5"):
         mha(torch.randn(2, 5, 32), torch.arange(3))
     with pytest.raises(ValueError, match="positions for 3 sequences, x has a batch of 2"):
@@ -347,6 +396,24 @@ def test_layouts_agree_after_permutation():
     assert close(inter(x, positions)[..., perm], half(x[..., perm], positions))
     w = torch.randn(3 * 8, 5)
     assert torch.equal(half_to_interleaved(interleaved_to_half(w, 3), 3), w)
+
+
+@pytest.mark.parametrize("base", [10000.0, 500000.0])
+def test_interleaved_layout_equals_complex_multiplication(base):
+    """Meta's formulation: adjacent pairs are complex numbers, multiplied by e^(i m theta)."""
+    torch.manual_seed(15)
+    D, T = 16, 9
+    x = torch.randn(2, 3, T, D, dtype=torch.float64)
+    positions = torch.arange(50, 50 + T)
+    theta = 1.0 / base ** (torch.arange(0, D, 2, dtype=torch.float64) / D)  # (D/2,)
+    rotation = torch.polar(
+        torch.ones(T, D // 2, dtype=torch.float64), torch.outer(positions.double(), theta)
+    )
+    as_complex = torch.view_as_complex(x.reshape(2, 3, T, D // 2, 2))  # (B, H, T, D/2)
+    expected = torch.view_as_real(as_complex * rotation).flatten(-2)  # (B, H, T, D)
+    ours = RotaryEmbedding(D, base=base, layout="interleaved")(x, positions)
+    # our angles are float32 (as in Hugging Face's code): allow for their rounding
+    torch.testing.assert_close(ours, expected, atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("n_kv_heads", [4, 2])

@@ -19,8 +19,12 @@ CHAPTER_NOTEBOOKS = sorted(CHAPTERS.glob("[0-9][0-9]_*.ipynb"))
 ids = [p.relative_to(CHAPTERS).as_posix() for p in NOTEBOOKS]
 
 
-def cells_of(notebook) -> list[tuple[str, str]]:
-    return [(cell["cell_type"], "".join(cell["source"]).strip()) for cell in notebook["cells"]]
+def cells_of(notebook) -> list[tuple[str, str, list[str]]]:
+    """(type, source, tags) of each cell: what the pair must agree on."""
+    return [
+        (cell["cell_type"], "".join(cell["source"]).strip(), sorted(cell.get("metadata", {}).get("tags", [])))
+        for cell in notebook["cells"]
+    ]
 
 
 def load(path: Path) -> dict:
@@ -37,6 +41,16 @@ def test_pair_in_sync(path):
     assert py.exists(), f"{py.name} is missing: every notebook is a jupytext pair"
     assert cells_of(jupytext.read(py)) == cells_of(load(path)), (
         f"{path.name} and {py.name} differ: run `python tools/execute.py {py.relative_to(ROOT)}`"
+    )
+
+
+SOURCES = sorted(p for p in CHAPTERS.rglob("[0-9][0-9]_*.py") if ".ipynb_checkpoints" not in p.parts)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.relative_to(CHAPTERS).as_posix() for p in SOURCES])
+def test_every_source_has_its_notebook(path):
+    assert path.with_suffix(".ipynb").exists(), (
+        f"{path.name} has no executed notebook: run `python tools/execute.py {path.relative_to(ROOT)}`"
     )
 
 
@@ -74,7 +88,7 @@ def test_chapter_has_solutions(path):
     assert solutions.exists(), (
         f"exercises of {path.name} need worked solutions in {solutions.relative_to(ROOT)}"
     )
-    text = "\n".join(src for kind, src in cells_of(load(path)) if kind == "markdown")
+    text = "\n".join(src for kind, src, _ in cells_of(load(path)) if kind == "markdown")
     assert re.search(r"^#+ .*Exercises", text, re.M), f"{path.name} has no Exercises section"
     assert re.search(r"^#+ .*Summary", text, re.M), f"{path.name} has no Summary section"
 
@@ -91,7 +105,7 @@ ALLOWED_IN_EXPORTS = (
 
 @pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=[p.name for p in CHAPTER_NOTEBOOKS])
 def test_exported_cells_only_define(path):
-    for kind, source in cells_of(load(path)):
+    for kind, source, _ in cells_of(load(path)):
         if kind != "code" or not source.startswith("#| export"):
             continue
         for node in ast.parse(source).body:

@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
             continue
+        if current is not None and not HEADER_RE.match(current):
+            problems.append(f"{rel}: hand-written (no generated header); rename the chapter's module or the file")
+            continue
         if args.check:
             problems.append(f"{rel}: {'missing' if current is None else 'out of date'}")
         else:

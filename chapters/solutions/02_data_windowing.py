@@ -13,12 +13,13 @@
 # ---
 
 # %% [markdown]
-# # Chapter 02, worked solutions: data windowing
+# # Chapter 02 solutions: data windowing
 #
 # Solutions to the exercises at the end of `chapters/02_data_windowing.ipynb`. They use the
 # package the chapter exported (`llmbook.data`) and GPT-2's tokenizer.
 
 # %%
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,14 +28,13 @@ import numpy as np
 import tiktoken
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset
 
 from llmbook.data import (
     SlidingWindowDataset,
     corpus_statistics,
     encode_text,
     load_corpus,
-    read_token_file,
     write_token_file,
 )
 
@@ -145,9 +145,25 @@ assert n_windows > 1.3 * len(packed) and n_padded / (n_windows * T) > 0.25
 # its own copy of `__iter__`, so each must seed its own generator differently (from the worker
 # id) or every worker would yield the same windows. The token file is opened inside `__iter__`,
 # so each worker has its own memory map.
+#
+# The workers must also be able to find the class. Linux *forks* them from the running notebook,
+# but macOS and Windows *spawn* fresh interpreters that import the class by module and name, and
+# a class defined in a notebook cannot be imported that way (chapter 02, section 6). So we write
+# the class into a small module file and import it from there, which works with every start
+# method; in a project it would simply live in your own package.
 
 # %%
+workdir = tempfile.TemporaryDirectory()
+module_source = '''
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from llmbook.data import read_token_file
+
+
 class RandomWindows(IterableDataset):
+    """windows_per_worker random windows from a token file, a different stream in each worker."""
+
     def __init__(self, path, context_length, windows_per_worker, seed):
         self.path, self.T, self.n, self.seed = path, context_length, windows_per_worker, seed
 
@@ -155,13 +171,15 @@ class RandomWindows(IterableDataset):
         info = get_worker_info()
         worker = info.id if info is not None else 0
         generator = torch.Generator().manual_seed(self.seed * 1000 + worker)
-        tokens = read_token_file(self.path)
+        tokens = read_token_file(self.path)  # opened here: one memory map per worker
         for _ in range(self.n):
             x, y = tokens.random_windows(1, self.T, generator=generator)
             yield x[0], y[0]
+'''
+(Path(workdir.name) / "random_windows.py").write_text(module_source)
+sys.path.insert(0, workdir.name)  # spawned workers receive the parent's sys.path
+from random_windows import RandomWindows
 
-
-workdir = tempfile.TemporaryDirectory()
 path = write_token_file(Path(workdir.name) / "stories.tok", ids)
 
 
@@ -176,6 +194,7 @@ distinct = {tuple(row.tolist()) for row in two}
 print("all distinct:", len(distinct) == len(two))
 print("reproducible:", torch.equal(two, windows(num_workers=2)))
 assert len(distinct) == len(two)
+sys.path.remove(workdir.name)
 workdir.cleanup()
 
 # %% [markdown]
@@ -188,7 +207,8 @@ workdir.cleanup()
 
 # %%
 sizes = [10_000, 30_000, 100_000, 300_000, 1_000_000]
-rows = [corpus_statistics(text[:n]) for n in sizes]
+# cut each prefix at a space, so that no word is cut in two (a half word would count as a new one)
+rows = [corpus_statistics(text[: text.rindex(" ", 0, n)]) for n in sizes]
 print(f"{'characters':>10} {'words':>8} {'vocabulary':>10} {'distinct 3-grams':>16} {'ratio':>6}")
 for n, r in zip(sizes, rows):
     print(f"{n:>10,} {r['n_words']:>8,} {r['vocabulary']:>10,} {r['distinct_trigrams']:>16,} {r['distinct_trigram_ratio']:>6.3f}")

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 3 solutions: Embeddings
+# # Chapter 03 solutions: embeddings
 #
 # Worked solutions to the exercises at the end of `chapters/03_embeddings.ipynb`. Each uses the
 # package built in the chapter, `llmbook.embeddings`.

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 4: Attention, worked solutions
+# # Chapter 04 solutions: attention
 #
 # Solutions to the exercises at the end of `chapters/04_attention.ipynb`. They use the functions
 # the chapter exported to `llmbook.attention`.
@@ -111,9 +111,11 @@ assert same_last
 #
 # With unit-variance entries, $\operatorname{Var}(q \cdot k / d_k) = d_k / d_k^2 = 1/d_k$: the
 # scores shrink toward 0 as $d_k$ grows, and softmax of nearly equal scores is nearly uniform
-# (largest weight $\to 1/16$ with 16 keys). The gradient does not vanish, but attention cannot
-# focus: to express the same preference, the projections would have to grow like $\sqrt{d_k}$.
-# Only $1/\sqrt{d_k}$ keeps the scores at the same spread at every width.
+# (largest weight $\to 1/16$ with 16 keys). Softmax does not saturate, so the gradient into the
+# scores stays healthy, but attention cannot focus: to express the same preference, the
+# projections would have to grow like $\sqrt{d_k}$ (and the gradient reaching them through
+# $\partial s / \partial q = k / d_k$ shrinks like $1/\sqrt{d_k}$). Only $1/\sqrt{d_k}$ keeps
+# the scores at the same spread at every width.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 5: worked solutions to the exercises
+# # Chapter 05 solutions: multi-head attention
 #
 # Each solution uses the package built in chapter 5 (`llmbook.multihead`) and checks its
 # answer with an `assert`.
