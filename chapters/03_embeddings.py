@@ -87,14 +87,7 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-
-def _check_int(value: object, name: str, minimum: int = 1) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+from llmbook.checks import check_int
 
 
 def _check_index_tensor(ids: object, upper: int, name: str, upper_name: str) -> Tensor:
@@ -155,8 +148,8 @@ class TokenEmbedding(nn.Embedding):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        vocab_size = _check_int(vocab_size, "vocab_size")
-        d_model = _check_int(d_model, "d_model")
+        vocab_size = check_int(vocab_size, "vocab_size")
+        d_model = check_int(d_model, "d_model")
         super().__init__(vocab_size, d_model, device=device, dtype=dtype)
         self.validate = validate
 
@@ -619,8 +612,8 @@ def _position_ids(
         if validate:
             positions = _check_index_tensor(positions, context_length, "positions", "context_length")
         return positions
-    length = _check_int(positions, "positions (a sequence length)", minimum=0)
-    offset = _check_int(offset, "offset", minimum=0)
+    length = check_int(positions, "positions (a sequence length)", minimum=0)
+    offset = check_int(offset, "offset", minimum=0)
     if offset + length > context_length:
         raise ValueError(
             f"a sequence of {length} tokens starting at position {offset} needs positions up to "
@@ -654,8 +647,8 @@ class LearnedPositionalEmbedding(nn.Embedding):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        context_length = _check_int(context_length, "context_length")
-        d_model = _check_int(d_model, "d_model")
+        context_length = check_int(context_length, "context_length")
+        d_model = check_int(d_model, "d_model")
         super().__init__(context_length, d_model, device=device, dtype=dtype)
         self.validate = validate
 
@@ -735,8 +728,8 @@ def sinusoidal_positions(
     Returns:
         ``(n_positions, d_model)`` tensor.
     """
-    n_positions = _check_int(n_positions, "n_positions", minimum=0)
-    d_model = _check_int(d_model, "d_model", minimum=2)
+    n_positions = check_int(n_positions, "n_positions", minimum=0)
+    d_model = check_int(d_model, "d_model", minimum=2)
     if d_model % 2:
         raise ValueError(
             f"d_model must be even for sinusoidal positions (each frequency fills a sin and a cos "
@@ -783,7 +776,7 @@ class SinusoidalPositionalEmbedding(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.context_length = _check_int(context_length, "context_length")
+        self.context_length = check_int(context_length, "context_length")
         self.d_model = d_model
         self.base = base
         self.validate = validate

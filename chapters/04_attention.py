@@ -47,10 +47,11 @@
 # %%
 #| export
 import math
-import operator
 
 import torch
 from torch import nn
+
+from llmbook.checks import check_dropout, check_int
 
 # %%
 torch.manual_seed(0)
@@ -371,19 +372,8 @@ def causal_mask(
     Returns:
         A ``torch.bool`` tensor of shape ``(n_queries, n_keys)``.
     """
-    if n_keys is None:
-        n_keys = n_queries
-    sizes = {}
-    for name, value in (("n_queries", n_queries), ("n_keys", n_keys)):
-        if isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, got a bool ({value})")
-        try:
-            sizes[name] = operator.index(value)
-        except TypeError:
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
-        if sizes[name] < 1:
-            raise ValueError(f"{name} must be >= 1, got {sizes[name]}")
-    n_queries, n_keys = sizes["n_queries"], sizes["n_keys"]
+    n_queries = check_int(n_queries, "n_queries")
+    n_keys = n_queries if n_keys is None else check_int(n_keys, "n_keys")
     if n_keys < n_queries:
         raise ValueError(
             f"n_keys must be >= n_queries (queries are the last n_queries of the n_keys positions), "
@@ -623,10 +613,7 @@ def _check_attention_inputs(
             f"the leading (batch) axes of q, k and v must broadcast, got q {tuple(q.shape)}, "
             f"k {tuple(k.shape)} and v {tuple(v.shape)}"
         ) from None
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)):
-        raise TypeError(f"dropout_p must be a float in [0, 1), got {type(dropout_p).__name__}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    check_dropout(dropout_p, "dropout_p")
     if mask is None:
         return
     if is_causal:
@@ -815,16 +802,8 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, d_in: int, d_out: int, dropout: float = 0.0, bias: bool = False) -> None:
         super().__init__()
-        for name, value in (("d_in", d_in), ("d_out", d_out)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise TypeError(f"dropout must be a float in [0, 1), got {type(dropout).__name__}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.d_in, self.d_out, self.dropout_p = d_in, d_out, float(dropout)
+        self.d_in, self.d_out = check_int(d_in, "d_in"), check_int(d_out, "d_out")
+        self.dropout_p = check_dropout(dropout)
         self.q_proj = nn.Linear(d_in, d_out, bias=bias)
         self.k_proj = nn.Linear(d_in, d_out, bias=bias)
         self.v_proj = nn.Linear(d_in, d_out, bias=bias)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from llmbook.checks import check_int
 from llmbook.stories import CORPUS_FILE, SEPARATOR
 
 
@@ -168,14 +169,6 @@ def corpus_statistics(text: str) -> dict[str, float]:
     }
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return int(value)
-
-
 def _as_id_array(ids: object) -> torch.Tensor | np.ndarray:
     """A 1-D integer sequence as a LongTensor, or a NumPy array (memory maps stay lazy)."""
     if isinstance(ids, np.ndarray):
@@ -223,8 +216,8 @@ class SlidingWindowDataset(Dataset):
         stride: int | None = None,
         cover_tail: bool = True,
     ) -> None:
-        self.context_length = _check_positive_int("context_length", context_length)
-        self.stride = self.context_length if stride is None else _check_positive_int("stride", stride)
+        self.context_length = check_int(context_length, "context_length")
+        self.stride = self.context_length if stride is None else check_int(stride, "stride")
         self.ids = _as_id_array(ids)
         n = len(self.ids)
         if n < self.context_length + 1:
@@ -341,9 +334,8 @@ def create_dataloader(
         ids = encode_text(tokenizer, data)
     else:
         ids = data
-    batch_size = _check_positive_int("batch_size", batch_size)
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+    batch_size = check_int(batch_size, "batch_size")
+    check_int(num_workers, "num_workers", minimum=0)
     dataset = SlidingWindowDataset(ids, context_length, stride, cover_tail=cover_tail)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return DataLoader(
@@ -426,6 +418,11 @@ class TokenFile:
             name = head[8:16].rstrip(b"\0").decode("ascii")
             if name not in TOKEN_DTYPES:
                 raise ValueError(f"{self.path}: unknown dtype {name!r} in header")
+            if dtype is not None and np.dtype(dtype) != np.dtype(name):
+                raise ValueError(
+                    f"{self.path}: its header says {name}, but dtype={np.dtype(dtype).name} was given; "
+                    "leave dtype=None for files written by write_token_file"
+                )
             dt, offset = np.dtype(name), 16
         elif dtype is not None:
             dt, offset = np.dtype(dtype), 0
@@ -458,8 +455,8 @@ class TokenFile:
         Starts are drawn with ``torch.randint(..., generator=generator)``, so a seeded generator
         gives the same batches every time. Targets are the inputs shifted by one token.
         """
-        batch_size = _check_positive_int("batch_size", batch_size)
-        context_length = _check_positive_int("context_length", context_length)
+        batch_size = check_int(batch_size, "batch_size")
+        context_length = check_int(context_length, "context_length")
         if len(self) < context_length + 1:
             raise ValueError(
                 f"{self.path} holds {len(self)} tokens, fewer than context_length + 1 = {context_length + 1}"

@@ -7,11 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.attention import CausalSelfAttention, causal_mask, scaled_dot_product_attention
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+from llmbook.checks import check_dropout, check_int
 
 
 class NaiveMultiHeadAttention(nn.Module):
@@ -33,8 +29,8 @@ class NaiveMultiHeadAttention(nn.Module):
         self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = False
     ) -> None:
         super().__init__()
-        _check_positive_int("d_model", d_model)
-        _check_positive_int("n_heads", n_heads)
+        check_int(d_model, "d_model")
+        check_int(n_heads, "n_heads")
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
@@ -195,13 +191,13 @@ class RotaryEmbedding(nn.Module):
         scaling: dict | None = None,
     ) -> None:
         super().__init__()
-        _check_positive_int("head_dim", head_dim)
+        check_int(head_dim, "head_dim")
         if head_dim % 2:
             raise ValueError(f"head_dim must be even for RoPE (it rotates pairs), got {head_dim}")
         if isinstance(base, bool) or not isinstance(base, (int, float)) or base <= 1:
             raise ValueError(f"base must be a number > 1, got {base!r}")
         if max_positions is not None:
-            _check_positive_int("max_positions", max_positions)
+            check_int(max_positions, "max_positions")
         _check_layout(layout)
         if scaling is not None:
             scaling = _check_llama3_scaling(scaling)
@@ -266,14 +262,14 @@ def rope_permutation(head_dim: int) -> torch.Tensor:
     For a vector ``x`` laid out in Meta's adjacent pairs, ``x[rope_permutation(D)]`` holds the
     same pairs in Hugging Face's split halves: ``[0, 2, 4, ..., D-2, 1, 3, ..., D-1]``.
     """
-    _check_positive_int("head_dim", head_dim)
+    check_int(head_dim, "head_dim")
     if head_dim % 2:
         raise ValueError(f"head_dim must be even for RoPE (it rotates pairs), got {head_dim}")
     return torch.cat((torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)))
 
 
 def _rows_per_head(weight: torch.Tensor, n_heads: int) -> int:
-    _check_positive_int("n_heads", n_heads)
+    check_int(n_heads, "n_heads")
     if weight.dim() not in (1, 2) or weight.shape[0] % n_heads:
         raise ValueError(
             f"weight of shape {tuple(weight.shape)} does not split into n_heads={n_heads} heads: "
@@ -340,24 +336,21 @@ class MultiHeadAttention(nn.Module):
         impl: str = "fused",
     ) -> None:
         super().__init__()
-        _check_positive_int("d_model", d_model)
-        _check_positive_int("n_heads", n_heads)
+        check_int(d_model, "d_model")
+        check_int(n_heads, "n_heads")
         if d_model % n_heads:
             raise ValueError(
                 f"d_model ({d_model}) must be divisible by n_heads ({n_heads}); "
                 f"choose n_heads among the divisors of {d_model}"
             )
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
-        _check_positive_int("n_kv_heads", n_kv_heads)
+        check_int(n_kv_heads, "n_kv_heads")
         if n_heads % n_kv_heads:
             raise ValueError(
                 f"n_heads ({n_heads}) must be divisible by n_kv_heads ({n_kv_heads}): each K/V "
                 "head serves a whole group of query heads"
             )
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise TypeError(f"dropout must be a float in [0, 1), got {type(dropout).__name__}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_dropout(dropout)
         head_dim = d_model // n_heads
         if rope is not None and not isinstance(rope, RotaryEmbedding):
             raise TypeError(f"rope must be a RotaryEmbedding or None, got {type(rope).__name__}")

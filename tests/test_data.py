@@ -102,10 +102,10 @@ def test_indexing():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"context_length": 0}, ValueError, "context_length must be at least 1"),
-        ({"context_length": -3}, ValueError, "context_length must be at least 1"),
-        ({"context_length": 4, "stride": 0}, ValueError, "stride must be at least 1"),
-        ({"context_length": 4, "stride": -1}, ValueError, "stride must be at least 1"),
+        ({"context_length": 0}, ValueError, "context_length must be >= 1"),
+        ({"context_length": -3}, ValueError, "context_length must be >= 1"),
+        ({"context_length": 4, "stride": 0}, ValueError, "stride must be >= 1"),
+        ({"context_length": 4, "stride": -1}, ValueError, "stride must be >= 1"),
         ({"context_length": 4.0}, TypeError, "context_length must be an int"),
         ({"context_length": True}, TypeError, "context_length must be an int"),
         ({"context_length": 4, "stride": 2.5}, TypeError, "stride must be an int"),
@@ -230,7 +230,7 @@ def test_dataloader_passes_stride_and_cover_tail():
     assert [int(x[0, 0]) for x, _ in loader] == [*range(0, 90, 5), 89]
     no_tail = create_dataloader(ids, context_length=10, stride=20, batch_size=1, cover_tail=False)
     assert len(no_tail.dataset) == (100 - 10 - 1) // 20 + 1
-    with pytest.raises(ValueError, match="stride must be at least 1"):
+    with pytest.raises(ValueError, match="stride must be >= 1"):
         create_dataloader(ids, context_length=10, stride=0)
 
 
@@ -325,6 +325,10 @@ def test_raw_files_and_bad_headers(tmp_path):
         TokenFile(raw)
     empty = read_token_file(write_token_file(tmp_path / "empty.tok", []))
     assert len(empty) == 0
+    written = write_token_file(tmp_path / "small.tok", [1, 2, 3])  # uint16 in its header
+    assert TokenFile(written, dtype="uint16")[:].tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match="header says uint16, but dtype=uint32 was given"):
+        TokenFile(written, dtype="uint32")
 
 
 def test_random_windows(tmp_path):

@@ -267,9 +267,9 @@ def test_clear_errors():
         MultiHeadAttention(30, 4)
     with pytest.raises(ValueError, match="n_heads .*divisible by n_kv_heads"):
         MultiHeadAttention(32, 4, n_kv_heads=3)
-    with pytest.raises(ValueError, match="n_kv_heads must be a positive int"):
+    with pytest.raises(ValueError, match="n_kv_heads must be >= 1"):
         MultiHeadAttention(32, 4, n_kv_heads=0)
-    with pytest.raises(ValueError, match="n_heads must be a positive int"):
+    with pytest.raises(ValueError, match="n_heads must be >= 1"):
         MultiHeadAttention(32, 0)
     with pytest.raises(ValueError, match="dropout"):
         MultiHeadAttention(32, 4, dropout=1.5)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding, interleaved_to_half
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## 1. KV cache budget
