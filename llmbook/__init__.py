@@ -22,6 +22,7 @@ from llmbook.embeddings import (
     sinusoidal_positions,
 )
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding, apply_rope
+from llmbook.pretrained import load_tokenizer
 from llmbook.tokenizer import BPETokenizer, SimpleTokenizer
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __all__ = [
     # 01 tokenizer
     "BPETokenizer",
     "SimpleTokenizer",
+    "load_tokenizer",
     # 02 data
     "SlidingWindowDataset",
     "TokenFile",
