@@ -15,19 +15,19 @@
 # %% [markdown]
 # # Chapter 04: Attention
 #
-# After chapter 3 every token has a vector, but each vector was looked up on its own: ` cook`
-# gets the same vector in "cook an egg" and in "the cook smiled", and nothing in it says what
-# came before. **Attention** is the step where positions exchange information. Every position
-# builds a new vector as a weighted average of the vectors at the positions it may look at, and
-# it computes the weights itself, from the data, fresh for every input.
+# After chapter 3 every token has a vector, but each vector was looked up on its own: ` hat`
+# gets the same vector in "the hat was gone" and in "he had a golden hat", and nothing in it says
+# what came before. **Attention** is the step where positions exchange information. Every
+# position builds a new vector as a weighted average of the vectors at the positions it may look
+# at, and it computes the weights itself, from the data, fresh for every input.
 #
 # **What you will build**
 #
-# 1. Self-attention with no trainable weights on a real sentence, one step at a time: scores as
-#    dot products, softmax to weights, a weighted sum; the attention matrix as a heat map.
+# 1. Self-attention with no trainable weights on a sentence of the book's corpus, one step at a
+#    time: scores as dot products, softmax to weights, a weighted sum; the attention matrix.
 # 2. Queries, keys and values from three trainable projections, and what each role means.
 # 3. Scaled dot-product attention, with a *measurement* of why the scores are divided by
-#    $\sqrt{d_k}$: the variance of the scores, the saturation of softmax, the vanishing gradient.
+#    $\sqrt{d_k}$, and the whole of attention as a function of four lines.
 # 4. The causal mask, and a small training run that shows what goes wrong without it.
 # 5. Dropout on the attention weights, batching, and a single-head `CausalSelfAttention` module,
 #    checked against PyTorch's fused `scaled_dot_product_attention`.
@@ -49,84 +49,89 @@
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from llmbook.checks import check_dropout, check_int
+from llmbook.checks import check_attention_inputs, check_dropout, check_int, check_layer_input
 
 # %%
-torch.manual_seed(0)
-torch.set_printoptions(precision=3, sci_mode=False)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## 1. Self-attention without trainable weights
 #
-# Take the running example of the book, a question one might ask a chat model, and turn it into
-# token ids with GPT-2's tokenizer (chapter 1). Then give each id a vector with the embedding
-# table of chapter 3 (`TokenEmbedding`, an `nn.Embedding` that checks its ids). The table here
-# is random, as it is in a model before training, and small (8 numbers per token) so that we can
+# The running example of the book: a sentence of the `stories` corpus, cut into tokens by the
+# book's own tokenizer from chapter 1 (2,048 ids; GPT-2's has 50,257). Each id gets a vector from
+# the embedding table of chapter 3 (`TokenEmbedding`). The table here is random, as it is in a
+# model before training, and small, 8 numbers per token (GPT-2 small uses 768), so that we can
 # look at the numbers.
 
 # %%
 import matplotlib.pyplot as plt
-import tiktoken
-import torch.nn.functional as F
+import numpy as np
+from matplotlib.colors import ListedColormap, LogNorm
+from matplotlib.patches import Patch
 
+from llmbook import load_tokenizer
+from llmbook.data import load_corpus
 from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 
-tokenizer = tiktoken.get_encoding("gpt2")
-sentence = "How do I cook tomato and egg stir-fry?"
-ids = torch.tensor(tokenizer.encode(sentence))
-tokens = [tokenizer.decode([i]) for i in ids.tolist()]
+tok = load_tokenizer("stories")
+sentence = "When he looked for it, the hat was gone!"
+assert sentence in load_corpus("stories")  # a sentence of the book's corpus
+ids = torch.tensor(tok.encode(sentence))  # (T,)
+tokens = [tok.decode([i]) for i in ids.tolist()]
 print("ids   ", tuple(ids.shape), ids.tolist())
 print("tokens", tokens)
 
 d_model = 8
-embedding = TokenEmbedding(tokenizer.n_vocab, d_model)  # chapter 3's table (50257, 8), seeded
+embedding = TokenEmbedding(tok.vocab_size, d_model)  # chapter 3's table, random (untrained)
 x = embedding(ids).detach()  # (T, d_model): one vector per token, no gradients needed here
-print("x     ", tuple(x.shape))
+print("table ", tuple(embedding.weight.shape), " x", tuple(x.shape))
 
 # %% [markdown]
 # Self-attention turns each vector $x_i$ into a **context vector** $z_i$ that mixes in
-# information from the other positions. Take one position, the query ` egg` (position 6), and
+# information from the other positions. Take one position, the query ` hat` (position 7), and
 # follow the three steps.
 #
-# **Step 1, scores.** How much should ` egg` look at position $j$? The simplest measure of how
-# well two vectors match is their dot product: $s_{j} = x_{\text{egg}} \cdot x_j$, large when
+# **Step 1, scores.** How much should ` hat` look at position $j$? The simplest measure of how
+# well two vectors match is their dot product: $s_{j} = x_{\text{hat}} \cdot x_j$, large when
 # the vectors point the same way, negative when they point apart.
 
 # %%
-position = tokens.index(" egg")
+position = tokens.index(" hat")
 query = x[position]  # (d_model,)
-scores_egg = x @ query  # (T,): the dot product of the query with every token's vector
-assert torch.allclose(scores_egg[2], torch.dot(x[2], query))  # one entry, written out
+scores_hat = x @ query  # (T,): the dot product of the query with every token's vector
+assert torch.allclose(scores_hat[2], torch.dot(x[2], query))  # one entry, written out
 print(f"query: {tokens[position]!r} at position {position}")
-for token, score in zip(tokens, scores_egg.tolist()):
+for token, score in zip(tokens, scores_hat.tolist()):
     print(f"  {token!r:>9}  score {score:7.2f}")
 
 # %% [markdown]
-# ` egg` matches itself best, which is no surprise: a vector always points the same way as
+# ` hat` matches itself best, which is no surprise: a vector always points the same way as
 # itself. The other scores are large or small by chance, because the table is untrained.
 #
 # **Step 2, weights.** Scores can be any real number; we want non-negative weights that sum to
 # 1, so that the result is an average. Softmax does that, $w_j = e^{s_j} / \sum_{j'} e^{s_{j'}}$,
-# and keeps the order of the scores: the best match gets the largest weight.
+# and keeps the order of the scores: the best match gets the largest weight. Here the score of
+# ` hat` with itself is so far above the others that it keeps nearly all the weight.
 
 # %%
-weights_egg = torch.softmax(scores_egg, dim=0)  # (T,)
-by_hand = scores_egg.exp() / scores_egg.exp().sum()
-assert torch.allclose(weights_egg, by_hand)
-assert torch.isclose(weights_egg.sum(), torch.tensor(1.0))
-print("weights", [round(value, 2) for value in weights_egg.tolist()])
-print("sum    ", round(weights_egg.sum().item(), 4))
+weights_hat = torch.softmax(scores_hat, dim=0)  # (T,)
+by_hand = scores_hat.exp() / scores_hat.exp().sum()
+assert torch.allclose(weights_hat, by_hand)
+assert torch.isclose(weights_hat.sum(), torch.tensor(1.0))
+print("weights", [round(value, 2) for value in weights_hat.tolist()])
+print("sum    ", round(weights_hat.sum().item(), 4))
 
 # %% [markdown]
-# **Step 3, weighted sum.** The context vector of ` egg` is the average of all token vectors,
-# each weighted by how well it matched: $z_{\text{egg}} = \sum_j w_j x_j$.
+# **Step 3, weighted sum.** The context vector of ` hat` is the average of all token vectors,
+# each weighted by how well it matched: $z_{\text{hat}} = \sum_j w_j x_j$.
 
 # %%
-z_egg = weights_egg @ x  # (T,) @ (T, d_model) -> (d_model,)
-assert torch.allclose(z_egg, sum(w * row for w, row in zip(weights_egg, x)))
-print("z_egg", tuple(z_egg.shape))
+z_hat = weights_hat @ x  # (T,) @ (T, d_model) -> (d_model,)
+assert torch.allclose(z_hat, sum(w * row for w, row in zip(weights_hat, x)))
+print("z_hat", tuple(z_hat.shape))
 
 # %% [markdown]
 # Every position does the same, and matrix products do all of them at once: the scores of all
@@ -137,27 +142,34 @@ print("z_egg", tuple(z_egg.shape))
 scores = x @ x.T  # (T, d_model) @ (d_model, T) -> (T, T)
 weights = torch.softmax(scores, dim=-1)  # each row sums to 1
 context = weights @ x  # (T, T) @ (T, d_model) -> (T, d_model)
-assert torch.allclose(context[position], z_egg, atol=1e-6)
+assert torch.allclose(context[position], z_hat, atol=1e-6)
 assert torch.allclose(weights.sum(dim=-1), torch.ones(len(tokens)))
 print("scores", tuple(scores.shape), " weights", tuple(weights.shape), " context", tuple(context.shape))
 
 
 # %% [markdown]
-# The weights form the **attention matrix**: row $i$ says where position $i$ looks. A heat map
-# with the tokens on both axes shows it at a glance.
+# The weights form the **attention matrix**: row $i$ says where query position $i$ looks. A heat
+# map shows it at a glance. The colour scale is logarithmic, so that a weight of 1 (a query that
+# can see only itself) does not wash out the rest, and each cell carries its weight in percent.
+# Cells whose weight is exactly 0 (masked, from section 4 on) are grey.
 
 # %%
 def show_attention(weights, row_tokens, col_tokens, title, ax=None):
-    """Draw a (T_query, T_key) matrix of attention weights with token labels."""
-    ax = ax or plt.subplots(figsize=(5.5, 4.5))[1]
-    image = ax.imshow(weights.detach(), cmap="viridis", vmin=0.0)
-    label = lambda token: token.replace(" ", "·")  # noqa: E731  (· marks a leading space)
-    ax.set_xticks(range(len(col_tokens)), [label(t) for t in col_tokens], rotation=90)
-    ax.set_yticks(range(len(row_tokens)), [label(t) for t in row_tokens])
-    ax.set_xlabel("key (position looked at)")
-    ax.set_ylabel("query (position looking)")
-    ax.set_title(title)
-    plt.colorbar(image, ax=ax, fraction=0.046)
+    """Heat map of a (T_query, T_key) weight matrix: log colour scale, percentages, 0 in grey."""
+    ax = ax or plt.subplots(figsize=(6.5, 5.5))[1]
+    w = weights.detach().numpy()
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey", under="black")
+    norm = LogNorm(vmin=0.01, vmax=max(1.0, w.max()))  # dropout can push weights above 1
+    image = ax.imshow(np.where(w > 0, w, np.nan), cmap=cmap, norm=norm)
+    for (i, j), value in np.ndenumerate(w):
+        if value > 0:
+            colour = "black" if value > 0.2 else "white"
+            ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color=colour)
+    label = lambda tokens: [f"{i} {t.replace(' ', '·')}" for i, t in enumerate(tokens)]  # noqa: E731
+    ax.set_xticks(range(len(col_tokens)), label(col_tokens), rotation=90)
+    ax.set_yticks(range(len(row_tokens)), label(row_tokens))
+    ax.set(xlabel="key position j (looked at)", ylabel="query position i (looking)", title=title)
+    plt.colorbar(image, ax=ax, fraction=0.046, extend="min", label="weight (log scale; % in cells)")
     return ax
 
 
@@ -167,11 +179,12 @@ plt.show()
 plt.close("all")
 
 # %% [markdown]
-# The vectors are random, so the pattern means nothing yet, except for one thing: the diagonal is
-# bright. A vector matches itself well, because $x_i \cdot x_i = \lVert x_i \rVert^2$ is
-# positive and usually the largest score in its row, so each token mostly attends to itself. Also
-# $S$ is symmetric: "egg looks at tomato" scores the same as "tomato looks at egg". Both are
-# limitations of using the raw vectors. The next section removes them.
+# (A `·` marks a leading space.) The vectors are random, so the pattern means nothing yet, except
+# for one thing: the diagonal is bright. A vector matches itself well, because
+# $x_i \cdot x_i = \lVert x_i \rVert^2$ is positive and usually the largest score in its row, so
+# each token mostly attends to itself. Also $S$ is symmetric: "hat looks at gone" scores the same
+# as "gone looks at hat". Both are limitations of using the raw vectors. The next section removes
+# them.
 
 # %%
 diagonal_wins = (scores.argmax(dim=-1) == torch.arange(len(tokens))).sum().item()
@@ -183,25 +196,48 @@ print("scores symmetric:", torch.equal(scores, scores.T))
 #
 # In the version above each vector plays three parts at once: it is the question a position
 # asks, the label by which others find it, and the content it hands over. A transformer gives
-# each part its own learned linear map:
+# each part its own learned linear map. In this book's notation a linear map is $y = x W$, with
+# $x$ a row vector and $W$ of shape $(d_{\text{in}}, d_{\text{out}})$:
 #
-# - the **query** $q_i = x_i W_q$: what position $i$ is looking for ("I am a noun; where is my
-#   adjective?");
-# - the **key** $k_j = x_j W_k$: what position $j$ offers to be found by ("I am an adjective");
+# - the **query** $q_i = x_i W_q$: what position $i$ is looking for ("I am a verb; where is my
+#   subject?");
+# - the **key** $k_j = x_j W_k$: what position $j$ offers to be found by ("I am a noun");
 # - the **value** $v_j = x_j W_v$: what position $j$ passes on when it is attended to.
 #
+# $W_q$ and $W_k$ have shape $(d_{\text{model}}, d_k)$ and $W_v$ shape $(d_{\text{model}}, d_v)$.
 # The score becomes $q_i \cdot k_j = x_i W_q W_k^\top x_j^\top$: a learned similarity that need
 # not be symmetric and need not favour the diagonal. It is the soft version of a dictionary
 # lookup: compare the query with every key, and return a blend of the values, weighted by how
-# well each key matched. The three maps are `nn.Linear` layers without bias (GPT-2 has biases,
-# Llama does not; both work). Their output width $d_k$ (here 4) need not equal $d_{\text{model}}$.
+# well each key matched. The whole computation, with the shapes of our sentence
+# ($T = 11$, $d_{\text{model}} = 8$, $d_k = d_v = 4$):
+#
+# ```mermaid
+# flowchart LR
+#     X["x<br/>(T, d_model) = (11, 8)"] --> Q["q = x W_q<br/>(11, 4)"]
+#     X --> K["k = x W_k<br/>(11, 4)"]
+#     X --> V["v = x W_v<br/>(11, 4)"]
+#     Q --> S["scores = q kᵀ / √d_k<br/>(11, 11)"]
+#     K --> S
+#     S --> M["causal mask (section 4)<br/>−∞ above the diagonal"]
+#     M --> W["weights = softmax of each row<br/>(11, 11), rows sum to 1"]
+#     W --> Z["z = weights v<br/>(11, 4)"]
+#     V --> Z
+# ```
+#
+# The three maps are `nn.Linear` layers without bias (GPT-2 has biases, Llama does not; both
+# work). `nn.Linear(d_in, d_out)` stores the transpose of our $W$: its `weight` has shape
+# $(d_{\text{out}}, d_{\text{in}})$ and it computes `x @ weight.T`. So $W_q$ is
+# `q_proj.weight.T`. Their output width $d_k$ (here 4) need not equal $d_{\text{model}}$.
 
 # %%
 d_k = 4
-W_q = nn.Linear(d_model, d_k, bias=False)  # weight (d_k, d_model); x @ W_q.weight.T
-W_k = nn.Linear(d_model, d_k, bias=False)
-W_v = nn.Linear(d_model, d_k, bias=False)
-q, k, v = W_q(x), W_k(x), W_v(x)  # each (T, d_k)
+q_proj = nn.Linear(d_model, d_k, bias=False)  # stores weight (d_k, d_model) = W_q^T
+k_proj = nn.Linear(d_model, d_k, bias=False)
+v_proj = nn.Linear(d_model, d_k, bias=False)
+W_q = q_proj.weight.detach().T  # (d_model, d_k): the W_q of y = x W
+q, k, v = (proj(x).detach() for proj in (q_proj, k_proj, v_proj))  # each (T, d_k)
+assert torch.allclose(q, x @ W_q)
+print("W_q", tuple(W_q.shape), " q_proj.weight", tuple(q_proj.weight.shape))
 print("q", tuple(q.shape), " k", tuple(k.shape), " v", tuple(v.shape))
 
 qk_scores = q @ k.T  # (T, d_k) @ (d_k, T) -> (T, T)
@@ -224,7 +260,7 @@ assert not torch.allclose(qk_scores, qk_scores.T)
 # Why the $\sqrt{d_k}$? If the entries of $q$ and $k$ are independent with mean 0 and variance
 # 1, then $q \cdot k = \sum_{m=1}^{d_k} q_m k_m$ is a sum of $d_k$ independent terms of variance
 # 1, so its variance is $d_k$ and its typical size $\sqrt{d_k}$. Real heads use $d_k = 64$
-# (GPT-2) or 128 (Llama-3.1-8B): scores of size 8 to 11 instead of 1. Softmax of large,
+# (GPT-2) or 128 (Llama 3 8B): scores of size 8 to 11 instead of 1. Softmax of large,
 # spread-out scores puts nearly all the weight on the largest one (it *saturates* toward a
 # one-hot vector), and a saturated softmax passes almost no gradient: the derivative of
 # softmax, $\partial w_i / \partial s_j = w_i(\delta_{ij} - w_j)$, is close to 0 when every $w$
@@ -295,20 +331,32 @@ for ax, (key, label, log_y) in zip(axes, panels):
     ax.set_xscale("log", base=2)
     if log_y:
         ax.set_yscale("log")
-    ax.set_xlabel("d_k")
-    ax.set_title(label)
+    ax.set(xlabel="d_k (width of queries and keys)", ylabel=label, title=label)
     ax.legend()
 plt.tight_layout()
 plt.show()
 plt.close("all")
 
 # %% [markdown]
-# So we scale. With the projections of section 2, the weights of scaled dot-product attention:
+# So we scale. That is all of attention, and as a function it takes four lines: the width, the
+# scores, the softmax, the weighted sum. Written with `k.transpose(-2, -1)` instead of `k.T`, it works for any number of
+# leading (batch) axes. PyTorch's fused `torch.nn.functional.scaled_dot_product_attention`
+# computes the same thing.
 
 # %%
-attn_weights = torch.softmax(qk_scores / math.sqrt(d_k), dim=-1)  # (T, T)
-attn_context = attn_weights @ v  # (T, T) @ (T, d_k) -> (T, d_k)
+def simple_attention(q, k, v):
+    """softmax(q k^T / sqrt(d_k)) v for q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v)."""
+    d_k = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., Tq, Tk)
+    weights = torch.softmax(scores, dim=-1)  # each row sums to 1
+    return weights @ v, weights  # (..., Tq, d_v) and (..., Tq, Tk)
+
+
+attn_context, attn_weights = simple_attention(q, k, v)
 print("weights", tuple(attn_weights.shape), " context", tuple(attn_context.shape))
+reference = F.scaled_dot_product_attention(q, k, v)  # PyTorch's fused kernel
+print("equal to torch's scaled_dot_product_attention:", torch.allclose(attn_context, reference, atol=1e-6))
+assert torch.allclose(attn_context, reference, atol=1e-6)
 
 # %% [markdown]
 # ## 4. The causal mask
@@ -323,72 +371,78 @@ print("weights", tuple(attn_weights.shape), " context", tuple(attn_context.shape
 
 # %%
 changed_ids = ids.clone()
-changed_ids[-1] = tokenizer.encode("!")[0]  # "...stir-fry?" -> "...stir-fry!"
+changed_ids[-1] = tok.encode(".")[0]  # "...the hat was gone!" -> "...the hat was gone."
 x_changed = embedding(changed_ids).detach()
 
 
-def unmasked_attention(x):
-    q, k, v = W_q(x), W_k(x), W_v(x)
-    return torch.softmax(q @ k.T / math.sqrt(d_k), dim=-1) @ v  # (T, d_k)
+def project(x):  # (T, d_model) -> q, k, v, each (T, d_k)
+    return q_proj(x).detach(), k_proj(x).detach(), v_proj(x).detach()
 
 
-moved = (unmasked_attention(x_changed) - unmasked_attention(x)).abs().amax(dim=-1)  # (T,)
+before, after = simple_attention(*project(x))[0], simple_attention(*project(x_changed))[0]
+moved = (after - before).abs().amax(dim=-1)  # (T,): how far each position's output moved
 print("change at each position:", [round(value, 3) for value in moved.tolist()])
 assert (moved[:-1] > 0).all()  # every earlier position saw the future token
 
 # %% [markdown]
-# Every position moved, so the output at position 10 (whose job is to predict the `?`) depends
-# on the `?`. How much damage does that do? Let us train two tiny language models that differ
-# only in the mask, on sequences of **random** tokens. The next token of a random sequence cannot
-# be predicted: an honest model can do no better than the uniform guess, a cross-entropy of
-# $\ln V$. A model that scores better than that must be reading the answer.
-#
-# The model: token and position embeddings, one attention layer with a residual connection, a
-# linear head to the vocabulary. The causal mask comes from `causal_mask`, which we write now:
-# a boolean matrix, True where attention is allowed (the convention of PyTorch's
-# `scaled_dot_product_attention`), the lower triangle. It also handles more keys than queries,
-# which chapter 9's KV cache needs; more on that below.
+# Every position moved, so the output at position 9 (whose job is to predict the `!`) depends
+# on the `!`. The fix: position $i$ may look only at positions $j \le i$. Before the softmax we
+# set every score above the diagonal to $-\infty$; since $e^{-\infty} = 0$, those weights are
+# exactly 0, and the allowed weights of each row still sum to 1. Here is the score matrix of the
+# first six tokens after masking:
+
+# %%
+n, kept_colour, masked_colour = 6, "#9bd39b", "#dddddd"
+fig, ax = plt.subplots(figsize=(8, 5))
+allowed = np.tril(np.ones((n, n), dtype=bool))  # True on and below the diagonal
+_ = ax.imshow(allowed, cmap=ListedColormap([masked_colour, kept_colour]))
+for i in range(n):
+    for j in range(n):
+        text = f"q{i}·k{j}" if allowed[i, j] else "−∞"
+        ax.text(j, i, text, ha="center", va="center", fontsize=9, color="black" if allowed[i, j] else "dimgrey")
+labels = [f"{i} {t.replace(' ', '·')}" for i, t in enumerate(tokens[:n])]
+ax.set_xticks(range(n), labels, rotation=45, ha="right")
+ax.set_yticks(range(n), labels)
+ax.set(xlabel="key position j", ylabel="query position i", title="masked scores: row i sees keys 0..i")
+ax.legend(
+    handles=[Patch(color=kept_colour, label="j ≤ i: score kept"), Patch(color=masked_colour, label="j > i: −∞, weight 0")],
+    loc="upper left", bbox_to_anchor=(1.02, 1),
+)
+plt.tight_layout()
+plt.show()
+plt.close("all")
+
+# %% [markdown]
+# Position 0 may look only at itself, so its weight on itself is 1; the last position may look
+# at everything. The mask is a boolean matrix, True where attention is allowed (the convention
+# of PyTorch's `scaled_dot_product_attention`), the lower triangle. `causal_mask` builds it. It
+# also handles more keys than queries, which chapter 9's KV cache needs; more on that below.
 
 # %%
 #| export
 def causal_mask(
     n_queries: int, n_keys: int | None = None, device: torch.device | str | None = None
 ) -> torch.Tensor:
-    """Boolean causal mask of shape ``(n_queries, n_keys)``: True where a query may attend to a key.
+    """Boolean mask ``(n_queries, n_keys)``: True where a query may attend to a key (torch's rule).
 
-    True means "allowed", the convention of ``torch.nn.functional.scaled_dot_product_attention``.
-    The queries are the *last* ``n_queries`` positions of a sequence of ``n_keys`` positions
-    (bottom-right alignment): query ``i`` sits at absolute position ``n_keys - n_queries + i`` and
-    may attend to keys ``0 .. n_keys - n_queries + i``. With ``n_keys == n_queries`` (the default)
-    this is the lower triangle; with more keys than queries it is what a KV cache needs, where new
-    queries come after the cached keys. (Torch's own ``is_causal=True`` aligns the triangle to the
-    top-left instead, which differs when ``n_queries != n_keys``.)
-
-    Args:
-        n_queries: number of query positions, ``>= 1``.
-        n_keys: number of key positions, ``>= n_queries``; defaults to ``n_queries``.
-        device: where to create the mask (default: torch's default device).
-
-    Returns:
-        A ``torch.bool`` tensor of shape ``(n_queries, n_keys)``.
+    The queries are the *last* ``n_queries`` of ``n_keys`` positions (bottom-right alignment):
+    query ``i`` sits at position ``n_keys - n_queries + i`` and sees keys ``0`` up to there. With
+    ``n_keys == n_queries`` (the default) this is the lower triangle; with more keys it is what a
+    KV cache needs. (Torch's ``is_causal=True`` aligns the triangle top-left instead.)
+    ``n_queries >= 1``; ``n_keys >= n_queries``; ``device`` is where to create the mask.
     """
     n_queries = check_int(n_queries, "n_queries")
-    n_keys = n_queries if n_keys is None else check_int(n_keys, "n_keys")
-    if n_keys < n_queries:
-        raise ValueError(
-            f"n_keys must be >= n_queries (queries are the last n_queries of the n_keys positions), "
-            f"got n_queries={n_queries}, n_keys={n_keys}"
-        )
+    n_keys = n_queries if n_keys is None else check_int(n_keys, "n_keys", minimum=n_queries)
     allowed = torch.ones(n_queries, n_keys, dtype=torch.bool, device=device)
     return allowed.tril(diagonal=n_keys - n_queries)
 
 # %%
-print(causal_mask(5).int())
+for row in causal_mask(5).int().tolist():
+    print(row)
 
 
 # %% [markdown]
-# To apply it, we set the scores of forbidden pairs to $-\infty$ **before** the softmax. Since
-# $e^{-\infty} = 0$, their weights are exactly 0, and the allowed weights still sum to 1.
+# Applied to the scores of section 2, with the scaling of section 3:
 
 # %%
 mask = causal_mask(len(tokens))  # (T, T)
@@ -396,9 +450,10 @@ masked_scores = (qk_scores / math.sqrt(d_k)).masked_fill(~mask, float("-inf"))
 causal_weights = torch.softmax(masked_scores, dim=-1)
 assert (causal_weights[~mask] == 0).all()  # the future gets weight exactly 0
 assert torch.allclose(causal_weights.sum(dim=-1), torch.ones(len(tokens)))
-print(causal_weights[:4, :5].detach())
+for row in causal_weights[:4, :5].tolist():
+    print([round(value, 3) for value in row])
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
 _ = show_attention(attn_weights, tokens, tokens, "no mask", ax=axes[0])
 _ = show_attention(causal_weights, tokens, tokens, "causal mask", ax=axes[1])
 plt.tight_layout()
@@ -407,10 +462,16 @@ plt.close("all")
 
 
 # %% [markdown]
-# (The two panels have their own colour scales: without the mask every weight is near 1/12.)
+# Without the mask every weight is near $1/11 \approx 9\%$ (the projections are random); with it,
+# row $i$ spreads its weight over $i + 1$ keys, so the early rows hold the largest weights: 100%
+# at row 0, about 50% at row 1, and so on. The grey triangle is the future.
 #
-# Now the experiment: 16 symbols, windows of 8 tokens drawn uniformly at random, 300 steps of
-# Adam, once with the mask and once without.
+# How much damage does attending to the future do? Let us train two tiny language models that
+# differ only in the mask, on sequences of **random** tokens. The next token of a random sequence
+# cannot be predicted: an honest model can do no better than the uniform guess, a cross-entropy
+# of $\ln V$. A model that scores better than that must be reading the answer. The model: token
+# and position embeddings (chapter 3), one attention layer with a residual connection, a linear
+# head to the vocabulary.
 
 # %%
 class TinyLM(nn.Module):
@@ -433,6 +494,11 @@ class TinyLM(nn.Module):
         return self.head(x + torch.softmax(s, dim=-1) @ self.v(x))
 
 
+# %% [markdown]
+# The experiment: 16 symbols, windows of 8 tokens drawn uniformly at random, 300 steps of Adam,
+# once with the mask and once without; then the loss at each position on fresh random windows.
+
+# %%
 vocab_size, context_length = 16, 8
 data = torch.Generator().manual_seed(1)
 
@@ -485,10 +551,10 @@ print("checked: the unmasked model reads the answer; the masked one cannot")
 # only the output at the last position.
 
 # %%
-def masked_attention(x):
-    q, k, v = W_q(x), W_k(x), W_v(x)
+def masked_attention(x):  # (T, d_model) -> (T, d_k), causal
+    q, k, v = project(x)
     s = (q @ k.T / math.sqrt(d_k)).masked_fill(~causal_mask(len(x)), float("-inf"))
-    return torch.softmax(s, dim=-1) @ v  # (T, d_k)
+    return torch.softmax(s, dim=-1) @ v
 
 
 moved = (masked_attention(x_changed) - masked_attention(x)).abs().amax(dim=-1)
@@ -518,13 +584,14 @@ print("the outputs on every prefix equal the first rows of the outputs on the wh
 
 # %%
 print("causal_mask(3, 6): queries at positions 3, 4, 5")
-print(causal_mask(3, 6).int())
+for row in causal_mask(3, 6).int().tolist():
+    print(row)
 print("torch's is_causal with 3 queries and 6 keys (top-left)")
-print(torch.ones(3, 6, dtype=torch.bool).tril().int())
-last_three = masked_attention(x)[-3:]
-q_new, k_all, v_all = W_q(x[-3:]), W_k(x), W_v(x)
-s_new = (q_new @ k_all.T / math.sqrt(d_k)).masked_fill(~causal_mask(3, len(x)), float("-inf"))
-assert torch.allclose(torch.softmax(s_new, dim=-1) @ v_all, last_three, atol=1e-6)
+for row in torch.ones(3, 6, dtype=torch.bool).tril().int().tolist():
+    print(row)
+q_all, k_all, v_all = project(x)
+s_new = (q_all[-3:] @ k_all.T / math.sqrt(d_k)).masked_fill(~causal_mask(3, len(x)), float("-inf"))
+assert torch.allclose(torch.softmax(s_new, dim=-1) @ v_all, full[-3:], atol=1e-6)
 print("3 new queries over all keys == last 3 rows of full causal attention:", True)
 
 # %% [markdown]
@@ -535,34 +602,48 @@ print("3 new queries over all keys == last 3 rows of full causal attention:", Tr
 # the attention weights: each query randomly ignores some of the positions it would have looked
 # at. The values that survive are multiplied by $1/(1-p)$, so that every weight keeps its
 # expected value and nothing needs rescaling at evaluation time, when dropout is switched off
-# (`model.eval()`).
+# (`model.eval()`). Which values are dropped is random (and the random stream differs between
+# PyTorch versions), so we look at statistics rather than at one mask.
 
 # %%
 dropout = nn.Dropout(p=0.5)
-ones = torch.ones(4, 6)
+ones = torch.ones(1000, 1000)
 torch.manual_seed(123)
-print("train mode: about half zeroed, the rest scaled by 1 / (1 - 0.5) = 2")
-print(dropout.train()(ones))
-print("eval mode: unchanged")
-print(dropout.eval()(ones))
-assert torch.equal(dropout.eval()(ones), ones)
+dropped = dropout.train()(ones)
+fraction_zeroed = (dropped == 0).float().mean().item()
+print("train mode: fraction zeroed", round(fraction_zeroed, 2), " values", dropped.unique().tolist())
+print("eval mode: unchanged:", torch.equal(dropout.eval()(ones), ones))
+assert abs(fraction_zeroed - 0.5) < 0.01  # a fraction p is zeroed ...
+assert dropped.unique().tolist() == [0.0, 2.0]  # ... and the rest scaled by 1 / (1 - p) = 2
 
 # %% [markdown]
 # On attention weights this means a row no longer sums to exactly 1 in training, but it does on
-# average. Averaged over many dropout masks, the dropped weights come back to the weights.
+# average. Averaged over many dropout masks, the dropped weights come back to the weights. The
+# three panels: the causal weights, one dropped sample (its pattern differs from run to run),
+# and the mean of 4,000 samples.
 
 # %%
 dropout.train()
 torch.manual_seed(0)
 samples = torch.stack([dropout(causal_weights) for _ in range(4000)])  # (4000, T, T)
-print("row sums of one sample:", [round(value, 2) for value in samples[0].sum(dim=-1)[:6].tolist()])
-print("max |mean of samples - weights|:", round((samples.mean(0) - causal_weights).abs().max().item(), 2))
-assert torch.allclose(samples.mean(0), causal_weights, atol=0.05)
+mean_row_sum = samples.sum(dim=-1).mean().item()
+close = torch.allclose(samples.mean(0), causal_weights, atol=0.05)
+print("mean row sum over samples:", round(mean_row_sum, 1), " mean of samples ~ weights:", close)
+assert abs(mean_row_sum - 1) < 0.02 and close
 assert (samples[:, ~mask] == 0).all()  # dropout never revives a masked weight
 
+fig, axes = plt.subplots(1, 3, figsize=(16, 5.5))
+_ = show_attention(causal_weights, tokens, tokens, "causal weights", ax=axes[0])
+_ = show_attention(samples[0], tokens, tokens, "one dropout sample, p = 0.5", ax=axes[1])
+_ = show_attention(samples.mean(0), tokens, tokens, "mean of 4,000 samples", ax=axes[2])
+plt.tight_layout()
+plt.show()
+plt.close("all")
+
 # %% [markdown]
-# Modern large models (Llama among them) train with attention dropout 0; small models trained on
-# little data still benefit from it.
+# In the sample, about half of the cells turned grey and the survivors show twice their weight
+# (a weight of 50% becomes 100%); the mean of the samples is the left panel again. Modern large models (Llama among
+# them) train with attention dropout 0; small models trained on little data still benefit.
 #
 # ## 6. Scaled dot-product attention as one function
 #
@@ -573,71 +654,11 @@ assert (samples[:, ~mask] == 0).all()  # dropout never revives a masked weight
 # dropout on the weights; `is_causal` as a shortcut for the causal mask; an optional scale. Ours
 # can also return the weights, which the fused kernel never builds.
 #
-# First a helper that checks the arguments, so that a mistake gets a message naming the argument
-# rather than a shape error from deep inside a matrix product.
-
-# %%
-#| export
-def _check_attention_inputs(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    mask: torch.Tensor | None,
-    dropout_p: float,
-    is_causal: bool,
-) -> None:
-    """Raise a clear ``TypeError``/``ValueError`` for arguments attention cannot use."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() < 2:
-            raise ValueError(f"{name} must have shape (..., T, D), got shape {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise TypeError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype} and {v.dtype}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must have the same head dimension (last axis), got q {tuple(q.shape)} "
-            f"and k {tuple(k.shape)}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must have the same number of positions (axis -2), got k {tuple(k.shape)} "
-            f"and v {tuple(v.shape)}"
-        )
-    try:
-        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError:
-        raise ValueError(
-            f"the leading (batch) axes of q, k and v must broadcast, got q {tuple(q.shape)}, "
-            f"k {tuple(k.shape)} and v {tuple(v.shape)}"
-        ) from None
-    check_dropout(dropout_p, "dropout_p")
-    if mask is None:
-        return
-    if is_causal:
-        raise ValueError("pass either mask or is_causal=True, not both (as in torch)")
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"mask must be a torch.Tensor or None, got {type(mask).__name__}")
-    if mask.dtype != torch.bool and mask.dtype != q.dtype:
-        raise TypeError(
-            f"mask must be boolean (True = attend) or have q's dtype {q.dtype} (added to the "
-            f"scores), got dtype {mask.dtype}"
-        )
-    scores_shape = (*batch, q.shape[-2], k.shape[-2])
-    try:
-        fits = torch.broadcast_shapes(mask.shape, scores_shape) == torch.Size(scores_shape)
-    except RuntimeError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
-            f"(..., Tq, Tk) = {scores_shape}"
-        )
-
-# %% [markdown]
-# Then the function itself: the five steps of this chapter, in order.
+# It is `simple_attention` with the mask and dropout added, plus one more case: a query whose
+# every key is masked would get $\operatorname{softmax}(-\infty, \dots, -\infty) = 0/0$, NaN.
+# Like torch, we give it weights 0 and output 0. The first line checks the arguments (one call;
+# the checks themselves are in the last section), so that a mistake gets a message naming the
+# argument rather than a shape error from deep inside a matrix product.
 
 # %%
 #| export
@@ -650,92 +671,59 @@ def scaled_dot_product_attention(
     is_causal: bool = False,
     scale: float | None = None,
     return_weights: bool = False,
+    check: bool = True,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Attention written out step by step: ``softmax(q @ k^T * scale + mask) @ v``.
+    """``softmax(q @ k^T * scale + mask) @ v``, step by step: torch's function, written out.
 
-    The teaching version of ``torch.nn.functional.scaled_dot_product_attention``, with the same
-    arguments and semantics (``mask`` plays the part of torch's ``attn_mask``). It materialises
-    the ``(Tq, Tk)`` matrix of weights, so it can return it; the fused kernel does not.
-
-    Args:
-        q: queries, shape ``(..., Tq, D)``.
-        k: keys, shape ``(..., Tk, D)``.
-        v: values, shape ``(..., Tk, Dv)``. The leading axes ``...`` of q, k, v broadcast.
-        mask: ``None``; a boolean tensor where True means "may attend" and False sets the score
-            to ``-inf`` (see :func:`causal_mask`); or a float tensor of q's dtype added to the
-            scores. Either must broadcast to ``(..., Tq, Tk)``.
-        dropout_p: probability of zeroing each attention weight, in ``[0, 1)``; the kept weights
-            are scaled by ``1 / (1 - dropout_p)``. Applied whenever ``dropout_p > 0`` (as in
-            torch): a module passes 0 in eval mode.
-        is_causal: apply a causal mask aligned to the top-left corner, exactly as torch's
-            ``is_causal`` does: query ``i`` sees keys ``0..i``. That is right when ``Tq == Tk``;
-            when queries come after cached keys (``Tq < Tk``) pass ``mask=causal_mask(Tq, Tk)``.
-        scale: factor applied to the scores; default ``1 / sqrt(D)``.
-        return_weights: also return the attention weights (after dropout).
-
-    Returns:
-        The output, shape ``(..., Tq, Dv)``; and if ``return_weights``, the weights, shape
-        ``(..., Tq, Tk)``, whose rows sum to 1 (without dropout). A query whose every key is masked
-        gets weights 0 and output 0, as in torch, instead of 0/0 = NaN.
+    q ``(..., Tq, D)``, k ``(..., Tk, D)``, v ``(..., Tk, Dv)``; leading axes broadcast. ``mask``
+    (torch's ``attn_mask``): boolean, True = may attend, or float, added to the scores; it
+    broadcasts to ``(..., Tq, Tk)``. ``is_causal``: torch's top-left triangle (with cached keys
+    pass ``mask=causal_mask(Tq, Tk)``). ``scale``: default ``1/sqrt(D)``. Returns the output
+    ``(..., Tq, Dv)`` (and the weights ``(..., Tq, Tk)``). A query that may see no key gets
+    weights 0 and output 0, as in torch. ``check=False`` skips the argument checks.
     """
-    _check_attention_inputs(q, k, v, mask, dropout_p, is_causal)
-    n_queries, n_keys = q.shape[-2], k.shape[-2]
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-
-    # 1. Scores: how well each query matches each key.          (..., Tq, D) @ (..., D, Tk)
-    scores = (q @ k.transpose(-2, -1)) * scale  # (..., Tq, Tk)
-
-    # 2. Mask: forbidden positions get -inf, so softmax gives them weight exactly 0.
+    if check:
+        check_attention_inputs(q, k, v, mask, dropout_p, is_causal, scale)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale  # 1. scores (..., Tq, Tk)
     if is_causal:
-        mask = torch.ones(n_queries, n_keys, dtype=torch.bool, device=q.device).tril()
-    if mask is not None:
+        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+    if mask is not None:  # 2. mask: -inf where forbidden, so softmax gives weight exactly 0
         if mask.dtype == torch.bool:
             scores = scores.masked_fill(~mask, float("-inf"))
         else:
             scores = scores + mask
-
-    # A query whose every key is masked would get softmax(-inf, ..., -inf) = 0/0 = NaN. Like
-    # torch, we give it weights 0 and output 0: its scores become 0 here (no NaN, not even in the
-    # gradient), and its output row is zeroed at the end.
+        blind = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., Tq, 1): sees nothing
+        scores = scores.masked_fill(blind, 0.0)  # no 0/0 = NaN, not even in the gradient
+    weights = torch.softmax(scores, dim=-1)  # 3. softmax over the keys: rows sum to 1
+    if dropout_p > 0.0:  # 4. dropout on the weights (training only: the caller decides)
+        weights = F.dropout(weights, p=dropout_p, training=True)
     if mask is not None:
-        nothing_allowed = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., Tq, 1)
-        scores = scores.masked_fill(nothing_allowed, 0.0)
-
-    # 3. Softmax over the keys: each row becomes a probability distribution.
-    weights = torch.softmax(scores, dim=-1)  # (..., Tq, Tk)
-
-    # 4. Dropout on the weights (training only; the caller decides by passing dropout_p).
-    if dropout_p > 0.0:
-        weights = torch.nn.functional.dropout(weights, p=dropout_p, training=True)
-
-    # 5. Output: for each query, the weighted sum of the values.  (..., Tq, Tk) @ (..., Tk, Dv)
-    output = weights @ v  # (..., Tq, Dv)
-    if mask is not None:  # the queries that may see nothing: output 0 (and weights 0 if asked)
-        output = output.masked_fill(nothing_allowed, 0.0)
-        if return_weights:
-            weights = weights.masked_fill(nothing_allowed, 0.0)
+        weights = weights.masked_fill(blind, 0.0)  # blind queries: weights 0, so output 0
+    output = weights @ v  # 5. weighted sum of the values (..., Tq, Dv)
     return (output, weights) if return_weights else output
 
 # %% [markdown]
-# It agrees with PyTorch's fused kernel, with and without masks, with more keys than queries,
-# and in float64 down to rounding error. (The fused kernel is the fast path that chapter 5 uses;
-# ours is the one to read.)
+# It agrees with `simple_attention` when there is no mask, and with PyTorch's fused kernel with
+# and without masks, with more keys than queries, and in float64 down to rounding error. (The
+# fused kernel is the fast path that chapter 5 uses; ours is the one to read.)
 
 # %%
 g = torch.Generator().manual_seed(0)
 Q, K, V = (torch.randn(2, 3, 6, 8, generator=g, dtype=torch.float64) for _ in range(3))
+assert torch.allclose(scaled_dot_product_attention(Q, K, V), simple_attention(Q, K, V)[0], atol=1e-12)
 padding = torch.ones(2, 1, 6, 6, dtype=torch.bool)
 padding[1, ..., 4:] = False  # the second sequence's last two positions are padding
-checks = {
+bias = torch.randn(6, 6, dtype=torch.float64, generator=g)
+checks = {  # name: (our keyword arguments, torch's)
     "no mask": ({}, {}),
     "is_causal": ({"is_causal": True}, {"is_causal": True}),
     "causal_mask": ({"mask": causal_mask(6)}, {"attn_mask": causal_mask(6)}),
-    "additive mask": ({"mask": torch.randn(6, 6, dtype=torch.float64)}, None),
+    "additive mask": ({"mask": bias}, {"attn_mask": bias}),
     "boolean padding mask": ({"mask": padding}, {"attn_mask": padding}),
+    "scale 0.05": ({"scale": 0.05}, {"scale": 0.05}),
 }
 for name, (ours_kwargs, torch_kwargs) in checks.items():
-    torch_kwargs = {"attn_mask": ours_kwargs["mask"]} if torch_kwargs is None else torch_kwargs
     ours = scaled_dot_product_attention(Q, K, V, **ours_kwargs)
     theirs = F.scaled_dot_product_attention(Q, K, V, **torch_kwargs)
     print(f"{name:>22}: {tuple(ours.shape)} equal to torch: {torch.allclose(ours, theirs, atol=1e-12)}")
@@ -754,21 +742,22 @@ print(f"{'2 queries, 6 keys':>22}: {tuple(more_keys.shape)} equal to torch: True
 # shape $(B, T, d_{\text{model}})$. Nothing in the function needs to change. The matrix product
 # `@` treats all axes but the last two as batch axes, `k.transpose(-2, -1)` swaps only the last
 # two, softmax runs over the last axis, and the $(T, T)$ mask broadcasts over the batch. Here
-# are two sentences of 12 tokens each.
+# are two sentences of the corpus with the same number of tokens.
 
 # %%
-second = "Fry the egg, then add the tomato and salt."
-batch_ids = torch.stack([ids, torch.tensor(tokenizer.encode(second))])  # (B, T)
-batch_tokens = [[tokenizer.decode([i]) for i in row] for row in batch_ids.tolist()]
+second = "This time it worked, and they were very proud."
+batch_ids = torch.stack([ids, torch.tensor(tok.encode(second))])  # (B, T)
+batch_tokens = [[tok.decode([i]) for i in row] for row in batch_ids.tolist()]
 x_batch = embedding(batch_ids).detach()  # (B, T, d_model)
-q_b, k_b, v_b = W_q(x_batch), W_k(x_batch), W_v(x_batch)  # each (B, T, d_k)
+q_b, k_b, v_b = project(x_batch)  # each (B, T, d_k)
+n_tokens = batch_ids.shape[1]
 out_b, weights_b = scaled_dot_product_attention(
-    q_b, k_b, v_b, mask=causal_mask(batch_ids.shape[1]), return_weights=True
+    q_b, k_b, v_b, mask=causal_mask(n_tokens), return_weights=True
 )
 print("ids", tuple(batch_ids.shape), "-> x", tuple(x_batch.shape), "-> q, k, v", tuple(q_b.shape))
 print("weights", tuple(weights_b.shape), "-> output", tuple(out_b.shape))
 for b in range(2):  # the same as running each sentence alone
-    alone = scaled_dot_product_attention(q_b[b], k_b[b], v_b[b], mask=causal_mask(12))
+    alone = scaled_dot_product_attention(q_b[b], k_b[b], v_b[b], mask=causal_mask(n_tokens))
     assert torch.allclose(out_b[b], alone, atol=1e-6)
 print("batched == one sentence at a time:", True)
 
@@ -780,24 +769,21 @@ print("batched == one sentence at a time:", True)
 # an output projection. The projections are named `q_proj`, `k_proj`, `v_proj`, as in Hugging
 # Face's Llama code, so that loading real weights later is a matter of matching names. Dropout
 # is applied only in training mode, following `self.training`.
+#
+# The module checks its input `x` once, where a user calls in (a cheap check: type, shape, dtype,
+# device, no pass over the data). The queries, keys and values it then builds fit each other by
+# construction, so it calls the function with `check=False`. With as many queries as keys,
+# `is_causal=True` is the same mask as `causal_mask(T)`.
 
 # %%
 #| export
 class CausalSelfAttention(nn.Module):
-    """Single-head causal self-attention: each position attends to itself and earlier positions.
+    """Single-head causal self-attention: ``x (B, T, d_in) -> (B, T, d_out)``.
 
-    Three linear maps turn the input ``x (B, T, d_in)`` into queries, keys and values of width
-    ``d_out``; :func:`scaled_dot_product_attention` with :func:`causal_mask` mixes the values.
-    There is no output projection: that comes with several heads (chapter 5).
-
-    Args:
-        d_in: width of the input vectors, ``>= 1``.
-        d_out: width of queries, keys, values and of the output, ``>= 1``.
-        dropout: dropout probability on the attention weights in training mode, in ``[0, 1)``.
-        bias: whether the three projections have a bias.
-
-    Attributes:
-        q_proj, k_proj, v_proj: the ``nn.Linear(d_in, d_out)`` projections.
+    ``q = x W_q``, ``k = x W_k``, ``v = x W_v`` with three ``nn.Linear(d_in, d_out)`` named
+    ``q_proj``, ``k_proj``, ``v_proj`` (each stores ``W^T``), then causal
+    :func:`scaled_dot_product_attention`. ``dropout`` (in ``[0, 1)``) acts on the attention
+    weights in training mode. No output projection: that comes with several heads (chapter 5).
     """
 
     def __init__(self, d_in: int, d_out: int, dropout: float = 0.0, bias: bool = False) -> None:
@@ -811,28 +797,12 @@ class CausalSelfAttention(nn.Module):
     def forward(
         self, x: torch.Tensor, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Attend causally over the positions of ``x``.
-
-        Args:
-            x: input of shape ``(B, T, d_in)`` (any number of leading axes works).
-            return_weights: also return the attention weights ``(B, T, T)``.
-
-        Returns:
-            ``(B, T, d_out)``, and the weights if ``return_weights``.
-        """
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() < 2 or x.shape[-1] != self.d_in:
-            raise ValueError(f"x must have shape (B, T, d_in={self.d_in}), got {tuple(x.shape)}")
-        n_tokens = x.shape[-2]
+        """``x (B, T, d_in)`` or ``(T, d_in)`` -> ``(B, T, d_out)``; and the weights ``(B, T, T)``."""
+        check_layer_input(x, self.d_in, self.q_proj.weight)  # the boundary: one cheap check
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # each (B, T, d_out)
+        dropout_p = self.dropout_p if self.training else 0.0
         return scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            mask=causal_mask(n_tokens, device=x.device),  # (T, T), broadcast over B
-            dropout_p=self.dropout_p if self.training else 0.0,
-            return_weights=return_weights,
+            q, k, v, dropout_p=dropout_p, is_causal=True, return_weights=return_weights, check=False
         )
 
     def extra_repr(self) -> str:
@@ -847,7 +817,7 @@ attention.eval()
 with torch.no_grad():
     out, w = attention(x_batch, return_weights=True)
 print("x", tuple(x_batch.shape), "-> output", tuple(out.shape), " weights", tuple(w.shape))
-assert (w[:, ~causal_mask(12)] == 0).all()
+assert (w[:, ~causal_mask(n_tokens)] == 0).all()
 
 # %% [markdown]
 # The module's output equals PyTorch's fused attention on the same projections, and in eval
@@ -876,17 +846,50 @@ plt.close("all")
 
 # %% [markdown]
 # The weights are still those of an untrained model. Once the model is trained (chapter 8),
-# heads learn patterns such as "look at the previous token" or "look at the noun this adjective
-# belongs to"; chapter 5 draws several heads side by side.
+# heads learn patterns such as "look at the previous token" or "look at the noun this pronoun
+# stands for"; chapter 5 draws several heads side by side.
 #
-# Mistakes get a message that names the argument. Queries and keys of different widths cannot be
-# compared:
+# ## 9. From notebook to library
+#
+# The exported code calls two guards from `llmbook.checks`, a hand-written module of argument
+# checks shared by every chapter:
+#
+# - `check_attention_inputs(q, k, v, mask, dropout_p, is_causal, scale)`, the first line of
+#   `scaled_dot_product_attention`: q, k and v are floating tensors of one dtype, on one device,
+#   of shapes that fit ($D$ of q and k, $T_k$ of k and v, broadcasting batch axes); the mask is
+#   boolean or of q's dtype, on q's device, broadcasts to the scores, and does not come with
+#   `is_causal`; `dropout_p` is in $[0, 1)$; `scale` is a finite number $> 0$.
+# - `check_layer_input(x, d_in, weight)`, the first line of `CausalSelfAttention.forward`: `x`
+#   is a floating tensor $(\dots, T, d_{\text{in}})$ with $T \ge 1$, on the device and of the
+#   dtype of the layer's weights (any float dtype inside `torch.autocast`).
+#
+# Validation happens where a user calls in. A model that stacks many layers checks its input
+# once, and the layers inside pass `check=False` to the function, as the module above does. Each
+# mistake gets a `TypeError` or `ValueError` that names the argument, what was given and what is
+# allowed:
 
-# %% tags=["raises-exception"]
-scaled_dot_product_attention(torch.randn(2, 5, 8), torch.randn(2, 5, 4), torch.randn(2, 5, 4))
+# %%
+meta_q = torch.empty(5, 8, device="meta")  # a tensor with a shape but no data
+bad_calls = {
+    "q and k of different widths": lambda: scaled_dot_product_attention(torch.randn(5, 8), *torch.randn(2, 5, 4)),
+    "scale = nan": lambda: scaled_dot_product_attention(*torch.randn(3, 5, 8), scale=float("nan")),
+    "q on another device": lambda: scaled_dot_product_attention(meta_q, *torch.randn(2, 5, 8)),
+    "mask and is_causal": lambda: scaled_dot_product_attention(*torch.randn(3, 5, 8), mask=causal_mask(5), is_causal=True),
+    "token ids into the module": lambda: attention(batch_ids),
+    "no positions (T = 0)": lambda: attention(torch.randn(2, 0, d_model)),
+    "float64 input, float32 weights": lambda: attention(x_batch.double()),
+}
+for name, call in bad_calls.items():
+    try:
+        call()
+    except (TypeError, ValueError) as error:
+        print(f"{name}:\n    {type(error).__name__}: {error}")
+    else:
+        raise AssertionError(f"{name}: no error")
 
 # %% [markdown]
-# and a mask must fit the scores, here $(T_q, T_k) = (5, 5)$:
+# A mistake shows as a short traceback that ends in the message. A mask must fit the scores,
+# here $(T_q, T_k) = (5, 5)$:
 
 # %% tags=["raises-exception"]
 scaled_dot_product_attention(*torch.randn(3, 2, 5, 8), mask=causal_mask(4))
@@ -896,12 +899,14 @@ scaled_dot_product_attention(*torch.randn(3, 2, 5, 8), mask=causal_mask(4))
 #
 # - Attention replaces each position's vector by a weighted average of the vectors of the
 #   positions it may see. The weights are a softmax of scores, and the scores are dot products.
-# - Queries, keys and values are three learned projections of the input: the query says what a
+# - Queries, keys and values are three learned projections of the input, $q = x W_q$ with $W_q$
+#   of shape $(d_{\text{model}}, d_k)$ (`nn.Linear` stores its transpose): the query says what a
 #   position looks for, the key what it can be found by, the value what it hands over. They
 #   make the similarity learnable and asymmetric.
 # - The dot product of two $d_k$-dimensional vectors with unit-variance entries has variance
 #   $d_k$. We measured it, and saw that without the $1/\sqrt{d_k}$ the softmax saturates toward
 #   one-hot and the gradient through it vanishes; with it, all three stay put as $d_k$ grows.
+#   Attention itself is four lines: `simple_attention`.
 # - The causal mask puts $-\infty$ on the scores of future positions before softmax, so their
 #   weights are exactly 0. Without it, a model trained on random tokens "predicted" them almost
 #   perfectly by copying from position $t+1$, and failed where there is no $t+1$: at generation.
@@ -909,9 +914,11 @@ scaled_dot_product_attention(*torch.randn(3, 2, 5, 8), mask=causal_mask(4))
 # - With a KV cache, queries are the last positions: `causal_mask(n_queries, n_keys)` aligns
 #   bottom-right; torch's `is_causal` aligns top-left.
 # - Dropout on the weights zeroes a fraction $p$ and scales the rest by $1/(1-p)$ in training
-#   only. Batching needs no change: every operation acts on the last two axes.
+#   only; on average the weights are unchanged. Batching needs no change: every operation acts
+#   on the last two axes.
 # - `llmbook.attention` exports `causal_mask`, `scaled_dot_product_attention` (the readable
-#   version, which agrees with PyTorch's fused kernel) and `CausalSelfAttention` (one head).
+#   version, which agrees with PyTorch's fused kernel) and `CausalSelfAttention` (one head),
+#   which checks its input once and skips the function's checks inside.
 #
 # ## Exercises
 #
@@ -925,16 +932,16 @@ scaled_dot_product_attention(*torch.randn(3, 2, 5, 8), mask=causal_mask(4))
 # 3. **Scale by $1/d_k$?** Repeat the measurement of section 3 with the scores divided by $d_k$
 #    instead of $\sqrt{d_k}$. What happens to the variance of the scores and the largest
 #    weight as $d_k$ grows, and why is that also a problem?
-# 4. **A padding mask.** Batch the two sentences "How do I cook tomato and egg stir-fry?" and
-#    "Beat two eggs." by padding the shorter with `<|endoftext|>` on the right. Build one boolean
-#    mask of shape $(B, 1, T, T)$ (or $(B, T, T)$) that is causal *and* forbids attending to
-#    padding keys, check it against `torch.nn.functional.scaled_dot_product_attention`, and show
-#    that the outputs at the real positions of the short sentence equal those computed on it
-#    alone.
+# 4. **A padding mask.** Batch the two sentences "When he looked for it, the hat was gone!" and
+#    "Kai smiled." (book tokenizer) by padding the shorter with `<|endoftext|>` on the right.
+#    Build one boolean mask of shape $(B, 1, T, T)$ (or $(B, T, T)$) that is causal *and* forbids
+#    attending to padding keys, check it against `torch.nn.functional.scaled_dot_product_attention`,
+#    and show that the outputs at the real positions of the short sentence equal those computed on
+#    it alone. Then pad on the left: what changes?
 # 5. **The size of the attention matrix.** How many bytes do the attention weights of one
 #    sequence take in float32 for GPT-2 small (12 layers, 12 heads, context 1024), counting every
 #    head of every layer, as training keeps them for the backward pass? And at a context of
-#    8,192 and 131,072 tokens (Llama-3.1-8B: 32 layers, 32 query heads)? What does this suggest
+#    8,192 and 131,072 tokens (Llama 3.1 8B: 32 layers, 32 query heads)? What does this suggest
 #    about materialising the matrix, the subject of fused kernels in chapter 5?
 #
 # Worked solutions: `chapters/solutions/04_attention.ipynb`.

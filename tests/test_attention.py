@@ -65,7 +65,8 @@ def test_causal_mask_differs_from_torch_is_causal_when_lengths_differ():
     "args, error, message",
     [
         ((0,), ValueError, "n_queries must be >= 1"),
-        ((3, 2), ValueError, "n_keys must be >= n_queries"),
+        ((-1,), ValueError, "n_queries must be >= 1"),
+        ((3, 2), ValueError, "n_keys must be >= 3, got 2"),
         ((2.0,), TypeError, "n_queries must be an int"),
         ((True,), TypeError, "n_queries must be an int"),
         ((2, "5"), TypeError, "n_keys must be an int"),
@@ -398,13 +399,35 @@ def test_module_dropout_only_in_training_mode():
 @pytest.mark.parametrize(
     "change, error, message",
     [
-        (lambda q, k, v: (q, k[..., :5], v), ValueError, "same head dimension"),
-        (lambda q, k, v: (q, k, v[..., :4, :]), ValueError, "same number of positions"),
-        (lambda q, k, v: (q[0, 0, 0], k, v), ValueError, r"q must have shape \(\.\.\., T, D\)"),
-        (lambda q, k, v: (q.tolist(), k, v), TypeError, "q must be a torch.Tensor"),
-        (lambda q, k, v: (q, k.double(), v), TypeError, "share a dtype"),
-        (lambda q, k, v: (q.long(), k, v), TypeError, "floating-point"),
-        (lambda q, k, v: (q[:, :2], k, v), ValueError, "batch"),
+        pytest.param(lambda q, k, v: (q, k[..., :5], v), ValueError, "same head dimension", id="D"),
+        pytest.param(
+            lambda q, k, v: (q, k, v[..., :4, :]), ValueError, "same number of positions", id="Tk"
+        ),
+        pytest.param(
+            lambda q, k, v: (q[0, 0, 0], k, v),
+            ValueError,
+            r"q must have shape \(\.\.\., T, D\)",
+            id="1d",
+        ),
+        pytest.param(
+            lambda q, k, v: (q.tolist(), k, v), TypeError, "q must be a torch.Tensor", id="list"
+        ),
+        pytest.param(
+            lambda q, k, v: (q, None, v), TypeError, "k must be a torch.Tensor", id="None"
+        ),
+        pytest.param(lambda q, k, v: (q, k.double(), v), TypeError, "share a dtype", id="dtypes"),
+        pytest.param(lambda q, k, v: (q.long(), k, v), TypeError, "floating-point", id="long"),
+        pytest.param(lambda q, k, v: (q, k, v.bool()), TypeError, "floating-point", id="bool"),
+        pytest.param(lambda q, k, v: (q[:, :2], k, v), ValueError, "batch", id="batch"),
+        pytest.param(
+            lambda q, k, v: (q.to("meta"), k, v),
+            ValueError,
+            "q, k and v must be on one device, got meta, cpu and cpu",
+            id="meta-q",
+        ),
+        pytest.param(
+            lambda q, k, v: (q, k, v.to("meta")), ValueError, "on one device", id="meta-v"
+        ),
     ],
 )
 def test_input_errors(change, error, message):
@@ -421,6 +444,11 @@ def test_input_errors(change, error, message):
         (torch.ones(5, 5, dtype=torch.long), TypeError, "boolean"),
         (torch.zeros(5, 5, dtype=torch.float64), TypeError, "dtype"),
         ([[True] * 5] * 5, TypeError, "mask must be a torch.Tensor"),
+        (
+            torch.ones(5, 5, dtype=torch.bool, device="meta"),
+            ValueError,
+            "mask must be on q's device",
+        ),
     ],
 )
 def test_mask_errors(mask, error, message):
@@ -455,12 +483,130 @@ def test_module_construction_errors(kwargs, error, message):
         CausalSelfAttention(**kwargs)
 
 
-def test_module_input_errors():
+@pytest.mark.parametrize(
+    "x, error, message",
+    [
+        pytest.param(
+            torch.randn(2, 5, 7),
+            ValueError,
+            r"x must have shape \(B, T, d_in=8\), got \(2, 5, 7\)",
+            id="width",
+        ),
+        pytest.param(torch.randn(8), ValueError, r"x must have shape \(B, T, d_in=8\)", id="1d"),
+        pytest.param([[0.0] * 8], TypeError, "x must be a torch.Tensor, got list", id="list"),
+        pytest.param(
+            torch.zeros(2, 5, dtype=torch.long),
+            TypeError,
+            "token ids go through an embedding",
+            id="ids",
+        ),
+        pytest.param(torch.zeros(2, 5, 8, dtype=torch.long), TypeError, "torch.int64", id="long"),
+        pytest.param(
+            torch.zeros(2, 0, 8), ValueError, r"at least one position \(T >= 1\)", id="T=0"
+        ),
+        pytest.param(torch.zeros(0, 8), ValueError, r"T >= 1", id="T=0-unbatched"),
+        pytest.param(
+            torch.zeros(2, 5, 8, dtype=torch.float64),
+            TypeError,
+            "x has dtype torch.float64 but the layer's weights have dtype torch.float32",
+            id="float64",
+        ),
+        pytest.param(
+            torch.zeros(2, 5, 8, dtype=torch.bfloat16), TypeError, "torch.bfloat16", id="bfloat16"
+        ),
+        pytest.param(
+            torch.empty(2, 5, 8, device="meta"),
+            ValueError,
+            "x is on meta but the layer's weights are on cpu",
+            id="device",
+        ),
+    ],
+)
+def test_module_input_errors(x, error, message):
     attention = CausalSelfAttention(8, 4)
-    with pytest.raises(ValueError, match=r"x must have shape \(B, T, d_in=8\), got \(2, 5, 7\)"):
-        attention(torch.randn(2, 5, 7))
-    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
-        attention([[0.0] * 8])
+    with pytest.raises(error, match=message):
+        attention(x)
+
+
+@pytest.mark.parametrize(
+    "scale, error, message",
+    [
+        pytest.param(float("nan"), ValueError, "scale must be a finite number > 0", id="nan"),
+        pytest.param(float("inf"), ValueError, "got inf", id="inf"),
+        pytest.param(-float("inf"), ValueError, "got -inf", id="-inf"),
+        pytest.param(0.0, ValueError, "got 0.0", id="zero"),
+        pytest.param(-0.5, ValueError, "got -0.5", id="negative"),
+        pytest.param("0.5", TypeError, "scale must be a number or None, got str", id="str"),
+        pytest.param(True, TypeError, "got bool", id="bool"),
+        pytest.param(torch.tensor(0.5), TypeError, "got Tensor", id="tensor"),
+    ],
+)
+def test_scale_errors(scale, error, message):
+    with pytest.raises(error, match=message):
+        scaled_dot_product_attention(*qkv(), scale=scale)
+
+
+@pytest.mark.parametrize("is_causal", [1, "yes", None])
+def test_is_causal_must_be_a_bool(is_causal):
+    with pytest.raises(TypeError, match="is_causal must be a bool"):
+        scaled_dot_product_attention(*qkv(), is_causal=is_causal)
+
+
+@pytest.mark.parametrize("n_queries, n_keys", [(0, 4), (3, 0), (0, 0)])
+def test_empty_queries_or_keys_match_torch(n_queries, n_keys):
+    q, k, v = qkv(n_queries=n_queries, n_keys=n_keys)
+    ours = scaled_dot_product_attention(q, k, v)
+    theirs = F.scaled_dot_product_attention(q, k, v)
+    assert ours.shape == theirs.shape == (2, 3, n_queries, 6)
+    torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_module_works_in_the_dtype_of_its_weights(dtype):
+    torch.manual_seed(0)
+    attention = CausalSelfAttention(8, 4).to(dtype)
+    x = torch.randn(2, 5, 8, dtype=dtype)
+    out = attention(x)
+    assert out.dtype == dtype
+    reference = F.scaled_dot_product_attention(
+        attention.q_proj(x), attention.k_proj(x), attention.v_proj(x), is_causal=True
+    )
+    tolerance = 1e-12 if dtype == torch.float64 else 2e-2
+    torch.testing.assert_close(out, reference, atol=tolerance, rtol=tolerance)
+
+
+def test_module_accepts_other_float_dtypes_under_autocast():
+    torch.manual_seed(0)
+    attention = CausalSelfAttention(8, 4)  # float32 weights
+    x = torch.randn(2, 5, 8, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attention(x)
+    assert out.shape == (2, 5, 4)
+    assert torch.isfinite(out.float()).all()
+
+
+def test_check_false_gives_the_same_result():
+    q, k, v = qkv()
+    torch.testing.assert_close(
+        scaled_dot_product_attention(q, k, v, mask=causal_mask(5), check=False),
+        scaled_dot_product_attention(q, k, v, mask=causal_mask(5)),
+        atol=0,
+        rtol=0,
+    )
+
+
+def test_module_forward_validates_x_only(monkeypatch):
+    # The module checks x at its boundary and skips the function's argument checks per call.
+    import llmbook.attention as attention_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError("check_attention_inputs called on the module's hot path")
+
+    monkeypatch.setattr(attention_module, "check_attention_inputs", fail)
+    out = CausalSelfAttention(8, 4)(torch.randn(2, 5, 8))
+    assert out.shape == (2, 5, 4)
+    with pytest.raises(AssertionError, match="hot path"):
+        attention_module.scaled_dot_product_attention(*qkv())
 
 
 def test_causal_mask_device_and_module_follow_the_input():

@@ -33,3 +33,173 @@ def test_check_dropout():
     for bad in ("0.1", True, None):
         with pytest.raises(TypeError, match=r"dropout must be a float in \[0, 1\)"):
             check_dropout(bad)
+
+
+# ---------------------------------------------------------------------------- added for chapter 06
+
+from llmbook.checks import check_bool, check_choice, check_positive_float  # noqa: E402
+
+
+def test_check_positive_float():
+    assert check_positive_float(1e-5, "eps") == 1e-5 and check_positive_float(2, "eps") == 2.0
+    assert type(check_positive_float(np.float32(0.5), "eps")) is float
+
+
+@pytest.mark.parametrize(
+    "value, error, message",
+    [
+        pytest.param(0.0, ValueError, r"eps must be a finite number > 0, got 0.0", id="zero"),
+        pytest.param(
+            -1e-6, ValueError, r"eps must be a finite number > 0, got -1e-06", id="negative"
+        ),
+        pytest.param(
+            float("nan"), ValueError, r"eps must be a finite number > 0, got nan", id="nan"
+        ),
+        pytest.param(
+            float("inf"), ValueError, r"eps must be a finite number > 0, got inf", id="inf"
+        ),
+        pytest.param("1e-5", TypeError, r"eps must be a float > 0, got str", id="string"),
+        pytest.param(True, TypeError, r"eps must be a float > 0, got bool", id="bool"),
+        pytest.param(None, TypeError, r"eps must be a float > 0, got NoneType", id="none"),
+    ],
+)
+def test_check_positive_float_rejects(value, error, message):
+    with pytest.raises(error, match=message):
+        check_positive_float(value, "eps")
+
+
+def test_check_choice():
+    assert check_choice("gelu", "activation", ("relu", "gelu")) == "gelu"
+    for bad in ("GELU", "swish", None, ["gelu"], 3):
+        with pytest.raises(ValueError, match=r"activation must be one of 'relu', 'gelu'; got"):
+            check_choice(bad, "activation", ("relu", "gelu"))
+
+
+def test_check_bool():
+    assert check_bool(True, "bias") is True and check_bool(False, "bias") is False
+    for bad in (0, 1, "yes", None):
+        with pytest.raises(TypeError, match=r"bias must be True or False, got"):
+            check_bool(bad, "bias")
+
+
+# ---------------------------------------------------------------------------- attention inputs
+
+
+def test_check_attention_inputs_accepts_valid_arguments():
+    import torch
+
+    from llmbook.checks import check_attention_inputs
+
+    q, k, v = torch.randn(2, 4, 8), torch.randn(2, 6, 8), torch.randn(1, 6, 3)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    assert check_attention_inputs(q, k, v) is None
+    assert check_attention_inputs(q, k, v, mask, dropout_p=0.1, scale=0.5) is None
+    assert check_attention_inputs(q, k, v, torch.zeros(2, 1, 6), is_causal=False) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        pytest.param(
+            {"dropout_p": 1.0}, ValueError, r"dropout_p must be in \[0, 1\)", id="dropout"
+        ),
+        pytest.param({"scale": float("nan")}, ValueError, "scale must be a finite", id="nan"),
+        pytest.param({"is_causal": 0}, TypeError, "is_causal must be a bool, got int", id="causal"),
+        pytest.param(
+            {"mask": np.ones((4, 6), dtype=bool)}, TypeError, "mask must be a torch.Tensor", id="np"
+        ),
+    ],
+)
+def test_check_attention_inputs_errors(kwargs, error, message):
+    import torch
+
+    from llmbook.checks import check_attention_inputs
+
+    with pytest.raises(error, match=message):
+        check_attention_inputs(torch.randn(4, 8), torch.randn(6, 8), torch.randn(6, 3), **kwargs)
+
+
+def test_check_layer_input_names_the_argument_and_width():
+    import torch
+
+    from llmbook.checks import check_layer_input
+
+    weight = torch.zeros(4, 32)
+    check_layer_input(torch.zeros(2, 3, 32), 32, weight)  # fits: no error
+    with pytest.raises(ValueError, match=r"h must have shape \(B, T, d_model=32\), got \(3, 16\)"):
+        check_layer_input(torch.zeros(3, 16), 32, weight, name="h", width_name="d_model")
+    # a dtype mismatch on a device autocast does not know is still a TypeError, not a crash
+    with pytest.raises(TypeError, match="x has dtype torch.float64"):
+        check_layer_input(
+            torch.empty(2, 3, 32, device="meta", dtype=torch.float64), 32, weight.to("meta")
+        )
+
+
+# ---------------------------------------------------------------- check_index_tensor, check_float_dtype
+
+
+def test_check_index_tensor_accepts_and_converts():
+    import torch
+
+    from llmbook.checks import check_index_tensor
+
+    ids = torch.tensor([[0, 4], [2, 1]])
+    assert check_index_tensor(ids, 5) is ids  # int64: unchanged, no copy
+    ids32 = ids.int()
+    assert check_index_tensor(ids32, 5) is ids32  # int32: nn.Embedding takes it as is
+    for dtype in (torch.uint8, torch.int8, torch.int16, torch.uint16, torch.uint32):
+        out = check_index_tensor(ids.to(dtype), 5)
+        assert out.dtype == torch.long and torch.equal(out, ids)
+    assert check_index_tensor(torch.zeros(0, dtype=torch.long), 5).shape == (0,)
+    meta = torch.zeros(3, dtype=torch.long, device="meta")
+    assert check_index_tensor(meta, 5) is meta  # no values to read on meta: type check only
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        pytest.param(
+            lambda t: [1, 2], TypeError, r"pos must be a torch.Tensor .* got list", id="list"
+        ),
+        pytest.param(
+            lambda t: t.tensor([1.0]), TypeError, r"pos must hold integers .* float32", id="float"
+        ),
+        pytest.param(
+            lambda t: t.tensor([True]), TypeError, r"pos must hold integers .* bool", id="bool"
+        ),
+        pytest.param(
+            lambda t: t.tensor([5]),
+            ValueError,
+            r"pos contains 5, but n is 5: .*\[0, 4\]",
+            id="high",
+        ),
+        pytest.param(
+            lambda t: t.tensor([-2]), ValueError, r"pos contains -2, but n is 5", id="negative"
+        ),
+        pytest.param(
+            lambda t: t.tensor([2**64 - 1], dtype=t.uint64),
+            ValueError,
+            r"pos contains 18446744073709551615, but n is 5",
+            id="uint64-above-int64",
+        ),
+    ],
+)
+def test_check_index_tensor_rejects(make, error, message):
+    import torch
+
+    from llmbook.checks import check_index_tensor
+
+    with pytest.raises(error, match=message):
+        check_index_tensor(make(torch), 5, "pos", "n")
+
+
+def test_check_float_dtype():
+    import torch
+
+    from llmbook.checks import check_float_dtype
+
+    for ok in (None, torch.float32, torch.float64, torch.bfloat16, torch.float16):
+        assert check_float_dtype(ok) is ok
+    for bad in (torch.int64, torch.bool, torch.complex64, "float32", float, 32):
+        with pytest.raises(TypeError, match=r"dtype must be None or a floating-point torch.dtype"):
+            check_float_dtype(bad)

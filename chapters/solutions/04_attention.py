@@ -21,10 +21,10 @@
 # %%
 import math
 
-import tiktoken
 import torch
 import torch.nn.functional as F
 
+from llmbook import load_tokenizer
 from llmbook.attention import CausalSelfAttention, causal_mask, scaled_dot_product_attention
 
 _ = torch.manual_seed(0)
@@ -61,8 +61,8 @@ big[0, 5] = 200.0  # a very large score at a position query 0 may not see
 after = torch.softmax(big, dim=-1) * causal_mask(T)
 after = after / after.sum(dim=-1, keepdim=True)
 _, before = scaled_dot_product_attention(q, k, v, mask=causal_mask(T), return_weights=True)
-print("mask after softmax, row 0:", after[0].tolist())
-print("-inf before softmax, row 0:", before[0].tolist())
+print("mask after softmax, row 0:", [round(value, 3) for value in after[0].tolist()])
+print("-inf before softmax, row 0:", [round(value, 3) for value in before[0].tolist()])
 assert after[0].isnan().all() and not before.isnan().any()
 
 # %% [markdown]
@@ -75,7 +75,7 @@ assert after[0].isnan().all() and not before.isnan().any()
 # %%
 layer = CausalSelfAttention(d, 4).eval()
 x = torch.randn(T, d)
-perm = torch.randperm(T)
+perm = torch.tensor([3, 0, 5, 1, 4, 2])  # any permutation of the T = 6 positions
 
 
 def unmasked(x):
@@ -99,7 +99,7 @@ assert equivariant and not causal_equivariant
 # position information (chapter 3, and RoPE in chapter 5) is still needed.
 
 # %%
-shuffled = torch.cat([torch.randperm(T - 1), torch.tensor([T - 1])])  # keep the last in place
+shuffled = torch.tensor([2, 4, 0, 3, 1, 5])  # shuffle the first five, keep the last in place
 with torch.no_grad():
     same_last = torch.allclose(layer(x[shuffled])[-1], layer(x)[-1], atol=1e-6)
 print("order of earlier tokens", shuffled.tolist(), "-> last output unchanged:", same_last)
@@ -154,14 +154,14 @@ print("checked: with 1/d_k the variance falls like 1/d_k and the weights flatten
 # `causal_mask(T) & is_real[:, None, :]`, of shape $(B, T, T)$.
 
 # %%
-tokenizer = tiktoken.get_encoding("gpt2")
-texts = ["How do I cook tomato and egg stir-fry?", "Beat two eggs."]
-encoded = [tokenizer.encode(t) for t in texts]
+tok = load_tokenizer("stories")  # the book's tokenizer, 2,048 ids
+texts = ["When he looked for it, the hat was gone!", "Kai smiled."]
+encoded = [tok.encode(t) for t in texts]
 T = max(len(e) for e in encoded)
-pad = tokenizer.eot_token  # <|endoftext|>, id 50256
+pad = tok.special_tokens["<|endoftext|>"]  # the last id, 2047
 print("lengths", [len(e) for e in encoded], "-> T", T, " pad id", pad)
 
-embedding = torch.nn.Embedding(tokenizer.n_vocab, 8)
+embedding = torch.nn.Embedding(tok.vocab_size, 8)
 layer = CausalSelfAttention(8, 4).eval()
 
 
