@@ -378,7 +378,7 @@ def check_cos_sin(x: torch.Tensor, cos: object, sin: object) -> None:
     """Raise unless ``cos`` and ``sin`` are ``(T, D)`` or ``(B, T, D)`` tensors fitting ``x``."""
     for name, t in (("cos", cos), ("sin", sin)):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {t!r:.60}")
+            raise TypeError(f"{name} must be a floating-point tensor, got {_describe(t)}")
     if cos.shape != sin.shape or cos.dim() not in (2, 3) or cos.shape[-2:] != x.shape[-2:]:
         raise ValueError(
             f"cos/sin of shapes {tuple(cos.shape)}, {tuple(sin.shape)} do not fit x of shape "
@@ -400,7 +400,8 @@ def check_positions(
     (fitting ``batch`` and ``length`` when given). With ``max_positions`` also checks the
     values, which reads them back (a device sync): skipped under ``torch.compile``."""
     if not isinstance(positions, torch.Tensor) or not _is_integer(positions):
-        raise TypeError(f"positions must be an integer tensor, got {positions!r:.60}")
+        got = _describe(positions)
+        raise TypeError(f"positions must be an integer tensor (torch.long), got {got}")
     if positions.dim() not in (1, 2) or (length is not None and positions.shape[-1] != length):
         raise ValueError(
             f"positions must hold one position per token, shape (T,) or (B, T)"
@@ -416,6 +417,12 @@ def check_positions(
                 "build the RotaryEmbedding with a larger max_positions"
             )
     return positions
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
+    return type(value).__name__
 
 
 def _is_integer(t: torch.Tensor) -> bool:
@@ -451,7 +458,7 @@ def check_qkv(
     if attn_mask is not None:
         if not isinstance(attn_mask, torch.Tensor) or attn_mask.dtype != torch.bool:
             raise TypeError(
-                f"attn_mask must be a boolean tensor (True = may attend), got {attn_mask!r:.60}"
+                f"attn_mask must be a boolean tensor (True = may attend), got {_describe(attn_mask)}"
             )
         shape = (q.shape[0], 1, Tq, Tk)
         if attn_mask.dim() > 4 or any(

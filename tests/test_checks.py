@@ -162,10 +162,13 @@ def test_check_index_tensor_accepts_and_converts():
             lambda t: [1, 2], TypeError, r"pos must be a torch.Tensor .* got list", id="list"
         ),
         pytest.param(
-            lambda t: t.tensor([1.0]), TypeError, r"pos must hold integers .* float32", id="float"
+            lambda t: t.tensor([1.0]),
+            TypeError,
+            r"pos must hold integers .*torch.float32",
+            id="float",
         ),
         pytest.param(
-            lambda t: t.tensor([True]), TypeError, r"pos must hold integers .* bool", id="bool"
+            lambda t: t.tensor([True]), TypeError, r"pos must hold integers .*torch.bool", id="bool"
         ),
         pytest.param(
             lambda t: t.tensor([5]),
@@ -203,3 +206,94 @@ def test_check_float_dtype():
     for bad in (torch.int64, torch.bool, torch.complex64, "float32", float, 32):
         with pytest.raises(TypeError, match=r"dtype must be None or a floating-point torch.dtype"):
             check_float_dtype(bad)
+
+
+# ----------------------------------------------------------------------------- token ids (chapter 02)
+
+
+@pytest.mark.parametrize(
+    "ids, expected",
+    [
+        pytest.param([3, 0, 7], [3, 0, 7], id="list"),
+        pytest.param((3, 0), [3, 0], id="tuple"),
+        pytest.param(range(4), [0, 1, 2, 3], id="range"),
+        pytest.param([np.int64(5), np.uint16(6)], [5, 6], id="numpy-scalars"),
+        pytest.param([], [], id="empty"),
+        pytest.param([2**32 - 1], [2**32 - 1], id="largest"),
+    ],
+)
+def test_check_token_ids_turns_sequences_into_long_tensors(ids, expected):
+    import torch
+
+    from llmbook.checks import check_token_ids
+
+    out = check_token_ids(ids)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.long and out.tolist() == expected
+
+
+def test_check_token_ids_keeps_arrays_and_converts_tensors():
+    import torch
+
+    from llmbook.checks import check_token_ids
+
+    array = np.arange(5, dtype=np.uint16)
+    assert check_token_ids(array) is array  # memory maps stay lazy
+    assert check_token_ids(torch.arange(4, dtype=torch.int32)).dtype == torch.long
+    assert check_token_ids(torch.arange(4, dtype=torch.uint8)).tolist() == [0, 1, 2, 3]
+    big = torch.tensor([1, -1])
+    assert check_token_ids(big, check_values=False) is not None  # the scan can be skipped...
+    with pytest.raises(ValueError, match="wraps|0..4,294,967,295"):  # ...but never for uint64
+        check_token_ids(np.array([2**63], dtype=np.uint64), check_values=False)
+
+
+@pytest.mark.parametrize(
+    "ids, error, message",
+    [
+        pytest.param(
+            [1.5, 2.7], TypeError, r"tokens must hold ints, got float \(1.5\)", id="float-list"
+        ),
+        pytest.param([1, True], TypeError, "got bool", id="bool-in-list"),
+        pytest.param(["a"], TypeError, "got str", id="str-list"),
+        pytest.param("abc", TypeError, "tokens must be a list of ints, .* got str", id="str"),
+        pytest.param(np.zeros(3), TypeError, "array of dtype float64", id="float-array"),
+        pytest.param(
+            np.array([1, 2], dtype=np.uint64) - 3,
+            ValueError,
+            "got 18,446,744,073,709,551,615",
+            id="uint64-wrapped",
+        ),
+        pytest.param(
+            [2**32],
+            ValueError,
+            "tokens must be in 0..4,294,967,295, got 4,294,967,296",
+            id="too-large",
+        ),
+        pytest.param([-1], ValueError, "got -1", id="negative"),
+        pytest.param(
+            np.zeros((2, 2), dtype=np.int64),
+            ValueError,
+            r"tokens must be 1-D, got shape \(2, 2\)",
+            id="2d",
+        ),
+    ],
+)
+def test_check_token_ids_errors(ids, error, message):
+    from llmbook.checks import check_token_ids
+
+    with pytest.raises(error, match=message):
+        check_token_ids(ids, "tokens")
+
+
+def test_check_fraction():
+    from llmbook.checks import check_fraction
+
+    assert (
+        check_fraction(np.float64(0.25), "f") == 0.25
+        and check_fraction(np.float32(0.5), "f") == 0.5
+    )
+    for bad in (0, 1, -0.5, 2.0, float("nan")):
+        with pytest.raises(ValueError, match="f must be strictly between 0 and 1"):
+            check_fraction(bad, "f")
+    for bad in ("0.5", None, True):
+        with pytest.raises(TypeError, match="f must be a float strictly between 0 and 1"):
+            check_fraction(bad, "f")
