@@ -297,3 +297,17 @@ def test_check_fraction():
     for bad in ("0.5", None, True):
         with pytest.raises(TypeError, match="f must be a float strictly between 0 and 1"):
             check_fraction(bad, "f")
+
+
+def test_chapter_05_checks():
+    from llmbook.checks import check_heads, check_length, check_optional_int, check_rope_base
+
+    assert check_heads(64, 8, 2) == 8
+    assert check_rope_base(500000) == 500000.0
+    assert check_optional_int(None, "n") is None and check_optional_int(3, "n") == 3
+    assert check_length(10, None) == 10 and check_length(10, 10) == 10
+    for bad in (float("nan"), float("inf"), 1.0):
+        with pytest.raises(ValueError, match="base must be a finite number > 1"):
+            check_rope_base(bad)
+    with pytest.raises(ValueError, match="beyond max_positions=9"):
+        check_length(10, 9)

@@ -2,12 +2,14 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmbook.checks import check_index_tensor
 from llmbook.embeddings import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEmbedding,
@@ -175,8 +177,9 @@ def test_from_pretrained_copies_and_freezes():
     assert trainable.weight.requires_grad
     with pytest.raises(ValueError, match="ids contains 7"):
         frozen(torch.tensor([7]))
-    with pytest.raises(ValueError, match=r"2-D tensor \(vocab_size, d_model\), got \(7,\)"):
-        TokenEmbedding.from_pretrained(torch.randn(7))
+    assert torch.equal(
+        TokenEmbedding.from_pretrained(table, validate=False)(torch.tensor([6])), table[[6]]
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -263,8 +266,10 @@ def test_sinusoidal_float32_is_accurate_at_large_positions(p, half):
 
 def test_sinusoidal_matches_xlm_reference():
     xlm = pytest.importorskip("transformers.models.xlm.modeling_xlm")
-    ref = xlm.create_sinusoidal_embeddings(64, 32, torch.empty(64, 32))
-    assert torch.allclose(sinusoidal_positions(64, 32), ref, atol=1e-6)
+    out = torch.empty(64, 32)
+    # before transformers 5.0 it fills `out` and returns None; later versions also return it
+    xlm.create_sinusoidal_embeddings(n_pos=64, dim=32, out=out)
+    assert torch.allclose(sinusoidal_positions(64, 32), out, atol=1e-6)
 
 
 def test_sinusoidal_first_row_and_pair_norms():
@@ -322,11 +327,11 @@ def test_odd_d_model_is_rejected_clearly(d_model):
         ((4, 0), ValueError, "d_model must be >= 2"),
         ((4.0, 4), TypeError, "n_positions must be an int"),
         ((4, "8"), TypeError, "d_model must be an int"),
-        ((4, 4, 0.0), ValueError, "base must be positive and finite"),
-        ((4, 4, -10.0), ValueError, "base must be positive and finite"),
-        ((4, 4, float("inf")), ValueError, "base must be positive and finite"),
-        ((4, 4, float("nan")), ValueError, "base must be positive and finite"),
-        ((4, 4, "10000"), TypeError, "base must be a number"),
+        ((4, 4, 0.0), ValueError, "base must be a finite number > 0, got 0.0"),
+        ((4, 4, -10.0), ValueError, "base must be a finite number > 0"),
+        ((4, 4, float("inf")), ValueError, "base must be a finite number > 0"),
+        ((4, 4, float("nan")), ValueError, "base must be a finite number > 0"),
+        ((4, 4, "10000"), TypeError, "base must be a float > 0, got str"),
     ],
 )
 def test_sinusoidal_argument_errors(args, error, match):
@@ -399,3 +404,420 @@ def test_llama_input_is_the_token_embedding_alone():
         hidden = ref(ids, output_hidden_states=True).hidden_states[0]
         ours = embed_tokens(ids)  # no position vector: RoPE acts inside attention
     assert torch.allclose(ours, hidden, atol=1e-6)
+
+
+# ---------------------------------------------------------------- bad input, one row per case
+
+
+def _call(factory):
+    return factory()
+
+
+BAD_INPUTS = [
+    # TokenEmbedding: construction
+    pytest.param(
+        lambda: TokenEmbedding(10, 3, dtype=torch.int64),
+        TypeError,
+        r"dtype must be None or a floating-point torch.dtype.*torch.int64",
+        id="tok-int-dtype",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3, dtype="float32"),
+        TypeError,
+        r"dtype must be None or a floating-point torch.dtype.*'float32'",
+        id="tok-str-dtype",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3, validate="no"),
+        TypeError,
+        r"validate must be True or False, got str",
+        id="tok-validate-str",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3, validate=0),
+        TypeError,
+        r"validate must be True or False, got int",
+        id="tok-validate-int",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(None, 3),
+        TypeError,
+        r"vocab_size must be an int",
+        id="tok-vocab-none",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 2.5), TypeError, r"d_model must be an int", id="tok-d-float"
+    ),
+    # TokenEmbedding: ids
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(torch.tensor([0.0, 1.0])),
+        TypeError,
+        r"ids must hold integers .* got dtype torch.float32",
+        id="tok-float-ids",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(torch.tensor([1.0], dtype=torch.float16)),
+        TypeError,
+        r"ids must hold integers .* torch.float16",
+        id="tok-half-ids",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(torch.tensor([True])),
+        TypeError,
+        r"ids must hold integers .* torch.bool",
+        id="tok-bool-ids",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(torch.tensor([1 + 0j])),
+        TypeError,
+        r"ids must hold integers .* torch.complex64",
+        id="tok-complex-ids",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)([1, 2]),
+        TypeError,
+        r"ids must be a torch.Tensor of integer ids, got list",
+        id="tok-list-ids",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(None),
+        TypeError,
+        r"ids must be a torch.Tensor of integer ids, got NoneType",
+        id="tok-none-ids",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(np.array([1, 2])),
+        TypeError,
+        r"ids must be a torch.Tensor of integer ids, got ndarray",
+        id="tok-numpy-ids",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(torch.tensor([[0, 10]])),
+        ValueError,
+        r"ids contains 10, but vocab_size is 10: every entry must lie in \[0, 9\]",
+        id="tok-id-too-big",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(torch.tensor([-1, 3])),
+        ValueError,
+        r"ids contains -1, but vocab_size is 10",
+        id="tok-negative-id",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(torch.tensor([2**40])),
+        ValueError,
+        r"ids contains 1099511627776, but vocab_size is 10",
+        id="tok-huge-long-id",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(torch.tensor([300], dtype=torch.int16)),
+        ValueError,
+        r"ids contains 300, but vocab_size is 10",
+        id="tok-int16-id-too-big",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding(10, 3)(torch.tensor([2**63 + 5], dtype=torch.uint64)),
+        ValueError,
+        r"ids contains 9223372036854775813, but vocab_size is 10",
+        id="tok-uint64-wraps",
+    ),
+    # TokenEmbedding.from_pretrained
+    pytest.param(
+        lambda: TokenEmbedding.from_pretrained(torch.randn(7)),
+        TypeError,
+        r"embeddings must be a 2-D tensor \(vocab_size, d_model\), got \(7,\)",
+        id="pretrained-1d",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding.from_pretrained(torch.randn(2, 3, 4)),
+        TypeError,
+        r"embeddings must be a 2-D tensor .* got \(2, 3, 4\)",
+        id="pretrained-3d",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding.from_pretrained([[1.0, 2.0]]),
+        TypeError,
+        r"embeddings must be a 2-D tensor .* got list",
+        id="pretrained-list",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding.from_pretrained(torch.ones(3, 2, dtype=torch.long)),
+        TypeError,
+        r"dtype must be None or a floating-point torch.dtype",
+        id="pretrained-int-table",
+    ),
+    pytest.param(
+        lambda: TokenEmbedding.from_pretrained(torch.ones(0, 2)),
+        ValueError,
+        r"vocab_size must be >= 1, got 0",
+        id="pretrained-no-rows",
+    ),
+    # LearnedPositionalEmbedding
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(4, 4, dtype=torch.int32),
+        TypeError,
+        r"dtype must be None or a floating-point torch.dtype",
+        id="learned-int-dtype",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(4, 4, validate=None),
+        TypeError,
+        r"validate must be True or False",
+        id="learned-validate-none",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(4.0, 4),
+        TypeError,
+        r"context_length must be an int",
+        id="learned-float-context",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(0, 4),
+        ValueError,
+        r"context_length must be >= 1, got 0",
+        id="learned-zero-context",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(17),
+        ValueError,
+        r"a sequence of 17 tokens .* context_length is 16.*crop the input",
+        id="learned-too-long",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(2, offset=15),
+        ValueError,
+        r"starting at position 15 needs positions up to 16",
+        id="learned-offset-past-end",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(2, offset=-1),
+        ValueError,
+        r"offset must be >= 0, got -1",
+        id="learned-negative-offset",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(2, offset=1.0),
+        TypeError,
+        r"offset must be an int, got float",
+        id="learned-float-offset",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(2, offset=True),
+        TypeError,
+        r"offset must be an int, got bool",
+        id="learned-bool-offset",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(-1),
+        ValueError,
+        r"positions \(a sequence length\) must be >= 0, got -1",
+        id="learned-negative-length",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(2.0),
+        TypeError,
+        r"positions \(a sequence length\) must be an int, got float",
+        id="learned-float-length",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(None),
+        TypeError,
+        r"positions \(a sequence length\) must be an int, got NoneType",
+        id="learned-none-length",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(torch.tensor([0, 16])),
+        ValueError,
+        r"positions contains 16, but context_length is 16",
+        id="learned-position-too-big",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(torch.tensor([0.0, 1.0])),
+        TypeError,
+        r"positions must hold integers",
+        id="learned-float-positions",
+    ),
+    pytest.param(
+        lambda: LearnedPositionalEmbedding(16, 4)(torch.tensor([1, 2]), offset=3),
+        ValueError,
+        r"offset is only used when positions is a length",
+        id="learned-tensor-and-offset",
+    ),
+    # sinusoidal_positions and its module
+    pytest.param(
+        lambda: sinusoidal_positions(3, 4, dtype=torch.int64),
+        TypeError,
+        r"dtype must be None or a floating-point torch.dtype.*torch.int64",
+        id="sin-int-dtype",
+    ),
+    pytest.param(
+        lambda: sinusoidal_positions(3, 4, dtype="float32"),
+        TypeError,
+        r"dtype must be None or a floating-point torch.dtype",
+        id="sin-str-dtype",
+    ),
+    pytest.param(
+        lambda: sinusoidal_positions(3, 4, base=torch.tensor(100.0)),
+        TypeError,
+        r"base must be a float > 0, got Tensor",
+        id="sin-tensor-base",
+    ),
+    pytest.param(
+        lambda: sinusoidal_positions(3, 4, base=True),
+        TypeError,
+        r"base must be a float > 0, got bool",
+        id="sin-bool-base",
+    ),
+    pytest.param(
+        lambda: sinusoidal_positions(3, 5),
+        ValueError,
+        r"d_model must be even .* got 5; use 4 or 6",
+        id="sin-odd-d",
+    ),
+    pytest.param(
+        lambda: SinusoidalPositionalEmbedding(32, 7),
+        ValueError,
+        r"d_model must be even",
+        id="sinmod-odd-d",
+    ),
+    pytest.param(
+        lambda: SinusoidalPositionalEmbedding(0, 8),
+        ValueError,
+        r"context_length must be >= 1, got 0",
+        id="sinmod-zero-context",
+    ),
+    pytest.param(
+        lambda: SinusoidalPositionalEmbedding(4.0, 8),
+        TypeError,
+        r"context_length must be an int",
+        id="sinmod-float-context",
+    ),
+    pytest.param(
+        lambda: SinusoidalPositionalEmbedding(4, 8, dtype=torch.int32),
+        TypeError,
+        r"dtype must be None or a floating-point torch.dtype",
+        id="sinmod-int-dtype",
+    ),
+    pytest.param(
+        lambda: SinusoidalPositionalEmbedding(4, 8, base=float("nan")),
+        ValueError,
+        r"base must be a finite number > 0, got nan",
+        id="sinmod-nan-base",
+    ),
+    pytest.param(
+        lambda: SinusoidalPositionalEmbedding(4, 8, validate="yes"),
+        TypeError,
+        r"validate must be True or False",
+        id="sinmod-validate-str",
+    ),
+    pytest.param(
+        lambda: SinusoidalPositionalEmbedding(32, 8)(33),
+        ValueError,
+        r"context_length is 32",
+        id="sinmod-too-long",
+    ),
+    pytest.param(
+        lambda: SinusoidalPositionalEmbedding(32, 8)(torch.tensor([32])),
+        ValueError,
+        r"positions contains 32, but context_length is 32",
+        id="sinmod-position-too-big",
+    ),
+    pytest.param(
+        lambda: SinusoidalPositionalEmbedding(32, 8)(torch.tensor([1.5])),
+        TypeError,
+        r"positions must hold integers",
+        id="sinmod-float-positions",
+    ),
+]
+
+
+@pytest.mark.parametrize(("factory", "error", "match"), BAD_INPUTS)
+def test_bad_input_is_a_clear_error(factory, error, match):
+    with pytest.raises(error, match=match):
+        _call(factory)
+
+
+def test_bad_input_table_size():
+    assert len(BAD_INPUTS) >= 50
+
+
+# ---------------------------------------------------------------- hot path and meta device
+
+
+def test_validate_false_traces_as_one_graph():
+    """Without the check the layer is nn.Embedding's forward alone: no graph break, no sync."""
+    torch._dynamo.reset()
+    emb = TokenEmbedding(50, 8, validate=False)
+    compiled = torch.compile(emb, fullgraph=True, backend="eager")
+    ids = torch.randint(0, 50, (2, 7))
+    assert torch.equal(compiled(ids), emb.weight[ids])
+    pos = LearnedPositionalEmbedding(16, 8, validate=False)
+    compiled_pos = torch.compile(
+        lambda ids: emb(ids) + pos(ids.shape[1]), fullgraph=True, backend="eager"
+    )
+    assert torch.equal(compiled_pos(ids), emb.weight[ids] + pos.weight[:7])
+
+
+def test_validate_true_does_not_trace_as_one_graph():
+    """The range check reads values back to Python: fullgraph=True must refuse it (the test can fail)."""
+    torch._dynamo.reset()
+    compiled = torch.compile(TokenEmbedding(50, 8), fullgraph=True, backend="eager")
+    # torch._dynamo.exc.Unsupported or UserError, depending on the torch version
+    with pytest.raises(
+        torch._dynamo.exc.TorchDynamoException
+    ):  # torch._dynamo.exc.Unsupported (its name varies across versions)
+        compiled(torch.randint(0, 50, (2, 7)))
+
+
+def test_validate_can_be_switched_after_construction():
+    emb = TokenEmbedding(10, 3)
+    emb.validate = False
+    with pytest.raises(IndexError):  # torch's own error: the check is really off
+        emb(torch.tensor([10]))
+
+
+def test_check_index_tensor_is_the_guard_a_model_calls_once():
+    ids = torch.tensor([[1, 2], [3, 4]], dtype=torch.int16)
+    checked = check_index_tensor(ids, 5)
+    assert checked.dtype == torch.long and torch.equal(checked, ids.long())
+    same = torch.tensor([1, 2])
+    assert check_index_tensor(same, 5) is same  # int64 comes back unchanged, no copy
+    with pytest.raises(ValueError, match="ids contains 5, but vocab_size is 5"):
+        check_index_tensor(torch.tensor([5]), 5)
+
+
+def test_sinusoidal_module_on_meta_then_to_empty_and_reset():
+    with torch.device("meta"):
+        meta = SinusoidalPositionalEmbedding(64, 16)
+    assert meta.pe.device.type == "meta"
+    real = meta.to_empty(device="cpu")
+    real.reset_parameters()
+    fresh = SinusoidalPositionalEmbedding(64, 16)
+    assert torch.equal(real.pe, fresh.pe)
+    assert torch.equal(real(10, offset=5), fresh(10, offset=5))
+
+
+def test_sinusoidal_reset_keeps_device_and_dtype():
+    mod = SinusoidalPositionalEmbedding(8, 4).to(torch.float64)
+    mod.pe.zero_()
+    mod.reset_parameters()
+    assert mod.pe.dtype == torch.float64
+    assert torch.equal(mod.pe, sinusoidal_positions(8, 4, dtype=torch.float64))
+
+
+def test_model_built_on_meta_then_reset_matches_shapes():
+    with torch.device("meta"):
+        layers = torch.nn.ModuleList(
+            [
+                TokenEmbedding(20, 8),
+                LearnedPositionalEmbedding(16, 8),
+                SinusoidalPositionalEmbedding(16, 8),
+            ]
+        )
+    layers = layers.to_empty(device="cpu")
+    for layer in layers:
+        layer.reset_parameters()
+    ids = torch.randint(0, 20, (2, 5))
+    h = layers[0](ids) + layers[1](5) + layers[2](5)
+    assert h.shape == (2, 5, 8) and torch.isfinite(h).all()
+    assert torch.equal(layers[2].pe, sinusoidal_positions(16, 8))

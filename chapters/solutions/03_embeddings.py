@@ -50,8 +50,8 @@ loss.backward()
 prediction = torch.zeros(10, 4)
 prediction[7] = c[0] + c[2] + c[3]
 prediction[3] = c[1]
-print("row 7 gradient:", emb.weight.grad[7])
-print("c[0] + c[2] + c[3]:", prediction[7])
+print("row 7 gradient:    ", [round(v, 4) for v in emb.weight.grad[7].tolist()])
+print("c[0] + c[2] + c[3]:", [round(v, 4) for v in prediction[7].tolist()])
 print("whole gradient as predicted:", torch.allclose(emb.weight.grad, prediction))
 assert torch.allclose(emb.weight.grad, prediction)
 
@@ -63,6 +63,7 @@ assert torch.allclose(emb.weight.grad, prediction)
 # adds the gradients of both uses into the one `weight.grad`. We check that by comparing with two
 # separate, identical copies of the table: the tied gradient is the sum of theirs.
 
+
 # %%
 class TiedToy(torch.nn.Module):
     """Embedding, a stand-in for the blocks, and an output layer that reuses the embedding table."""
@@ -70,11 +71,11 @@ class TiedToy(torch.nn.Module):
     def __init__(self, vocab_size, d_model):
         super().__init__()
         self.wte = TokenEmbedding(vocab_size, d_model)
-        self.mix = torch.nn.Linear(d_model, d_model)     # stands for the transformer blocks
+        self.mix = torch.nn.Linear(d_model, d_model)  # stands for the transformer blocks
 
-    def forward(self, ids):                               # (B, T) -> (B, T, vocab_size)
-        h = self.mix(self.wte(ids))                       # (B, T, d_model)
-        return h @ self.wte.weight.T                      # (B, T, d_model) @ (d_model, V)
+    def forward(self, ids):  # (B, T) -> (B, T, vocab_size)
+        h = self.mix(self.wte(ids))  # (B, T, d_model)
+        return h @ self.wte.weight.T  # (B, T, d_model) @ (d_model, V)
 
 
 torch.manual_seed(1)
@@ -91,8 +92,10 @@ table_out = model.wte.weight.detach().clone().requires_grad_(True)
 h = model.mix(table_in[ids])
 loss_untied = torch.nn.functional.cross_entropy((h @ table_out.T).flatten(0, 1), targets.flatten())
 loss_untied.backward()
-print("tied grad == input-use grad + output-use grad:",
-      torch.allclose(model.wte.weight.grad, table_in.grad + table_out.grad, atol=1e-6))
+print(
+    "tied grad == input-use grad + output-use grad:",
+    torch.allclose(model.wte.weight.grad, table_in.grad + table_out.grad, atol=1e-6),
+)
 assert torch.allclose(model.wte.weight.grad, table_in.grad + table_out.grad, atol=1e-6)
 
 # %% [markdown]
@@ -102,8 +105,8 @@ assert torch.allclose(model.wte.weight.grad, table_in.grad + table_out.grad, ato
 # %%
 d, V, T, L, ff = 768, 50257, 1024, 12, 3072
 block = 2 * (2 * d) + (d * 3 * d + 3 * d) + (d * d + d) + (d * ff + ff) + (ff * d + d)
-tied = V * d + T * d + L * block + 2 * d          # wte + wpe + blocks + final LayerNorm
-untied = tied + V * d                             # a separate LM head (GPT-2 has no head bias)
+tied = V * d + T * d + L * block + 2 * d  # wte + wpe + blocks + final LayerNorm
+untied = tied + V * d  # a separate LM head (GPT-2 has no head bias)
 print(f"GPT-2 small, tied:   {tied:,} parameters")
 print(f"GPT-2 small, untied: {untied:,} parameters")
 print(f"tying saves {V * d:,} = {V * d / untied:.1%} of the untied count")
@@ -111,7 +114,9 @@ assert tied == 124_439_808
 
 # %% [markdown]
 # The same number from Hugging Face's implementation, built on the `meta` device (no memory, no
-# download); `parameters()` lists the shared table once:
+# download). GPT-2's configuration ties `lm_head.weight` to `transformer.wte.weight`; whether a
+# model built on `meta` is already tied differs between transformers versions (5.0.0 does not tie
+# it there), so we count every parameter except the head, whose weights are the table's:
 
 # %%
 import warnings
@@ -122,9 +127,10 @@ with warnings.catch_warnings():
 
 with torch.device("meta"):
     hf = transformers.GPT2LMHeadModel(transformers.GPT2Config())
-print("lm_head shares wte's tensor:", hf.lm_head.weight is hf.transformer.wte.weight)
-print(f"transformers count: {sum(p.numel() for p in hf.parameters()):,}")
-assert sum(p.numel() for p in hf.parameters()) == tied
+hf_count = sum(p.numel() for name, p in hf.named_parameters() if not name.startswith("lm_head."))
+print("GPT-2's configuration ties the head to the table:", hf.config.tie_word_embeddings)
+print(f"transformers count without the (tied) head: {hf_count:,}")
+assert hf_count == tied
 
 # %% [markdown]
 # ## Exercise 3: why `d_model` must be even
@@ -135,6 +141,7 @@ assert sum(p.numel() for p in hf.parameters()) == tied
 # `PE[p + k]` over all positions, and look at how far it misses. To make the effect large we use
 # `base = 100` (so the unpaired column turns quickly enough) and `k = 50`.
 
+
 # %%
 def best_map_error(table, k):
     """Largest error of the best linear map PE[p] -> PE[p + k] (least squares over all p)."""
@@ -143,8 +150,11 @@ def best_map_error(table, k):
 
 
 even = sinusoidal_positions(2000, 8, base=100.0, dtype=torch.float64)
-odd = even[:, :7]                                     # what "d_model = 7" would have to mean
-errors = {"d_model = 8": best_map_error(even, 50), "d_model = 7 (truncated)": best_map_error(odd, 50)}
+odd = even[:, :7]  # what "d_model = 7" would have to mean
+errors = {
+    "d_model = 8": best_map_error(even, 50),
+    "d_model = 7 (truncated)": best_map_error(odd, 50),
+}
 print("best linear map exists for d_model = 8:", errors["d_model = 8"] < 1e-9)
 print("best linear map exists for d_model = 7:", errors["d_model = 7 (truncated)"] < 1e-9)
 assert errors["d_model = 8"] < 1e-9 and errors["d_model = 7 (truncated)"] > 1e-2
@@ -174,8 +184,10 @@ for base in [10_000.0, 500_000.0]:
     longest = 2 * math.pi * base ** ((d_model - 2) / d_model)
     table = sinusoidal_positions(1001, d_model, base=base, dtype=torch.float64)
     sim = (table[0] @ table.T / (d_model / 2)).tolist()
-    print(f"base {base:>9,.0f}: longest wavelength {longest:>12,.0f} positions; "
-          f"similarity at 10, 100, 1000: {[round(sim[k], 2) for k in (10, 100, 1000)]}")
+    print(
+        f"base {base:>9,.0f}: longest wavelength {longest:>12,.0f} positions; "
+        f"similarity at 10, 100, 1000: {[round(sim[k], 2) for k in (10, 100, 1000)]}"
+    )
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -216,9 +228,10 @@ wpe(2000)
 # larger base Llama-3.1 uses for its long context.
 
 # %% [markdown]
-# ## Exercise 5: skip-gram on the book's corpus
+# ## Exercise 5: whole words, full batch
 #
-# We keep the words of the first 300,000 characters of the corpus that occur at least 10 times;
+# Section 2 of the chapter trained on pairs of tokens of the book's tokenizer; here the units are
+# whole words. We keep the words of the first 300,000 characters of the corpus that occur at least 10 times;
 # rarer words (and the story separator) are skipped, as if they were not there.
 
 # %%
@@ -228,7 +241,7 @@ tokens = re.findall(r"[a-z']+", text)
 counts = collections.Counter(tokens)
 vocab = sorted(w for w, n in counts.items() if n >= 10)
 word_id = {w: i for i, w in enumerate(vocab)}
-ids = torch.tensor([word_id.get(w, -1) for w in tokens])   # -1: a rare word
+ids = torch.tensor([word_id.get(w, -1) for w in tokens])  # -1: a rare word
 V = len(vocab)
 print("words:", len(tokens), "kept vocabulary:", V)
 assert len(tokens) > 40_000 and 200 < V < 5_000
@@ -247,9 +260,9 @@ assert len(tokens) > 40_000 and 200 < V < 5_000
 # NBVAL_IGNORE_OUTPUT
 C = torch.zeros(V, V)
 centres, contexts = [], []
-for offset in (-2, -1, 1, 2):                           # window of two on each side
-    a = ids[max(0, -offset):len(ids) - max(0, offset)]  # centre words
-    b = ids[max(0, offset):len(ids) - max(0, -offset)]  # the word `offset` positions away
+for offset in (-2, -1, 1, 2):  # window of two on each side
+    a = ids[max(0, -offset) : len(ids) - max(0, offset)]  # centre words
+    b = ids[max(0, offset) : len(ids) - max(0, -offset)]  # the word `offset` positions away
     keep = (a >= 0) & (b >= 0)
     C.index_put_((a[keep], b[keep]), torch.ones(int(keep.sum())), accumulate=True)
     centres.append(a[keep])
@@ -263,17 +276,23 @@ torch.manual_seed(0)
 emb = TokenEmbedding(V, 32)
 head = torch.nn.Linear(32, V)
 with torch.no_grad():
-    log_p = F.log_softmax(head(emb(torch.arange(V))), dim=-1)   # (V, V): log p(j | i)
+    log_p = F.log_softmax(head(emb(torch.arange(V))), dim=-1)  # (V, V): log p(j | i)
     loss_counts = -(C * log_p).sum() / N
-    loss_pairs = sum(  # the slow way, pair by pair, in chunks of 20,000 pairs: (20000, V) logits
-        F.cross_entropy(head(emb(centres[i:i + 20_000])), contexts[i:i + 20_000], reduction="sum")
-        for i in range(0, N, 20_000)
-    ) / N
+    loss_pairs = (
+        sum(  # the slow way, pair by pair, in chunks of 20,000 pairs: (20000, V) logits
+            F.cross_entropy(
+                head(emb(centres[i : i + 20_000])), contexts[i : i + 20_000], reduction="sum"
+            )
+            for i in range(0, N, 20_000)
+        )
+        / N
+    )
 print("same loss both ways:", torch.allclose(loss_counts, loss_pairs, rtol=1e-4))
 assert torch.allclose(loss_counts, loss_pairs, rtol=1e-4)
 
 # %% [markdown]
 # Train on the counts, and compare the neighbours before and after:
+
 
 # %%
 def top_neighbours(table, word, k=5):
@@ -307,13 +326,18 @@ for w in ["mom", "said", "sad"]:
 
 # %%
 related = {
-    "mom": {"dad", "mother", "father", "grandma", "grandpa", "aunt", "uncle", "mum", "granny", "sister", "brother"},
-    "said": {"whispered", "replied", "cried", "shouted", "asked", "called", "yelled", "answered", "laughed", "giggled"},
-    "sad": {"unhappy", "worried", "gloomy", "upset", "lonely", "scared", "afraid", "grumpy", "cross", "angry"},
+    "mom": set("dad mother father grandma grandpa aunt uncle mum granny sister brother".split()),
+    "said": set(
+        "whispered replied cried shouted asked called yelled answered laughed giggled".split()
+    ),
+    "sad": set("unhappy worried gloomy upset lonely scared afraid grumpy cross angry".split()),
 }
 hits_before = {w: len(related[w] & set(top_neighbours(untrained, w))) for w in related}
 hits_after = {w: len(related[w] & set(top_neighbours(trained, w))) for w in related}
-print("at least 2 related words in the top 5 after training:", all(n >= 2 for n in hits_after.values()))
+print(
+    "at least 2 related words in the top 5 after training:",
+    all(n >= 2 for n in hits_after.values()),
+)
 print("more related words after than before:", sum(hits_after.values()) > sum(hits_before.values()))
 assert all(n >= 2 for n in hits_after.values())
 assert sum(hits_after.values()) > sum(hits_before.values())
