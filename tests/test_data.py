@@ -1,11 +1,10 @@
-"""llmbook.data: windows, loaders, splits, token files, corpora and their downloads."""
+"""llmbook.data: windows, loaders, splits, random batches, corpora, and its bad-input table.
 
-import hashlib
-import http.server
+Token-file format details are tested in tests/test_tokenfile.py, downloads in tests/test_download.py.
+"""
+
+import math
 import os
-import socket
-import threading
-from functools import partial
 
 import numpy as np
 import pytest
@@ -19,14 +18,14 @@ from llmbook.data import (
     TokenFile,
     corpus_statistics,
     create_dataloader,
-    download,
     encode_text,
     load_corpus,
+    random_batch,
     read_token_file,
-    token_dtype,
     train_val_split,
     write_token_file,
 )
+from llmbook.tokenfile import token_dtype
 
 # ----------------------------------------------------------------------------- windows
 
@@ -275,9 +274,8 @@ def test_split_of_ids_and_errors():
     assert train == list(range(80)) and val == list(range(80, 100))
     t, v = train_val_split(torch.arange(10), 0.3)
     assert len(t) == 7 and len(v) == 3
-    for bad in (0, 1, -0.1, 1.5, True):
-        with pytest.raises(ValueError, match="val_fraction"):
-            train_val_split(list(range(10)), bad)
+    for good in (0.5, np.float64(0.5), np.float32(0.5)):  # NumPy floats are floats
+        assert train_val_split(list(range(10)), good) == (list(range(5)), list(range(5, 10)))
     with pytest.raises(ValueError, match="empty"):
         train_val_split([1], 0.5)
 
@@ -288,7 +286,7 @@ def test_split_of_ids_and_errors():
 def test_token_file_round_trip_uint16(tmp_path):
     ids = np.random.default_rng(0).integers(0, 50257, 10_000)
     path = write_token_file(tmp_path / "a.tok", ids)
-    assert path.stat().st_size == 16 + 2 * len(ids)
+    assert path.stat().st_size == 64 + 2 * len(ids)
     f = read_token_file(path)
     assert isinstance(f, TokenFile) and f.dtype == np.dtype("<u2") and len(f) == len(ids)
     assert np.array_equal(f[:], ids)
@@ -307,7 +305,7 @@ def test_ids_that_do_not_fit_are_rejected(tmp_path):
         write_token_file(tmp_path / "c.tok", [1, 70_000], dtype="uint16")
     with pytest.raises(ValueError, match="do not fit the file's dtype"):
         write_token_file(tmp_path / "c.tok", [256], dtype="uint8")
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ValueError, match="must be in 0..4,294,967,295, got -2"):
         write_token_file(tmp_path / "c.tok", [1, -2])
     with pytest.raises(ValueError, match="dtype must be one of"):
         write_token_file(tmp_path / "c.tok", [1], dtype="int64")
@@ -331,33 +329,58 @@ def test_raw_files_and_bad_headers(tmp_path):
         TokenFile(written, dtype="uint32")
 
 
-def test_random_windows(tmp_path):
+def test_random_batch_from_a_token_file(tmp_path):
     f = read_token_file(write_token_file(tmp_path / "d.tok", np.arange(5000)))
-    x, y = f.random_windows(6, 32, generator=torch.Generator().manual_seed(3))
-    assert x.shape == y.shape == (6, 32) and x.dtype == torch.long
+    x, y = random_batch(f, 6, 32, generator=torch.Generator().manual_seed(3))
+    assert x.shape == y.shape == (6, 32) and x.dtype == y.dtype == torch.long
+    assert x.is_contiguous() and y.is_contiguous()
     assert torch.equal(x[:, 1:], y[:, :-1])
     assert torch.equal(y - x, torch.ones_like(x))  # consecutive ids: a true window
-    x2, _ = f.random_windows(6, 32, generator=torch.Generator().manual_seed(3))
-    x3, _ = f.random_windows(6, 32, generator=torch.Generator().manual_seed(4))
+    x2, _ = random_batch(f, 6, 32, generator=torch.Generator().manual_seed(3))
+    x3, _ = random_batch(f, 6, 32, generator=torch.Generator().manual_seed(4))
     assert torch.equal(x, x2) and not torch.equal(x, x3)
     assert int(x.max()) < 5000 - 1
     with pytest.raises(ValueError, match="fewer than context_length"):
-        f.random_windows(1, 5000)
-    with pytest.raises(ValueError, match="batch_size"):
-        f.random_windows(0, 8)
+        random_batch(f, 1, 5000)
 
 
-def test_random_windows_reach_both_ends(tmp_path):
+def test_random_batch_is_one_function_for_memory_and_files(tmp_path):
+    ids = np.random.default_rng(2).integers(0, 2048, 3000)
+    path = write_token_file(tmp_path / "g.tok", ids)
+    raw = tmp_path / "g.bin"
+    ids.astype(np.uint16).tofile(raw)
+    sources = [
+        ids.tolist(),
+        torch.tensor(ids),
+        ids,
+        ids.astype(np.uint16),
+        np.memmap(raw, dtype=np.uint16, mode="r"),
+        read_token_file(path),
+        TokenFile(raw, dtype="uint16"),
+    ]
+    batches = [random_batch(s, 5, 16, generator=torch.Generator().manual_seed(9)) for s in sources]
+    for x, y in batches:
+        assert torch.equal(x, batches[0][0]) and torch.equal(y, batches[0][1])
+    # each row is the window of the stream that starts where torch.randint says
+    starts = torch.randint(0, 3000 - 16, (5,), generator=torch.Generator().manual_seed(9))
+    for row, s in zip(batches[0][0], starts.tolist()):
+        assert row.tolist() == ids[s : s + 16].tolist()
+    x, _ = random_batch(torch.tensor(ids), 2, 8, device="cpu")
+    assert x.device.type == "cpu"
+
+
+def test_random_batch_reaches_both_ends(tmp_path):
     f = read_token_file(write_token_file(tmp_path / "e.tok", np.arange(12)))
-    x, y = f.random_windows(400, 10, generator=torch.Generator().manual_seed(0))
+    x, y = random_batch(f, 400, 10, generator=torch.Generator().manual_seed(0))
     assert set(x[:, 0].tolist()) == {0, 1}  # 12 tokens hold two windows of 10 + 1
     assert int(y.max()) == 11
 
 
-def test_token_file_dataset_matches_in_memory(tmp_path):
+def test_token_file_windows_match_in_memory(tmp_path):
     ids = np.random.default_rng(1).integers(0, 50000, 3000)
     f = read_token_file(write_token_file(tmp_path / "f.tok", ids))
-    lazy, eager = f.dataset(64, 32), SlidingWindowDataset(torch.tensor(ids), 64, 32)
+    lazy, eager = SlidingWindowDataset(f, 64, 32), SlidingWindowDataset(torch.tensor(ids), 64, 32)
+    assert isinstance(lazy.ids, np.memmap)  # read one window at a time
     assert len(lazy) == len(eager)
     for i in (0, 7, len(eager) - 1):
         assert torch.equal(lazy[i][0], eager[i][0]) and torch.equal(lazy[i][1], eager[i][1])
@@ -379,7 +402,7 @@ def test_unknown_corpus():
 
 
 def test_remote_corpora_are_pinned():
-    for source in data.REMOTE_CORPORA.values():
+    for source in data.REMOTE_CORPORA.values():  # imported from llmbook.download
         assert len(source.sha256) == 64 and int(source.sha256, 16) >= 0
         assert source.url.startswith("https://")
         assert source.size > 0
@@ -395,120 +418,369 @@ def test_corpus_statistics_on_a_small_text():
         corpus_statistics(b"bytes")
 
 
-def test_default_cache_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv("LLMBOOK_CACHE", str(tmp_path / "here"))
-    assert data.default_cache_dir() == tmp_path / "here"
-    monkeypatch.delenv("LLMBOOK_CACHE")
-    assert data.default_cache_dir().parts[-2:] == (".cache", "llmbook")
+def test_load_corpus_goes_through_llmbook_download(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_corpus_path(name, cache_dir, download_missing):
+        seen.update(name=name, cache_dir=cache_dir, download_missing=download_missing)
+        path = tmp_path / "x.txt"
+        path.write_text("to be", encoding="utf-8")
+        return path
+
+    monkeypatch.setattr(data, "corpus_path", fake_corpus_path)
+    assert load_corpus("tinyshakespeare", cache_dir=tmp_path, download_missing=False) == "to be"
+    assert seen == {"name": "tinyshakespeare", "cache_dir": tmp_path, "download_missing": False}
 
 
-@pytest.fixture
-def server(tmp_path):
-    """A local HTTP server on 127.0.0.1 serving tmp_path/www; yields its base URL."""
-    root = tmp_path / "www"
-    root.mkdir()
-    (root / "good.txt").write_bytes(b"To be, or not to be.\n" * 100)
-    (root / "corrupt.txt").write_bytes(b"To be, or not to bee.\n" * 100)
+# ----------------------------------------------------------------------------- bad input, one row each
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
-    httpd.server_close()
+IDS = list(range(100))
+HUGE = np.array([2**63 + 5, 1, 2], dtype=np.uint64)  # wraps to a negative int64
 
 
-def sha(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+class NoEncode:
+    pass
 
 
-def test_download_verifies_and_keeps_a_good_file(server, tmp_path):
-    url, root = server
-    target = tmp_path / "cache" / "good.txt"
-    download(f"{url}/good.txt", target, sha(root / "good.txt"))
-    assert target.read_bytes() == (root / "good.txt").read_bytes()
-    assert os.listdir(target.parent) == ["good.txt"]
+BAD_INPUTS = [
+    # SlidingWindowDataset: ids
+    pytest.param(
+        lambda: SlidingWindowDataset([1.5, 2.7, 3.9, 4.2], 2),
+        TypeError,
+        r"ids must hold ints, got float \(1.5\)",
+        id="window-float-list",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(np.array([1.5, 2.5, 3.5]), 2),
+        TypeError,
+        "ids must hold integers, got an array of dtype float64",
+        id="window-float-array",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(torch.zeros(10), 2),
+        TypeError,
+        "ids must hold integers, got a tensor of dtype torch.float32",
+        id="window-float-tensor",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset([True, False, True], 2),
+        TypeError,
+        "ids must hold ints, got bool",
+        id="window-bool-list",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(torch.ones(5, dtype=torch.bool), 2),
+        TypeError,
+        "dtype torch.bool",
+        id="window-bool-tensor",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset("some text", 2),
+        TypeError,
+        "ids must be a list of ints",
+        id="window-str",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(["a", "b", "c"], 2),
+        TypeError,
+        r"ids must hold ints, got str \('a'\)",
+        id="window-str-list",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset([[1, 2], [3, 4]], 2),
+        TypeError,
+        "ids must hold ints, got list",
+        id="window-nested-list",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(None, 2), TypeError, "got NoneType", id="window-none"
+    ),
+    pytest.param(lambda: SlidingWindowDataset({1: 2}, 2), TypeError, "got dict", id="window-dict"),
+    pytest.param(
+        lambda: SlidingWindowDataset([1, 10**20, 3], 2),
+        ValueError,
+        "ids must be in 0..4,294,967,295, got 100,000,000,000,000,000,000",
+        id="window-huge-python-int",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset([-1, 2, 3], 2), ValueError, "got -1", id="window-negative-list"
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(torch.tensor([1, 2**40, 3]), 2),
+        ValueError,
+        "got 1,099,511,627,776",
+        id="window-huge-tensor",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(torch.tensor([1, -5, 3]), 2),
+        ValueError,
+        "got -5",
+        id="window-negative-tensor",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(HUGE, 2),
+        ValueError,
+        "got 9,223,372,036,854,775,813",
+        id="window-uint64-array-wraps",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(torch.from_numpy(HUGE), 2),
+        ValueError,
+        "got 9,223,372,036,854,775,813",
+        id="window-uint64-tensor-wraps",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(torch.zeros(3, 4, dtype=torch.long), 2),
+        ValueError,
+        r"ids must be 1-D, got shape \(3, 4\)",
+        id="window-2d",
+    ),
+    # SlidingWindowDataset: sizes
+    pytest.param(
+        lambda: SlidingWindowDataset(IDS[:10], 0),
+        ValueError,
+        "context_length must be >= 1",
+        id="window-context-0",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(IDS[:10], -3),
+        ValueError,
+        "context_length must be >= 1",
+        id="window-context-negative",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(IDS[:10], 4.0),
+        TypeError,
+        "context_length must be an int",
+        id="window-context-float",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(IDS[:10], True),
+        TypeError,
+        "context_length must be an int",
+        id="window-context-bool",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(IDS[:10], 4, 0),
+        ValueError,
+        "stride must be >= 1",
+        id="window-stride-0",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(IDS[:10], 4, 2.5),
+        TypeError,
+        "stride must be an int",
+        id="window-stride-float",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(IDS[:10], 10),
+        ValueError,
+        "too short for one window",
+        id="window-too-short",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(IDS, 10)[1.0],
+        TypeError,
+        "index must be an int",
+        id="window-index-float",
+    ),
+    pytest.param(
+        lambda: SlidingWindowDataset(IDS, 10)[10],
+        IndexError,
+        "out of range for 10 windows",
+        id="window-index-past-end",
+    ),
+    # load_corpus
+    pytest.param(
+        lambda: load_corpus(["x"]),
+        TypeError,
+        r"name must be a str such as 'stories', got list \(\['x'\]\)",
+        id="corpus-list",
+    ),
+    pytest.param(lambda: load_corpus(None), TypeError, "name must be a str", id="corpus-none"),
+    pytest.param(
+        lambda: load_corpus("wikipedia"),
+        ValueError,
+        "available: stories, tinyshakespeare, tinystories",
+        id="corpus-unknown",
+    ),
+    pytest.param(
+        lambda: load_corpus("tinyshakespeare", cache_dir=123),
+        TypeError,
+        "cache_dir must be None, a str or a path",
+        id="corpus-cache-dir-int",
+    ),
+    # train_val_split
+    pytest.param(
+        lambda: train_val_split(None),
+        TypeError,
+        "data must be a str or a sequence of ids, got NoneType",
+        id="split-none",
+    ),
+    pytest.param(lambda: train_val_split(12345), TypeError, "got int", id="split-int"),
+    pytest.param(
+        lambda: train_val_split(IDS, "0.1"),
+        TypeError,
+        "val_fraction must be a float strictly between 0 and 1, got str",
+        id="split-fraction-str",
+    ),
+    pytest.param(
+        lambda: train_val_split(IDS, None),
+        TypeError,
+        "val_fraction must be a float",
+        id="split-fraction-none",
+    ),
+    pytest.param(
+        lambda: train_val_split(IDS, True),
+        TypeError,
+        "val_fraction must be a float",
+        id="split-fraction-bool",
+    ),
+    pytest.param(
+        lambda: train_val_split(IDS, 0),
+        ValueError,
+        "val_fraction must be strictly between 0 and 1, got 0",
+        id="split-fraction-0",
+    ),
+    pytest.param(
+        lambda: train_val_split(IDS, 1),
+        ValueError,
+        "strictly between 0 and 1, got 1",
+        id="split-fraction-1",
+    ),
+    pytest.param(
+        lambda: train_val_split(IDS, -0.1), ValueError, "got -0.1", id="split-fraction-negative"
+    ),
+    pytest.param(
+        lambda: train_val_split(IDS, math.nan), ValueError, "got nan", id="split-fraction-nan"
+    ),
+    pytest.param(
+        lambda: train_val_split(IDS, np.float64(1.5)),
+        ValueError,
+        "strictly between 0 and 1",
+        id="split-fraction-numpy-1.5",
+    ),
+    pytest.param(
+        lambda: train_val_split([1], 0.5), ValueError, "empty part", id="split-empty-part"
+    ),
+    pytest.param(
+        lambda: train_val_split("one story\n<|endoftext|>\n", 0.1),
+        ValueError,
+        "no document boundary",
+        id="split-single-document",
+    ),
+    # create_dataloader
+    pytest.param(
+        lambda: create_dataloader(IDS, context_length=4, seed="abc"),
+        TypeError,
+        r"seed must be an int, got str \('abc'\)",
+        id="loader-seed-str",
+    ),
+    pytest.param(
+        lambda: create_dataloader(IDS, context_length=4, seed=1.5),
+        TypeError,
+        "seed must be an int",
+        id="loader-seed-float",
+    ),
+    pytest.param(
+        lambda: create_dataloader(IDS, context_length=4, seed=-1),
+        ValueError,
+        "seed must be >= 0",
+        id="loader-seed-negative",
+    ),
+    pytest.param(
+        lambda: create_dataloader("some text"),
+        TypeError,
+        "tokenizer is needed",
+        id="loader-text-without-tokenizer",
+    ),
+    pytest.param(
+        lambda: create_dataloader("some text", NoEncode()),
+        TypeError,
+        "tokenizer must have an encode",
+        id="loader-tokenizer-without-encode",
+    ),
+    pytest.param(
+        lambda: create_dataloader(IDS, context_length=4, batch_size=0),
+        ValueError,
+        "batch_size must be >= 1",
+        id="loader-batch-0",
+    ),
+    pytest.param(
+        lambda: create_dataloader(IDS, context_length=4, num_workers=-1),
+        ValueError,
+        "num_workers must be >= 0",
+        id="loader-workers-negative",
+    ),
+    pytest.param(
+        lambda: create_dataloader([0.5] * 10, context_length=4),
+        TypeError,
+        "ids must hold ints",
+        id="loader-float-ids",
+    ),
+    # random_batch
+    pytest.param(
+        lambda: random_batch("abc", 2, 4), TypeError, "data must be a list of ints", id="batch-str"
+    ),
+    pytest.param(
+        lambda: random_batch(torch.rand(100), 2, 4),
+        TypeError,
+        "data must hold integers",
+        id="batch-float-tensor",
+    ),
+    pytest.param(
+        lambda: random_batch([1.5] * 100, 2, 4),
+        TypeError,
+        "data must hold ints",
+        id="batch-float-list",
+    ),
+    pytest.param(
+        lambda: random_batch(HUGE, 1, 1), ValueError, "data must be in 0..", id="batch-uint64-wraps"
+    ),
+    pytest.param(
+        lambda: random_batch(torch.zeros(2, 50, dtype=torch.long), 2, 4),
+        ValueError,
+        "data must be 1-D",
+        id="batch-2d",
+    ),
+    pytest.param(
+        lambda: random_batch(IDS, 0, 4), ValueError, "batch_size must be >= 1", id="batch-size-0"
+    ),
+    pytest.param(
+        lambda: random_batch(IDS, 2, "8"),
+        TypeError,
+        "context_length must be an int",
+        id="batch-context-str",
+    ),
+    pytest.param(
+        lambda: random_batch(IDS, 2, 100),
+        ValueError,
+        "fewer than context_length \\+ 1 = 101",
+        id="batch-too-short",
+    ),
+    pytest.param(
+        lambda: random_batch(IDS, 2, 4, generator=42),
+        TypeError,
+        "generator must be a torch.Generator",
+        id="batch-generator-int",
+    ),
+    # encode_text and corpus_statistics
+    pytest.param(
+        lambda: encode_text(NoEncode(), "text"),
+        TypeError,
+        "tokenizer must have an encode",
+        id="encode-no-encode",
+    ),
+    pytest.param(
+        lambda: corpus_statistics(b"bytes"),
+        TypeError,
+        "text must be a str, got bytes",
+        id="statistics-bytes",
+    ),
+]
 
 
-def test_checksum_mismatch_leaves_no_file(server, tmp_path):
-    url, root = server
-    cache = tmp_path / "cache"
-    with pytest.raises(ValueError, match="checksum mismatch"):
-        download(f"{url}/corrupt.txt", cache / "good.txt", sha(root / "good.txt"))
-    assert os.listdir(cache) == []
-
-
-def test_failed_connection_is_a_clear_error(tmp_path):
-    with socket.socket() as s:  # a port on which nothing listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cache = tmp_path / "cache"
-    with pytest.raises(ConnectionError, match="could not download"):
-        download(f"http://127.0.0.1:{port}/x.txt", cache / "x.txt", "0" * 64, timeout=5)
-    assert os.listdir(cache) == []
-
-
-def test_truncated_transfer_leaves_no_file(tmp_path):
-    class Truncating(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # promises 1000 bytes, sends 10, hangs up
-            self.send_response(200)
-            self.send_header("Content-Length", "1000")
-            self.end_headers()
-            self.wfile.write(b"x" * 10)
-            self.close_connection = True
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Truncating)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    cache = tmp_path / "cache"
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/f.txt"
-        with pytest.raises(
-            (ValueError, ConnectionError), match="checksum mismatch|could not download"
-        ):
-            download(url, cache / "f.txt", hashlib.sha256(b"x" * 1000).hexdigest(), timeout=5)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert os.listdir(cache) == []
-
-
-def test_missing_file_on_server_is_a_clear_error(server, tmp_path):
-    url, _ = server
-    with pytest.raises(ConnectionError, match="404"):
-        download(f"{url}/nothing.txt", tmp_path / "n.txt", "0" * 64)
-    assert not (tmp_path / "n.txt").exists()
-
-
-def test_load_corpus_downloads_once_then_reads_the_cache(server, tmp_path, monkeypatch):
-    url, root = server
-    good = data.RemoteCorpus(f"{url}/good.txt", sha(root / "good.txt"), "toy.txt", 2100, "toy")
-    monkeypatch.setitem(data.REMOTE_CORPORA, "toy", good)
-    cache = tmp_path / "cache"
-    with pytest.raises(FileNotFoundError, match="download_missing=True"):
-        load_corpus("toy", cache_dir=cache, download_missing=False)
-    text = load_corpus("toy", cache_dir=cache)
-    assert text == (root / "good.txt").read_text()
-    (root / "good.txt").unlink()  # the server no longer has it: the cache answers
-    assert load_corpus("toy", cache_dir=cache) == text
-    monkeypatch.setenv("LLMBOOK_CACHE", str(cache))
-    assert load_corpus("toy") == text
-    (cache / "toy.txt").write_text("tampered")
-    with pytest.raises(ValueError, match="expected SHA-256"):
-        load_corpus("toy", cache_dir=cache)
-
-
-def test_load_corpus_with_a_corrupt_server_file(server, tmp_path, monkeypatch):
-    url, root = server
-    bad = data.RemoteCorpus(f"{url}/corrupt.txt", sha(root / "good.txt"), "toy.txt", 2100, "toy")
-    monkeypatch.setitem(data.REMOTE_CORPORA, "toy", bad)
-    cache = tmp_path / "cache"
-    with pytest.raises(ValueError, match="checksum mismatch"):
-        load_corpus("toy", cache_dir=cache)
-    assert os.listdir(cache) == []
+@pytest.mark.parametrize("call, error, message", BAD_INPUTS)
+def test_bad_input_gets_a_clear_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
