@@ -13,6 +13,7 @@ from llmbook.multihead import (
     NaiveMultiHeadAttention,
     RotaryEmbedding,
     apply_rope,
+    causal_attention,
     half_to_interleaved,
     interleaved_to_half,
     repeat_kv,
@@ -232,7 +233,7 @@ def test_attend_with_more_keys_than_queries(impl):
     # new tokens projected on their own, with explicit positions, match as well
     q_new, _, _ = mha.project(x[:, -3:], positions=torch.arange(5, 8))
     assert close(mha.attend(q_new, k, v), full[:, -3:])
-    with pytest.raises(ValueError, match="Tk >= Tq"):
+    with pytest.raises(ValueError, match="1 <= Tq <= Tk"):
         mha.attend(q, k[:, :, :3], v[:, :, :3])
 
 
@@ -259,56 +260,7 @@ def test_positions_per_sequence():
     assert close(both[1], mha(x[1:], torch.arange(10, 14))[0])
 
 
-# ---------------------------------------------------------------- errors
-
-
-def test_clear_errors():
-    with pytest.raises(ValueError, match="d_model .*divisible by n_heads"):
-        MultiHeadAttention(30, 4)
-    with pytest.raises(ValueError, match="n_heads .*divisible by n_kv_heads"):
-        MultiHeadAttention(32, 4, n_kv_heads=3)
-    with pytest.raises(ValueError, match="n_kv_heads must be >= 1"):
-        MultiHeadAttention(32, 4, n_kv_heads=0)
-    with pytest.raises(ValueError, match="n_heads must be >= 1"):
-        MultiHeadAttention(32, 0)
-    with pytest.raises(ValueError, match="dropout"):
-        MultiHeadAttention(32, 4, dropout=1.5)
-    with pytest.raises(ValueError, match="impl"):
-        MultiHeadAttention(32, 4, impl="flash")
-    with pytest.raises(TypeError, match="rope must be a RotaryEmbedding"):
-        MultiHeadAttention(32, 4, rope=10000.0)
-    with pytest.raises(ValueError, match="rope.head_dim"):
-        MultiHeadAttention(32, 4, rope=RotaryEmbedding(16))
-    with pytest.raises(ValueError, match="divisible by n_heads"):
-        NaiveMultiHeadAttention(30, 4)
-    with pytest.raises(ValueError, match="head_dim must be even"):
-        RotaryEmbedding(7)
-    with pytest.raises(ValueError, match="layout"):
-        RotaryEmbedding(8, layout="meta")
-    with pytest.raises(ValueError, match="base"):
-        RotaryEmbedding(8, base=0.5)
-    mha = MultiHeadAttention(32, 4, rope=RotaryEmbedding(8))
-    with pytest.raises(ValueError, match=r"x must have shape \(B, T, d_model=32\)"):
-        mha(torch.randn(2, 5, 16))
-    with pytest.raises(ValueError, match=r"x must have shape \(B, T, d_model=32\), got \(5, 32\)"):
-        mha.project(torch.randn(5, 32))
-    q, k, v = mha.project(torch.randn(2, 5, 32))
-    with pytest.raises(
-        ValueError, match=r"k must have shape \(B, 4, T, head_dim=8\), got \(2, 2, 5, 8\)"
-    ):
-        mha.attend(q, k[:, :2], v)
-    with pytest.raises(ValueError, match=r"q must have shape \(B, 4, T, head_dim=8\)"):
-        mha.attend(q[..., :4], k, v)
-    with pytest.raises(ValueError, match="one position per token.*T=5"):
-        mha(torch.randn(2, 5, 32), torch.arange(3))
-    with pytest.raises(ValueError, match="positions for 3 sequences, x has a batch of 2"):
-        mha(torch.randn(2, 5, 32), torch.arange(5).expand(3, 5))
-    with pytest.raises(TypeError, match="integer tensor"):
-        mha(torch.randn(2, 5, 32), torch.arange(5.0))
-    with pytest.raises(ValueError, match="does not split into n_heads=3"):
-        interleaved_to_half(torch.randn(10, 4), 3)
-    with pytest.raises(TypeError, match="NaiveMultiHeadAttention"):
-        stack_heads(mha)
+# ---------------------------------------------------------------- max_positions
 
 
 def test_max_positions_guard_and_no_limit():
@@ -316,8 +268,12 @@ def test_max_positions_guard_and_no_limit():
     free = RotaryEmbedding(8)
     x = torch.randn(1, 2, 4, 8)
     assert torch.equal(limited(x, torch.arange(12, 16)), free(x, torch.arange(12, 16)))
-    with pytest.raises(ValueError, match="beyond max_positions=16"):
+    with pytest.raises(
+        ValueError, match=r"positions must lie in \[0, max_positions=16\), got 13..16"
+    ):
         limited(x, torch.arange(13, 17))
+    with pytest.raises(ValueError, match="17 positions goes beyond max_positions=16"):
+        limited(torch.randn(1, 2, 17, 8))
     # without a limit, far positions are computed on the fly, exactly as the formula says
     cos, sin = free.cos_sin(torch.tensor([100_000]))
     angles = 100_000 * free.inv_freq()
@@ -546,10 +502,563 @@ def test_llama3_scaling_equals_hugging_face():
     assert torch.allclose(our_cos, cos, atol=1e-5) and torch.allclose(our_sin, sin, atol=1e-5)
 
 
-def test_scaling_errors():
-    with pytest.raises(ValueError, match="only scaling with rope_type 'llama3'"):
-        RotaryEmbedding(8, scaling={"rope_type": "yarn", "factor": 4.0})
-    with pytest.raises(ValueError, match="missing"):
-        RotaryEmbedding(8, scaling={"rope_type": "llama3", "factor": 8.0})
-    with pytest.raises(TypeError, match="scaling must be a dict"):
-        RotaryEmbedding(8, scaling=8.0)
+# ---------------------------------------------------------------- fast paths and the library API
+
+
+def test_fused_path_shares_kv_heads_with_enable_gqa(monkeypatch):
+    """GQA in the fused path passes the H_kv heads to torch's kernel as they are (no copy)."""
+    torch.manual_seed(16)
+    layer = MultiHeadAttention(32, 8, n_kv_heads=2)
+    seen = []
+    fused = F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kwargs):
+        seen.append((q.shape[1], k.shape[1], kwargs.get("enable_gqa")))
+        return fused(q, k, v, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    x = torch.randn(2, 5, 32)
+    out = layer(x)
+    monkeypatch.undo()
+    assert seen == [(8, 2, True)]
+    layer.impl = "naive"  # the teaching path copies with repeat_kv and agrees
+    assert close(out, layer(x))
+
+
+def test_rope_table_is_built_once_and_shared(monkeypatch):
+    """One RotaryEmbedding shared by layers computes its angles once for all layers and calls."""
+    torch.manual_seed(17)
+    rope = RotaryEmbedding(8)
+    layers = [MultiHeadAttention(32, 4, rope=rope) for _ in range(3)]
+    calls = []
+    angles = rope.angles
+    monkeypatch.setattr(rope, "angles", lambda p: calls.append(p.shape) or angles(p))
+    x = torch.randn(2, 10, 32)
+    for _ in range(2):
+        for layer in layers:
+            x = layer(x)
+    assert calls == [(256,)]  # one table of 256 rows, built on the first call
+    rope.table(300)  # a longer sequence grows it, at least doubling
+    assert calls[-1] == (512,)
+    cos, _ = rope.table(10)
+    assert cos.dtype == torch.float32 and cos.data_ptr() == rope.table(20)[0].data_ptr()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_table_equals_positions_computed_on_the_fly(layout):
+    rope = RotaryEmbedding(16, base=500000.0, layout=layout, scaling=dict(LLAMA31_SCALING))
+    cos_t, sin_t = rope.table(50)
+    cos_p, sin_p = rope.cos_sin(torch.arange(50).expand(3, 50))  # (B, T) positions
+    assert cos_p.shape == (3, 50, 16)
+    assert torch.equal(cos_p[1], cos_t) and torch.equal(sin_p[2], sin_t)
+
+
+def test_rope_survives_to_dtype_meta_and_state_dict():
+    torch.manual_seed(18)
+    reference = MultiHeadAttention(32, 4, n_kv_heads=2, rope=RotaryEmbedding(8, base=500000.0))
+    assert sorted(reference.state_dict()) == [f"{n}_proj.weight" for n in "koqv"]
+    with torch.device("meta"):
+        built = MultiHeadAttention(32, 4, n_kv_heads=2, rope=RotaryEmbedding(8, base=500000.0))
+    built.to_empty(device="cpu")
+    built.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 7, 32)
+    assert torch.equal(built(x), reference(x))
+    half = reference.to(torch.bfloat16)  # the table stays float32; cos/sin are cast when used
+    out = half(x.to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    assert all(c.dtype == torch.float32 for c, _ in half.rope._tables.values())
+
+
+def test_compiles_without_graph_breaks():
+    """fullgraph=True fails on any graph break: no value-dependent Python checks in forward."""
+    torch.manual_seed(19)
+    layer = MultiHeadAttention(32, 4, n_kv_heads=2, rope=RotaryEmbedding(8)).eval()
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    x = torch.randn(2, 6, 32)
+    positions = torch.arange(6).expand(2, 6) + torch.tensor([[0], [3]])
+    mask = torch.ones(2, 1, 1, 6, dtype=torch.bool)
+    mask[1, ..., :2] = False
+    with torch.no_grad():
+        assert close(compiled(x), layer(x))
+        assert close(compiled(x, positions, mask), layer(x, positions, mask))
+        longer = torch.randn(1, 300, 32)  # grows the table inside the compiled call
+        assert close(compiled(longer), layer(longer))
+
+
+def _left_padded(lengths, T, d_model, seed):
+    torch.manual_seed(seed)
+    real = torch.tensor([[i >= T - n for i in range(T)] for n in lengths])  # (B, T)
+    x = torch.randn(len(lengths), T, d_model)
+    positions = (real.cumsum(-1) - 1).clamp(min=0)
+    return x, real, positions
+
+
+@pytest.mark.parametrize("impl", ["fused", "naive"])
+def test_left_padding_equals_each_sequence_alone(impl):
+    layer = MultiHeadAttention(32, 4, n_kv_heads=2, rope=RotaryEmbedding(8), impl=impl)
+    x, real, positions = _left_padded([7, 4, 1], 7, 32, seed=20)
+    x.requires_grad_(True)
+    out = layer(x, positions, attn_mask=real[:, None, None, :])
+    for b, n in enumerate([7, 4, 1]):
+        alone = layer(x[b : b + 1, 7 - n :])
+        assert close(out[b, 7 - n :], alone[0])
+        assert torch.equal(out[b, : 7 - n], torch.zeros(7 - n, 32))  # padding queries: 0
+    out.sum().backward()  # no NaN in the gradients either
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("impl", ["fused", "naive"])
+def test_attn_mask_with_cached_keys_is_bottom_right_aligned(impl):
+    """Tq < Tk with a padding mask: the same as slicing the last queries of the full output."""
+    layer = MultiHeadAttention(32, 4, n_kv_heads=2, rope=RotaryEmbedding(8), impl=impl)
+    x, real, positions = _left_padded([8, 5], 8, 32, seed=21)
+    mask = real[:, None, None, :]
+    full = layer(x, positions, attn_mask=mask)
+    q, k, v = layer.project(x, positions)
+    assert close(layer.attend(q[:, :, -3:], k, v, attn_mask=mask), full[:, -3:])
+    out, weights = layer.attend(q[:, :, -3:], k, v, attn_mask=mask, return_weights=True)
+    assert torch.all(weights[1, :, :, :3] == 0)  # padding keys get no weight
+    assert close(weights.sum(-1), torch.ones(2, 4, 3))
+
+
+def test_causal_attention_blind_queries_get_zero_not_nan():
+    q, k, v = torch.randn(3, 1, 2, 4, 8).unbind(0)
+    nothing = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    for impl in ("fused", "naive"):
+        assert torch.equal(causal_attention(q, k, v, nothing, impl=impl), torch.zeros(1, 2, 4, 8))
+
+
+def test_qkv_bias_equals_hugging_face_qwen2_attention():
+    """Qwen2-style: biases on q, k, v, none on o_proj (bias=False, qkv_bias=True)."""
+    try:
+        from transformers import Qwen2Config
+        from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention, Qwen2RotaryEmbedding
+    except Exception as error:  # pragma: no cover
+        pytest.skip(f"transformers unavailable: {error}")
+    config = Qwen2Config(
+        hidden_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rope_theta=1000000.0,
+        use_sliding_window=False,
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(22)
+    ref = Qwen2Attention(config, layer_idx=0).eval()
+    ours = MultiHeadAttention(
+        64, 4, n_kv_heads=2, bias=False, qkv_bias=True, rope=RotaryEmbedding(16, base=1e6)
+    )
+    assert ours.q_proj.bias is not None and ours.o_proj.bias is None
+    ours.load_state_dict(ref.state_dict())  # strict: the same names and shapes
+    x = torch.randn(2, 9, 64)
+    cos, sin = Qwen2RotaryEmbedding(config)(x, torch.arange(9).expand(2, 9))
+    expected, _ = ref(x, position_embeddings=(cos, sin), attention_mask=None)
+    assert close(ours(x), expected)
+
+
+def test_bfloat16_matches_hugging_face_llama_attention():
+    """Cast to bf16, RoPE table kept in float32 and cos/sin cast when applied, as HF does."""
+    try:
+        from transformers import LlamaConfig
+        from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
+    except Exception as error:  # pragma: no cover
+        pytest.skip(f"transformers unavailable: {error}")
+    config = LlamaConfig(
+        hidden_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=131072,
+        rope_theta=500000.0,
+        rope_scaling=dict(LLAMA31_SCALING),
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(23)
+    ref = LlamaAttention(config, layer_idx=0).eval()
+    rope = RotaryEmbedding(32, base=500000.0, scaling=dict(LLAMA31_SCALING))
+    ours = MultiHeadAttention(128, 4, n_kv_heads=2, rope=rope)
+    ours.load_state_dict(ref.state_dict())
+    ref, ours = ref.to(torch.bfloat16), ours.to(torch.bfloat16)
+    x = torch.randn(2, 12, 128).to(torch.bfloat16)
+    position_ids = torch.arange(5000, 5012).expand(2, 12)  # far positions: angles matter
+    cos, sin = LlamaRotaryEmbedding(config)(x, position_ids)  # float32 math, cast to bf16
+    expected, _ = ref(x, position_embeddings=(cos, sin), attention_mask=None)
+    got = ours(x, position_ids)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, expected, atol=2e-2, rtol=2e-2)
+
+
+# ---------------------------------------------------------------- bad input: one row per case
+
+
+def _layer():
+    return MultiHeadAttention(32, 4, n_kv_heads=2, rope=RotaryEmbedding(8, max_positions=64))
+
+
+def _qkv():
+    return _layer().project(torch.randn(2, 5, 32))
+
+
+LLAMA3 = dict(LLAMA31_SCALING)
+BAD_INPUTS = [
+    # RotaryEmbedding(...)
+    (
+        lambda: RotaryEmbedding(8, base=float("nan")),
+        ValueError,
+        "base must be a finite",
+        "base-nan",
+    ),
+    (
+        lambda: RotaryEmbedding(8, base=float("inf")),
+        ValueError,
+        "base must be a finite",
+        "base-inf",
+    ),
+    (
+        lambda: RotaryEmbedding(8, base=0.5),
+        ValueError,
+        "base must be a finite number > 1",
+        "base-small",
+    ),
+    (lambda: RotaryEmbedding(8, base="1e4"), TypeError, "base must be a number", "base-str"),
+    (lambda: RotaryEmbedding(8, base=True), TypeError, "base must be a number", "base-bool"),
+    (lambda: RotaryEmbedding(7), ValueError, "head_dim must be even", "head-dim-odd"),
+    (lambda: RotaryEmbedding(0), ValueError, "head_dim must be >= 1", "head-dim-zero"),
+    (lambda: RotaryEmbedding(8.0), TypeError, "head_dim must be an int", "head-dim-float"),
+    (lambda: RotaryEmbedding(8, layout="meta"), ValueError, "layout must be one of", "layout"),
+    (
+        lambda: RotaryEmbedding(8, max_positions=0),
+        ValueError,
+        "max_positions must be >= 1",
+        "max-pos-0",
+    ),
+    (
+        lambda: RotaryEmbedding(8, max_positions=1.5),
+        TypeError,
+        "max_positions must be an int",
+        "max-pos-float",
+    ),
+    (lambda: RotaryEmbedding(8, scaling=8.0), TypeError, "scaling must be a dict", "scaling-float"),
+    (
+        lambda: RotaryEmbedding(8, scaling={"rope_type": "yarn", "factor": 4.0}),
+        ValueError,
+        "only scaling with rope_type 'llama3'",
+        "scaling-yarn",
+    ),
+    (
+        lambda: RotaryEmbedding(8, scaling={"rope_type": "llama3", "factor": 8.0}),
+        ValueError,
+        "missing",
+        "scaling-missing",
+    ),
+    (
+        lambda: RotaryEmbedding(8, scaling={**LLAMA3, "factor": float("nan")}),
+        ValueError,
+        r"scaling\['factor'\] must be a finite",
+        "scaling-factor-nan",
+    ),
+    (
+        lambda: RotaryEmbedding(8, scaling={**LLAMA3, "factor": float("inf")}),
+        ValueError,
+        r"scaling\['factor'\] must be a finite",
+        "scaling-factor-inf",
+    ),
+    (
+        lambda: RotaryEmbedding(8, scaling={**LLAMA3, "factor": -8.0}),
+        ValueError,
+        r"scaling\['factor'\]",
+        "scaling-factor-negative",
+    ),
+    (
+        lambda: RotaryEmbedding(8, scaling={**LLAMA3, "low_freq_factor": float("nan")}),
+        ValueError,
+        "low_freq_factor",
+        "scaling-low-nan",
+    ),
+    (
+        lambda: RotaryEmbedding(8, scaling={**LLAMA3, "low_freq_factor": 4.0}),
+        ValueError,
+        "high_freq_factor > low_freq_factor",
+        "scaling-low-eq-high",
+    ),
+    (
+        lambda: RotaryEmbedding(8, scaling={**LLAMA3, "original_max_position_embeddings": 8192.5}),
+        TypeError,
+        "original_max_position_embeddings",
+        "scaling-context-float",
+    ),
+    # rotating
+    (
+        lambda: RotaryEmbedding(8)(torch.arange(16).view(2, 8)),
+        TypeError,
+        "x must be a floating-point tensor",
+        "rope-int-x",
+    ),
+    (
+        lambda: RotaryEmbedding(8)(torch.randn(2, 6)),
+        ValueError,
+        "x has last axis 6",
+        "rope-wrong-dim",
+    ),
+    (lambda: RotaryEmbedding(8)([[1.0] * 8]), TypeError, "x must be a torch.Tensor", "rope-list-x"),
+    (
+        lambda: RotaryEmbedding(8)(torch.randn(3, 8), torch.arange(3.0)),
+        TypeError,
+        "positions must be an integer tensor",
+        "positions-float",
+    ),
+    (
+        lambda: RotaryEmbedding(8)(torch.randn(3, 8), torch.zeros(3, dtype=torch.bool)),
+        TypeError,
+        "positions must be an integer tensor",
+        "positions-bool",
+    ),
+    (
+        lambda: RotaryEmbedding(8).cos_sin(torch.zeros(1, 2, 3, dtype=torch.long)),
+        ValueError,
+        r"shape \(T,\) or \(B, T\)",
+        "positions-3d",
+    ),
+    (
+        lambda: RotaryEmbedding(8).cos_sin([0, 1]),
+        TypeError,
+        "positions must be an integer tensor",
+        "positions-list",
+    ),
+    (
+        lambda: RotaryEmbedding(8, max_positions=4).cos_sin(torch.tensor([-1, 0])),
+        ValueError,
+        "positions must lie in",
+        "positions-negative",
+    ),
+    (
+        lambda: rotate_pairs(torch.randn(2, 5), "half"),
+        ValueError,
+        "even last axis",
+        "rotate-odd-half",
+    ),
+    (
+        lambda: rotate_pairs(torch.randn(2, 5), "interleaved"),
+        ValueError,
+        "even last axis",
+        "rotate-odd-interleaved",
+    ),
+    (
+        lambda: rotate_pairs(torch.randn(2, 4), "meta"),
+        ValueError,
+        "layout must be one of",
+        "rotate-layout",
+    ),
+    (
+        lambda: apply_rope(torch.randn(2, 5, 4), torch.ones(4, 4), torch.ones(4, 4)),
+        ValueError,
+        "do not fit",
+        "apply-rope-short-cos",
+    ),
+    (
+        lambda: apply_rope(torch.randn(2, 1, 5, 4), torch.ones(3, 5, 4), torch.ones(3, 5, 4)),
+        ValueError,
+        "positions for 3 sequences",
+        "apply-rope-batch",
+    ),
+    (
+        lambda: apply_rope(torch.randn(5, 4), torch.ones(5, 4, dtype=torch.long), torch.ones(5, 4)),
+        TypeError,
+        "cos must be a floating-point",
+        "apply-rope-int-cos",
+    ),
+    (lambda: rope_permutation(5), ValueError, "head_dim must be even", "permutation-odd"),
+    (
+        lambda: repeat_kv(torch.randn(1, 2, 3, 4), 0),
+        ValueError,
+        "n_groups must be >= 1",
+        "repeat-kv-0",
+    ),
+    (
+        lambda: repeat_kv(torch.randn(1, 2, 3, 4), 1.5),
+        TypeError,
+        "n_groups must be an int",
+        "repeat-kv-float",
+    ),
+    # MultiHeadAttention(...)
+    (
+        lambda: MultiHeadAttention(30, 4),
+        ValueError,
+        "d_model .*divisible by n_heads",
+        "d-model-heads",
+    ),
+    (
+        lambda: MultiHeadAttention(32, 4, n_kv_heads=3),
+        ValueError,
+        "n_heads .*divisible by n_kv_heads",
+        "heads-kv-heads",
+    ),
+    (
+        lambda: MultiHeadAttention(32, 4, n_kv_heads=0),
+        ValueError,
+        "n_kv_heads must be >= 1",
+        "kv-heads-0",
+    ),
+    (lambda: MultiHeadAttention(32, 0), ValueError, "n_heads must be >= 1", "heads-0"),
+    (lambda: MultiHeadAttention(32.0, 4), TypeError, "d_model must be an int", "d-model-float"),
+    (lambda: MultiHeadAttention(32, 4, dropout=1.5), ValueError, "dropout", "dropout"),
+    (lambda: MultiHeadAttention(32, 4, impl="flash"), ValueError, "impl must be one of", "impl"),
+    (
+        lambda: MultiHeadAttention(32, 4, rope=10000.0),
+        TypeError,
+        "rope must be a RotaryEmbedding",
+        "rope-float",
+    ),
+    (
+        lambda: MultiHeadAttention(32, 4, rope=RotaryEmbedding(16)),
+        ValueError,
+        "rope.head_dim",
+        "rope-head-dim",
+    ),
+    (
+        lambda: MultiHeadAttention(32, 4, bias="yes"),
+        TypeError,
+        "bias must be True or False",
+        "bias-str",
+    ),
+    (
+        lambda: MultiHeadAttention(32, 4, qkv_bias=1),
+        TypeError,
+        "qkv_bias must be True or False",
+        "qkv-bias-int",
+    ),
+    (lambda: NaiveMultiHeadAttention(30, 4), ValueError, "divisible by n_heads", "naive-heads"),
+    (
+        lambda: NaiveMultiHeadAttention(32, 4, bias=None),
+        TypeError,
+        "bias must be True or False",
+        "naive-bias",
+    ),
+    # forward / project
+    (
+        lambda: _layer()(torch.randn(2, 5, 16)),
+        ValueError,
+        r"x must have shape \(B, T, d_model=32\)",
+        "x-width",
+    ),
+    (
+        lambda: _layer()(torch.randn(5, 32)),
+        ValueError,
+        r"x must have shape \(B, T, d_model=32\), got \(5, 32\)",
+        "x-2d",
+    ),
+    (
+        lambda: _layer()(torch.randn(2, 0, 32)),
+        ValueError,
+        r"at least one position \(T >= 1\)",
+        "x-empty",
+    ),
+    (
+        lambda: _layer()(torch.ones(2, 5, 32, dtype=torch.long)),
+        TypeError,
+        "x must be a floating-point tensor",
+        "x-long",
+    ),
+    (
+        lambda: _layer()(torch.randn(2, 5, 32, dtype=torch.float64)),
+        TypeError,
+        "dtype torch.float64 but the layer's weights",
+        "x-float64",
+    ),
+    (lambda: _layer()([[0.0] * 32]), TypeError, "x must be a torch.Tensor", "x-list"),
+    (
+        lambda: _layer()(torch.randn(2, 70, 32)),
+        ValueError,
+        "70 positions goes beyond max_positions=64",
+        "x-too-long",
+    ),
+    (
+        lambda: _layer()(torch.randn(2, 5, 32), torch.arange(3)),
+        ValueError,
+        "one position per token.*T=5",
+        "positions-length",
+    ),
+    (
+        lambda: _layer()(torch.randn(2, 5, 32), torch.arange(5).expand(3, 5)),
+        ValueError,
+        "positions for 3 sequences, x has a batch of 2",
+        "positions-batch",
+    ),
+    (
+        lambda: _layer()(torch.randn(2, 5, 32), torch.arange(5.0)),
+        TypeError,
+        "positions must be an integer tensor",
+        "positions-float-layer",
+    ),
+    (
+        lambda: _layer()(torch.randn(2, 5, 32), torch.arange(60, 65)),
+        ValueError,
+        "positions must lie in",
+        "positions-beyond-max",
+    ),
+    (
+        lambda: _layer()(torch.randn(2, 5, 32), attn_mask=torch.ones(2, 1, 5, 5)),
+        TypeError,
+        "attn_mask must be a boolean tensor",
+        "mask-float",
+    ),
+    (
+        lambda: _layer()(torch.randn(2, 5, 32), attn_mask=torch.ones(3, 1, 5, 5, dtype=torch.bool)),
+        ValueError,
+        "does not broadcast",
+        "mask-batch",
+    ),
+    (
+        lambda: _layer()(torch.randn(2, 5, 32), attn_mask=torch.ones(5, 4, dtype=torch.bool)),
+        ValueError,
+        "does not broadcast",
+        "mask-keys",
+    ),
+    # attend
+    (
+        lambda: _layer().attend(_qkv()[0], _qkv()[1][:, :1], _qkv()[2]),
+        ValueError,
+        r"k must have shape \(B, 2, T, head_dim=8\), got \(2, 1, 5, 8\)",
+        "attend-k-heads",
+    ),
+    (
+        lambda: _layer().attend(_qkv()[0][..., :4], *_qkv()[1:]),
+        ValueError,
+        r"q must have shape \(B, 4, T, head_dim=8\)",
+        "attend-q-dim",
+    ),
+    (
+        lambda: _layer().attend(_qkv()[0], _qkv()[1][:, :, :3], _qkv()[2][:, :, :3]),
+        ValueError,
+        "1 <= Tq <= Tk",
+        "attend-fewer-keys",
+    ),
+    (
+        lambda: _layer().attend(_qkv()[0], _qkv()[1], _qkv()[2][:, :, :4]),
+        ValueError,
+        "k and v must have one shape",
+        "attend-kv-mismatch",
+    ),
+    # converters
+    (
+        lambda: interleaved_to_half(torch.randn(10, 4), 3),
+        ValueError,
+        "does not split into n_heads=3",
+        "convert-heads",
+    ),
+    (
+        lambda: interleaved_to_half(torch.randn(12, 4), 0),
+        ValueError,
+        "n_heads must be >= 1",
+        "convert-heads-0",
+    ),
+    (lambda: stack_heads(_layer()), TypeError, "NaiveMultiHeadAttention", "stack-heads-type"),
+]
+
+
+@pytest.mark.parametrize(
+    "call, error, message", [pytest.param(*row[:3], id=row[3]) for row in BAD_INPUTS]
+)
+def test_bad_input_gets_a_clear_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

@@ -56,7 +56,7 @@ assert budget // kv_bytes_per_token(32, 8, 128) == 4 * (budget // kv_bytes_per_t
 # sequences of 8,192 tokens, against 10 for Llama-2-7B. (Llama-2-70B already used GQA with 8
 # KV heads for the same reason.)
 #
-# ## 2. GQA without copies
+# ## 2. GQA without copies, by hand
 #
 # A `(B, H, T, D)` tensor cannot be a view of the `(B, H_kv, T, D)` keys: merging a head axis
 # with a stride-0 group axis has no single stride, so `reshape` would copy. The way around is to
@@ -91,8 +91,8 @@ assert k5.stride()[2] == 0 and k5.data_ptr() == k.data_ptr()
 assert torch.allclose(mine, layer(x), atol=1e-6)
 
 # %% [markdown]
-# Recent PyTorch versions (2.5 and later) also accept `enable_gqa=True` in
-# `scaled_dot_product_attention`, which does this inside the kernel.
+# PyTorch 2.5 and later do the same inside the fused kernel with
+# `scaled_dot_product_attention(..., enable_gqa=True)`, which the exported layer uses.
 #
 # ## 3. Shifting a whole sequence
 #
