@@ -136,7 +136,8 @@ print("z_hat", tuple(z_hat.shape))
 # %% [markdown]
 # Every position does the same, and matrix products do all of them at once: the scores of all
 # pairs are $S = X X^\top$ (row $i$ holds query $i$'s scores against every position), softmax
-# runs along each row, and $Z = W X$.
+# runs along each row to give the weights $A = \operatorname{softmax}(S)$, and $Z = A X$. (We
+# call the weights $A$, not $W$: in this book $W$ is a learned matrix, as in $y = x W$.)
 
 # %%
 scores = x @ x.T  # (T, d_model) @ (d_model, T) -> (T, T)
@@ -144,14 +145,17 @@ weights = torch.softmax(scores, dim=-1)  # each row sums to 1
 context = weights @ x  # (T, T) @ (T, d_model) -> (T, d_model)
 assert torch.allclose(context[position], z_hat, atol=1e-6)
 assert torch.allclose(weights.sum(dim=-1), torch.ones(len(tokens)))
-print("scores", tuple(scores.shape), " weights", tuple(weights.shape), " context", tuple(context.shape))
+print("scores", tuple(scores.shape), " weights", tuple(weights.shape), end="  ")
+print("context", tuple(context.shape))
 
 
 # %% [markdown]
 # The weights form the **attention matrix**: row $i$ says where query position $i$ looks. A heat
 # map shows it at a glance. The colour scale is logarithmic, so that a weight of 1 (a query that
 # can see only itself) does not wash out the rest, and each cell carries its weight in percent.
-# Cells whose weight is exactly 0 (masked, from section 4 on) are grey.
+# Weights below 1% are black (their cells read 0 after rounding); weights that are exactly 0
+# (masked from section 4 on, or dropped in section 5) are grey.
+
 
 # %%
 def show_attention(weights, row_tokens, col_tokens, title, ax=None):
@@ -272,6 +276,7 @@ assert not torch.allclose(qk_scores, qk_scores.T)
 # gradient that flows back through the softmax to the scores (for a random upstream gradient,
 # as a loss would send).
 
+
 # %%
 # NBVAL_IGNORE_OUTPUT
 def measure_softmax(d_k, n_trials=400, n_keys=16, scaled=True, seed=0):
@@ -296,7 +301,9 @@ def measure_softmax(d_k, n_trials=400, n_keys=16, scaled=True, seed=0):
 d_ks = [1, 4, 16, 64, 256, 1024]
 raw = [measure_softmax(d, scaled=False) for d in d_ks]
 scaled = [measure_softmax(d, scaled=True) for d in d_ks]
-print(f"{'d_k':>5} | {'var(q.k)':>9} {'max w':>6} {'|grad|':>8} | {'var(q.k/sqrt d)':>15} {'max w':>6} {'|grad|':>8}")
+print(
+    f"{'d_k':>5} | {'var(q.k)':>9} {'max w':>6} {'|grad|':>8} | {'var(q.k/sqrt d)':>15} {'max w':>6} {'|grad|':>8}"
+)
 for d, r, s in zip(d_ks, raw, scaled):
     print(
         f"{d:>5} | {r['variance']:9.1f} {r['max_weight']:6.3f} {r['grad_norm']:8.1e} | "
@@ -307,7 +314,8 @@ for d, r, s in zip(d_ks, raw, scaled):
 # The table (its numbers depend a little on the machine, so the notebook does not compare them
 # on replay) says what the argument predicted, and the asserts below check it: without scaling
 # the variance of the scores equals $d_k$, the largest weight climbs to nearly 1, and the gradient
-# collapses by orders of magnitude; with scaling all three stay where they were at $d_k = 1$.
+# collapses by orders of magnitude; with scaling all three stay close to their values at
+# $d_k = 1$.
 
 # %%
 for d, r, s in zip(d_ks, raw, scaled):
@@ -316,7 +324,9 @@ for d, r, s in zip(d_ks, raw, scaled):
     assert s["max_weight"] < 0.5, (d, s)  # the scaled softmax stays spread out
 assert raw[-1]["max_weight"] > 0.9  # unscaled, d_k = 1024: nearly one-hot
 assert raw[-1]["grad_norm"] < 0.01 * scaled[-1]["grad_norm"]  # ... and almost no gradient
-print("checked: variance ~ d_k unscaled, ~1 scaled; unscaled softmax saturates; its gradient vanishes")
+print(
+    "checked: variance ~ d_k unscaled, ~1 scaled; unscaled softmax saturates; its gradient vanishes"
+)
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -339,9 +349,10 @@ plt.close("all")
 
 # %% [markdown]
 # So we scale. That is all of attention, and as a function it takes four lines: the width, the
-# scores, the softmax, the weighted sum. Written with `k.transpose(-2, -1)` instead of `k.T`, it works for any number of
-# leading (batch) axes. PyTorch's fused `torch.nn.functional.scaled_dot_product_attention`
-# computes the same thing.
+# scores, the softmax, the weighted sum. Written with `k.transpose(-2, -1)` instead of `k.T`,
+# it works for any number of leading (batch) axes. PyTorch's fused
+# `torch.nn.functional.scaled_dot_product_attention` computes the same thing.
+
 
 # %%
 def simple_attention(q, k, v):
@@ -355,8 +366,9 @@ def simple_attention(q, k, v):
 attn_context, attn_weights = simple_attention(q, k, v)
 print("weights", tuple(attn_weights.shape), " context", tuple(attn_context.shape))
 reference = F.scaled_dot_product_attention(q, k, v)  # PyTorch's fused kernel
-print("equal to torch's scaled_dot_product_attention:", torch.allclose(attn_context, reference, atol=1e-6))
-assert torch.allclose(attn_context, reference, atol=1e-6)
+agree = torch.allclose(attn_context, reference, atol=1e-6)
+print("equal to torch's scaled_dot_product_attention:", agree)
+assert agree
 
 # %% [markdown]
 # ## 4. The causal mask
@@ -398,16 +410,17 @@ allowed = np.tril(np.ones((n, n), dtype=bool))  # True on and below the diagonal
 _ = ax.imshow(allowed, cmap=ListedColormap([masked_colour, kept_colour]))
 for i in range(n):
     for j in range(n):
-        text = f"q{i}·k{j}" if allowed[i, j] else "−∞"
-        ax.text(j, i, text, ha="center", va="center", fontsize=9, color="black" if allowed[i, j] else "dimgrey")
+        text, colour = (f"q{i}·k{j}", "black") if allowed[i, j] else ("−∞", "dimgrey")
+        ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour)
 labels = [f"{i} {t.replace(' ', '·')}" for i, t in enumerate(tokens[:n])]
 ax.set_xticks(range(n), labels, rotation=45, ha="right")
 ax.set_yticks(range(n), labels)
-ax.set(xlabel="key position j", ylabel="query position i", title="masked scores: row i sees keys 0..i")
-ax.legend(
-    handles=[Patch(color=kept_colour, label="j ≤ i: score kept"), Patch(color=masked_colour, label="j > i: −∞, weight 0")],
-    loc="upper left", bbox_to_anchor=(1.02, 1),
+ax.set(
+    xlabel="key position j", ylabel="query position i", title="masked scores: row i sees keys 0..i"
 )
+kept = Patch(color=kept_colour, label="j ≤ i: score kept")
+masked = Patch(color=masked_colour, label="j > i: −∞, weight 0")
+ax.legend(handles=[kept, masked], loc="upper left", bbox_to_anchor=(1.02, 1))
 plt.tight_layout()
 plt.show()
 plt.close("all")
@@ -417,6 +430,7 @@ plt.close("all")
 # at everything. The mask is a boolean matrix, True where attention is allowed (the convention
 # of PyTorch's `scaled_dot_product_attention`), the lower triangle. `causal_mask` builds it. It
 # also handles more keys than queries, which chapter 9's KV cache needs; more on that below.
+
 
 # %%
 #| export
@@ -435,6 +449,7 @@ def causal_mask(
     n_keys = n_queries if n_keys is None else check_int(n_keys, "n_keys", minimum=n_queries)
     allowed = torch.ones(n_queries, n_keys, dtype=torch.bool, device=device)
     return allowed.tril(diagonal=n_keys - n_queries)
+
 
 # %%
 for row in causal_mask(5).int().tolist():
@@ -470,8 +485,10 @@ plt.close("all")
 # differ only in the mask, on sequences of **random** tokens. The next token of a random sequence
 # cannot be predicted: an honest model can do no better than the uniform guess, a cross-entropy
 # of $\ln V$. A model that scores better than that must be reading the answer. The model: token
-# and position embeddings (chapter 3), one attention layer with a residual connection, a linear
-# head to the vocabulary.
+# and position embeddings (chapter 3), one attention layer whose output is added to its input
+# (`x + attention(x)`, a *residual connection*; chapter 6 explains why), and a linear head to
+# the vocabulary.
+
 
 # %%
 class TinyLM(nn.Module):
@@ -529,7 +546,9 @@ for causal in (True, False):
 # NBVAL_IGNORE_OUTPUT
 print(f"uniform guess: ln {vocab_size} = {math.log(vocab_size):.2f}")
 for name, loss in per_position_loss.items():
-    print(f"{name:>8}: mean {loss.mean():.2f}   per position {[round(value, 2) for value in loss.tolist()]}")
+    print(
+        f"{name:>8}: mean {loss.mean():.2f}   per position {[round(value, 2) for value in loss.tolist()]}"
+    )
 
 # %% [markdown]
 # The masked model sits at $\ln 16 \approx 2.77$ at every position, as it must on random data.
@@ -549,6 +568,7 @@ print("checked: the unmasked model reads the answer; the masked one cannot")
 # %% [markdown]
 # With the mask, the earlier experiment comes out the other way: changing the last token changes
 # only the output at the last position.
+
 
 # %%
 def masked_attention(x):  # (T, d_model) -> (T, d_k), causal
@@ -611,7 +631,8 @@ ones = torch.ones(1000, 1000)
 torch.manual_seed(123)
 dropped = dropout.train()(ones)
 fraction_zeroed = (dropped == 0).float().mean().item()
-print("train mode: fraction zeroed", round(fraction_zeroed, 2), " values", dropped.unique().tolist())
+print("train mode: fraction zeroed", round(fraction_zeroed, 2), end="  ")
+print("values", dropped.unique().tolist())
 print("eval mode: unchanged:", torch.equal(dropout.eval()(ones), ones))
 assert abs(fraction_zeroed - 0.5) < 0.01  # a fraction p is zeroed ...
 assert dropped.unique().tolist() == [0.0, 2.0]  # ... and the rest scaled by 1 / (1 - p) = 2
@@ -641,9 +662,10 @@ plt.show()
 plt.close("all")
 
 # %% [markdown]
-# In the sample, about half of the cells turned grey and the survivors show twice their weight
-# (a weight of 50% becomes 100%); the mean of the samples is the left panel again. Modern large models (Llama among
-# them) train with attention dropout 0; small models trained on little data still benefit.
+# In the sample, about half of the cells turned grey and the survivors show twice their weight (a
+# weight of 50% becomes 100%); the mean of the samples is the left panel again. Modern large models
+# (Llama among them) train with attention dropout 0; small models trained on little data still
+# benefit.
 #
 # ## 6. Scaled dot-product attention as one function
 #
@@ -659,6 +681,7 @@ plt.close("all")
 # Like torch, we give it weights 0 and output 0. The first line checks the arguments (one call;
 # the checks themselves are in the last section), so that a mistake gets a message naming the
 # argument rather than a shape error from deep inside a matrix product.
+
 
 # %%
 #| export
@@ -703,6 +726,7 @@ def scaled_dot_product_attention(
     output = weights @ v  # 5. weighted sum of the values (..., Tq, Dv)
     return (output, weights) if return_weights else output
 
+
 # %% [markdown]
 # It agrees with `simple_attention` when there is no mask, and with PyTorch's fused kernel with
 # and without masks, with more keys than queries, and in float64 down to rounding error. (The
@@ -711,7 +735,9 @@ def scaled_dot_product_attention(
 # %%
 g = torch.Generator().manual_seed(0)
 Q, K, V = (torch.randn(2, 3, 6, 8, generator=g, dtype=torch.float64) for _ in range(3))
-assert torch.allclose(scaled_dot_product_attention(Q, K, V), simple_attention(Q, K, V)[0], atol=1e-12)
+assert torch.allclose(
+    scaled_dot_product_attention(Q, K, V), simple_attention(Q, K, V)[0], atol=1e-12
+)
 padding = torch.ones(2, 1, 6, 6, dtype=torch.bool)
 padding[1, ..., 4:] = False  # the second sequence's last two positions are padding
 bias = torch.randn(6, 6, dtype=torch.float64, generator=g)
@@ -726,8 +752,9 @@ checks = {  # name: (our keyword arguments, torch's)
 for name, (ours_kwargs, torch_kwargs) in checks.items():
     ours = scaled_dot_product_attention(Q, K, V, **ours_kwargs)
     theirs = F.scaled_dot_product_attention(Q, K, V, **torch_kwargs)
-    print(f"{name:>22}: {tuple(ours.shape)} equal to torch: {torch.allclose(ours, theirs, atol=1e-12)}")
-    assert torch.allclose(ours, theirs, atol=1e-12)
+    agree = torch.allclose(ours, theirs, atol=1e-12)
+    print(f"{name:>22}: {tuple(ours.shape)} equal to torch: {agree}")
+    assert agree
 
 more_keys = scaled_dot_product_attention(Q[..., 4:, :], K, V, mask=causal_mask(2, 6))
 theirs = F.scaled_dot_product_attention(Q[..., 4:, :], K, V, attn_mask=causal_mask(2, 6))
@@ -775,6 +802,7 @@ print("batched == one sentence at a time:", True)
 # construction, so it calls the function with `check=False`. With as many queries as keys,
 # `is_causal=True` is the same mask as `causal_mask(T)`.
 
+
 # %%
 #| export
 class CausalSelfAttention(nn.Module):
@@ -807,6 +835,7 @@ class CausalSelfAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"d_in={self.d_in}, d_out={self.d_out}, dropout={self.dropout_p}"
+
 
 # %%
 torch.manual_seed(0)
@@ -870,11 +899,12 @@ plt.close("all")
 
 # %%
 meta_q = torch.empty(5, 8, device="meta")  # a tensor with a shape but no data
+sdpa = scaled_dot_product_attention  # a short name for this table
 bad_calls = {
-    "q and k of different widths": lambda: scaled_dot_product_attention(torch.randn(5, 8), *torch.randn(2, 5, 4)),
-    "scale = nan": lambda: scaled_dot_product_attention(*torch.randn(3, 5, 8), scale=float("nan")),
-    "q on another device": lambda: scaled_dot_product_attention(meta_q, *torch.randn(2, 5, 8)),
-    "mask and is_causal": lambda: scaled_dot_product_attention(*torch.randn(3, 5, 8), mask=causal_mask(5), is_causal=True),
+    "q and k of different widths": lambda: sdpa(torch.randn(5, 8), *torch.randn(2, 5, 4)),
+    "scale = nan": lambda: sdpa(*torch.randn(3, 5, 8), scale=float("nan")),
+    "q on another device": lambda: sdpa(meta_q, *torch.randn(2, 5, 8)),
+    "mask and is_causal": lambda: sdpa(*torch.randn(3, 5, 8), mask=causal_mask(5), is_causal=True),
     "token ids into the module": lambda: attention(batch_ids),
     "no positions (T = 0)": lambda: attention(torch.randn(2, 0, d_model)),
     "float64 input, float32 weights": lambda: attention(x_batch.double()),

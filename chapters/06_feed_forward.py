@@ -18,9 +18,9 @@
 # Attention (chapters 4 and 5) lets positions exchange information: each token's vector becomes a
 # weighted mix of the vectors before it. What it does not do is *think hard about one token*.
 # That is the job of the second half of every transformer block, the **feed-forward network**
-# (FFN, or MLP): a small two-layer network applied to each position on its own. It is simple, and
-# it holds most of the model's parameters. Around the two halves sit two more pieces that make a
-# deep stack trainable at all: **normalisation** and **residual connections**.
+# (FFN, or MLP): a small two-layer network applied to each position on its own. It is simple, and it
+# holds the largest share of the model's parameters. Around the two halves sit two more pieces that
+# make a deep stack trainable at all: **normalisation** and **residual connections**.
 #
 # **What you will build**
 #
@@ -105,7 +105,7 @@ print(sentence)
 print("ids", tuple(ids.shape), "vocabulary", tok.vocab_size)
 
 d_model, d_ff = 64, 256
-embedding = nn.Embedding(tok.vocab_size, d_model)  # chapter 3's table, untrained
+embedding = nn.Embedding(tok.vocab_size, d_model)  # an untrained table, as in chapter 3
 x = embedding(ids).detach()  # (B, T, d_model)
 print("x", tuple(x.shape))
 
@@ -482,8 +482,12 @@ class SwiGLU(nn.Module):
 # (the tests check more sizes, and GPT-2's MLP too):
 
 # %%
-from transformers import LlamaConfig
-from transformers.models.llama.modeling_llama import LlamaMLP
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # transformers' import may warn about optional widgets
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
 
 swiglu = SwiGLU(d_model, d_ff_gated)
 swiglu.load_state_dict(
@@ -524,8 +528,8 @@ for name, vocab, kv_width, expected in [
     )
 
 # %% [markdown]
-# In Llama-3.1-8B the MLPs hold more than two thirds of all parameters, four times the
-# attention's share per block, because grouped-query attention shrank the key and value maps
+# In Llama-3.1-8B the MLPs hold more than two thirds of all parameters, 4.2 times the
+# attention per block, because grouped-query attention shrank the key and value maps
 # while the MLP grew.
 #
 # ## 5. Normalisation: LayerNorm and RMSNorm
@@ -581,28 +585,30 @@ def stats(v):  # one token's vector (d_model,) -> |mean|, standard deviation, rm
     return [abs(v.mean()), v.std(correction=0), v.pow(2).mean().sqrt(), v.abs().max()]
 
 
-print(
-    f"{'':>10} | {'input: |mean|':>13} {'std':>5} {'rms':>5} | {'LayerNorm':>9} {'std':>5} | {'RMSNorm rms':>11} {'max |v|':>7}"
-)
+print(f"{'':>6} | {'input':>5} |mean|   std   rms | {'LayerNorm':>9} |mean|   std |", end="")
+print(f" {'RMSNorm':>7} |mean|   rms max |v|")
 for t in range(4):
     a, b, c = stats(h[0, t]), stats(ln_out[0, t]), stats(rms_out[0, t])
-    print(
-        f"{tokens[t]!r:>10} | {a[0]:13.3f} {a[1]:5.3f} {a[2]:5.3f} | {b[0]:9.3f} {b[1]:5.3f} | {c[2]:11.3f} {c[3]:7.3f}"
-    )
+    print(f"{tokens[t]!r:>6} | {a[0]:12.3f} {a[1]:5.3f} {a[2]:5.3f} |", end="")
+    print(f" {b[0]:16.3f} {b[1]:5.3f} | {c[0]:14.3f} {c[2]:5.3f} {c[3]:7.3f}")
 assert torch.allclose(rms_out.pow(2).mean(-1).sqrt(), torch.ones(1), atol=1e-3)
+input_rms = h.pow(2).mean(-1).sqrt()
+assert torch.allclose(rms_out.mean(-1), h.mean(-1) / input_rms, atol=1e-5)  # mean scaled, kept
 assert (rms_out.abs() > 1).any()  # unit RMS, and yet entries above 1
 
 # %% [markdown]
-# LayerNorm gives every token mean 0 and standard deviation 1; RMSNorm gives every token a root
-# mean square of 1 and leaves the mean where it was. Neither bounds the values to $[-1, 1]$ (a
-# common misstatement): a vector of 64 numbers with RMS 1 has entries above 1 whenever it is not
-# perfectly flat, as the last column shows. What they fix is the *size of the whole vector*
-# ($\lVert x \rVert = \sqrt{d_{\text{model}}}$ for RMSNorm), not the range of its entries.
+# LayerNorm gives every token mean 0 and standard deviation 1. RMSNorm gives every token a root
+# mean square of 1 and does not centre it: the mean is divided by the RMS like every entry
+# (`K`: 0.697 / 4.274 = 0.163), so it shrinks with the vector but is not removed. Neither
+# bounds the values to $[-1, 1]$ (a common misstatement): a vector of 64 numbers with RMS 1 has
+# entries above 1 whenever it is not perfectly flat, as the last column shows. What they fix is the
+# *size of the whole vector* ($\lVert x \rVert = \sqrt{d_{\text{model}}}$ for RMSNorm), not the
+# range of its entries.
 #
 # **The exported versions.** `LayerNorm` keeps the parameter names `weight` and `bias` (GPT-2's
 # `ln_1.weight`, `ln_1.bias`) and calls PyTorch's fused kernel. `RMSNorm` follows Hugging
 # Face's `LlamaRMSNorm` exactly: the statistics are computed in float32 even when the model runs
-# in bfloat16 (a mean of 4096 squares in bfloat16's 8-bit mantissa loses too much), and the
+# in bfloat16 (a mean of 4096 squares kept to bfloat16's 8 significant bits loses too much), and the
 # result is cast back before the gain is applied.
 
 
@@ -685,8 +691,6 @@ with torch.no_grad():
 # In bfloat16 it reproduces `LlamaRMSNorm` bit for bit, which the all-bfloat16 version does not:
 
 # %%
-from transformers.models.llama.modeling_llama import LlamaRMSNorm
-
 big = torch.randn(64, 4096, dtype=torch.float64) * 3  # 64 vectors of Llama's width
 exact = rms_norm_simple(big, torch.ones(4096, dtype=torch.float64))
 ours_bf16, hf_bf16 = RMSNorm(4096, eps=1e-5).bfloat16(), LlamaRMSNorm(4096, eps=1e-5).bfloat16()
@@ -743,8 +747,8 @@ assert t_rms < 0.95 * t_ln  # fewer passes over the data
 # `x = norm(x + sublayer(x))` (post-norm). GPT-2 and every Llama normalise the *input* of each
 # sublayer and leave the residual path untouched, `x = x + sublayer(norm(x))` (pre-norm), with
 # one more norm after the last block. The residual path is then a clean sum from the embeddings
-# to the head, which trains stably with less care over the learning-rate warm-up. A pre-norm block, as chapter 7
-# builds it:
+# to the head, which trains stably with less care over the learning-rate warm-up. A pre-norm
+# block, as chapter 7 builds it:
 #
 # ```mermaid
 # flowchart TB
@@ -766,8 +770,9 @@ assert t_rms < 0.95 * t_ln  # fewer passes over the data
 #
 # A residual connection adds a sublayer's input to its output: $x_{l+1} = x_l + f_l(x_l)$. Why it
 # matters shows in the backward pass. Without it, the gradient reaching layer 1 of an $L$-layer
-# stack is a product of $L$ Jacobians, $\partial f_L / \partial x \cdots \partial f_2 / \partial x$;
-# if each shrinks vectors a little, the product shrinks exponentially with depth. With it, each
+# stack is a product of the $L - 1$ Jacobians of the layers above it,
+# $\partial f_L / \partial x \cdots \partial f_2 / \partial x$; if each shrinks vectors a
+# little, the product shrinks exponentially with depth. With it, each
 # factor is $I + \partial f_l / \partial x$: the identity always passes the gradient through, and
 # the layers add to it rather than multiply it away.
 #
@@ -801,6 +806,7 @@ grads = {kind: gradient_per_layer(kind) for kind in kinds}
 for kind in kinds:
     g = grads[kind]
     print(f"{kind:>17}: layer 1 {g[0]:.1e}, layer 16 {g[15]:.1e}, layer 32 {g[-1]:.1e}")
+print("plain stack, layers whose gradient is exactly 0:", sum(v == 0 for v in grads["plain"]))
 assert grads["plain"][0] < 1e-12 * grads["plain"][-1]  # vanished
 for kind in kinds[1:]:
     assert 0.1 < grads[kind][0] / grads[kind][-1] < 10  # about the same at every depth
@@ -814,6 +820,7 @@ ax.set_yscale("log")
 ax.set_xlabel("layer (1 = nearest the input)")
 ax.set_ylabel("gradient norm of up_proj.weight")
 ax.set_title("gradient reaching each of 32 stacked MLPs")
+ax.text(1, 1e-29, "exactly 0, drawn at 1e-30", fontsize=8, va="bottom")
 ax.legend()
 plt.tight_layout()
 plt.show()
@@ -821,9 +828,10 @@ plt.close("all")
 
 # %% [markdown]
 # In the plain stack the gradient shrinks by a roughly constant factor per layer (a straight
-# line on the log scale) and underflows to 0 long before it reaches the first layers: they
-# would never learn. With residual connections every layer gets a gradient of the same order,
-# and the pre-norm stack keeps it so while its norms hold every sublayer's input at unit scale.
+# line on the log scale) and then underflows: the first 7 layers get a gradient of exactly 0 (drawn
+# at $10^{-30}$, since a log scale has no 0), so they would never learn. With residual connections
+# every layer gets a gradient of the same order, and the pre-norm stack keeps it so while its norms
+# hold every sublayer's input at unit scale.
 # This is why a transformer can be 32 or 126 blocks deep.
 #
 # ## 7. From notebook to library
@@ -860,8 +868,9 @@ RMSNorm(4096, eps=-1e-5)
 # - The FFN applies the same two-layer MLP to every position on its own: expand to
 #   $d_{\text{ff}}$, activate elementwise, project back. It cannot see other positions; that is
 #   attention's job.
-# - It holds most of the parameters: twice the attention per GPT-2 block (4,722,432 vs
-#   2,362,368), and in Llama-3.1-8B more than two thirds of the whole model.
+# - It holds the largest share of the parameters: twice the attention per GPT-2 block
+#   (4,722,432 vs 2,362,368), 45.5% of GPT-2 small, and more than two thirds (70.2%) of
+#   Llama-3.1-8B.
 # - Without the activation the two maps collapse into one. ReLU, GELU (exact or the tanh form
 #   GPT-2 used) and SiLU are in use; a model must run with the one it was trained with.
 # - SwiGLU gates one expansion with the SiLU of another, using three matrices, so its width is
@@ -869,7 +878,7 @@ RMSNorm(4096, eps=-1e-5)
 #   multiplier of 1.3 and rounding to 1024 (`swiglu_hidden_size(4096, 1024, 1.3)`).
 # - LayerNorm centres and scales each vector and adds a bias; RMSNorm only divides by the root
 #   mean square. Neither bounds values to $[-1, 1]$. Written out, RMSNorm took about 0.6 of
-#   LayerNorm's time here; fused kernels narrow the gap.
+#   LayerNorm's time here; with fused kernels the gap narrows or reverses.
 # - Pre-norm blocks, `x + f(norm(x))`, keep the residual path clean. Residual connections keep
 #   the gradient at the same order in every layer, where a plain 32-layer stack lost it entirely.
 # - `llmbook.feedforward` exports `FeedForward`, `SwiGLU`, `swiglu_hidden_size`, `LayerNorm`
@@ -878,8 +887,9 @@ RMSNorm(4096, eps=-1e-5)
 # ## Exercises
 #
 # 1. **Where the parameters are.** For GPT-2 XL ($d_{\text{model}} = 1600$, 48 layers, 50,257
-#    tokens, context 1024) and Llama-3.2-1B ($d_{\text{model}} = 2048$, 16 layers, 32 query and 8
-#    key-value heads of 64, MLP 8192, 128,256 tokens, head tied to the embedding), compute the
+#    tokens, context 1024, head tied to the token table) and Llama-3.2-1B
+#    ($d_{\text{model}} = 2048$, 16 layers, 32 query and 8 key-value heads of 64, MLP 8192,
+#    128,256 tokens, head tied to the token table), compute the
 #    fraction of all parameters in the MLPs. Check your totals against 1,557,611,200 and
 #    1,235,814,400 by building the MLPs on the `meta` device.
 # 2. **GeGLU.** Gemma uses the gated MLP with GELU (tanh form) in place of SiLU. Write it as a

@@ -117,6 +117,7 @@ assert same_last
 # $\partial s / \partial q = k / d_k$ shrinks like $1/\sqrt{d_k}$). Only $1/\sqrt{d_k}$ keeps
 # the scores at the same spread at every width.
 
+
 # %%
 # NBVAL_IGNORE_OUTPUT
 def score_stats(d_k, divide_by, n_trials=400, n_keys=16, seed=0):
@@ -172,7 +173,9 @@ def attend(x, mask):  # x (B, T, 8) -> (B, T, 4), the layer's projections with o
 
 
 def check_padding(side):
-    rows = [e + [pad] * (T - len(e)) if side == "right" else [pad] * (T - len(e)) + e for e in encoded]
+    rows = [
+        e + [pad] * (T - len(e)) if side == "right" else [pad] * (T - len(e)) + e for e in encoded
+    ]
     ids = torch.tensor(rows)  # (B, T)
     is_real = torch.tensor([[i != pad for i in row] for row in rows])  # (B, T)
     mask = causal_mask(T) & is_real[:, None, :]  # (T, T) & (B, 1, T) -> (B, T, T)
@@ -190,6 +193,7 @@ def check_padding(side):
     print("  equal to torch:", torch.allclose(ours, theirs, atol=1e-6))
     print("  real positions equal the sentence alone:", torch.allclose(real_rows, alone, atol=1e-6))
     print("  ... also with the causal mask alone:", torch.allclose(causal_only, alone, atol=1e-6))
+    print("  outputs at the padding positions all 0:", bool((ours[1][~is_real[1]] == 0).all()))
     assert torch.allclose(ours, theirs, atol=1e-6)
     assert torch.allclose(real_rows, alone, atol=1e-6)
     return causal_only, alone
@@ -204,15 +208,16 @@ assert not torch.allclose(causal_only, alone, atol=1e-6)
 # tokens, because padding comes after them; the padding mask changes only the outputs at padding
 # positions, which the loss ignores anyway. With padding on the **left** (usual for batched
 # generation, so that every sequence ends at the same position), real tokens come after the
-# padding and would attend to it: the padding mask is needed. The first padding query then has
-# no key it may attend to at all; our function, like torch's, returns zeros for such a row
-# rather than NaN. (Here no position embeddings were added; with them, left padding also shifts
-# the positions, which a real model must account for.)
+# padding and would attend to it: the padding mask is needed. The padding queries then have
+# no key they may attend to at all (each sees only padding before it); our function, like torch's,
+# returns zeros for such rows rather than NaN. (Here no position embeddings were added; with them,
+# left padding also shifts the positions, which a real model must account for.)
 #
 # ## Exercise 5: the size of the attention matrix
 #
 # Each head of each layer builds a $T \times T$ matrix of weights, which training keeps for the
 # backward pass (along with the scores before softmax and the dropout mask, ignored here).
+
 
 # %%
 def attention_matrix_bytes(n_layers, n_heads, context_length, bytes_per_value=4):

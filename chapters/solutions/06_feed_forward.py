@@ -19,11 +19,16 @@
 # chapter exported to `llmbook.feedforward`.
 
 # %%
+import warnings
+
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig
-from transformers.models.llama.modeling_llama import LlamaMLP
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # transformers' import may warn about optional widgets
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaMLP
 
 from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU
 
@@ -122,7 +127,7 @@ assert same and differs_uncentred
 # %% [markdown]
 # So RMSNorm is LayerNorm without the centring (and without the bias). It is no longer invariant
 # to adding a constant to every entry of a vector, only to scaling it. Zhang and Sennrich (2019)
-# found that the scale invariance is what helps training; the centring costs a reduction and
+# argued that the scale invariance is what helps training; the centring costs a reduction and
 # buys little, since the following linear layer can learn to ignore a shared offset.
 #
 # ## Exercise 4: post-norm in the deep stack
@@ -180,7 +185,8 @@ plt.close("all")
 # %% [markdown]
 # With the LayerNorm after each addition, the gradient still reaches the first layer (the
 # residual path is there), but every norm divides the signal by the size of $x + f(x)$, so the
-# gradient on the MLPs is a few times smaller than with pre-norm (the printed ratio), at every depth. In a real
+# gradient on the MLPs is a few times smaller than with pre-norm (the printed ratio), at every
+# depth. In a real
 # post-norm transformer the gradient is also largest near the output at initialisation (Xiong
 # et al., 2020), which is why post-norm models needed a careful learning-rate warm-up. The
 # pre-norm stack pays a different price: its output grows with depth (the printed rms), which is
