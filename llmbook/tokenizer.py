@@ -1,21 +1,33 @@
 # Generated from chapters/01_tokenizer.ipynb by tools/export.py; do not edit, edit the chapter.
 
-"""Tokenizers: turning text into integer ids and back (chapter 01 of llmbook)."""
+"""Tokenizers: turning text into integer ids and back (chapter 01 of llmbook).
 
+The classes grow in layers, in the chapter's order: ``SimpleTokenizer`` (words), ``ByteBPE``
+(byte-pair encoding on bytes), ``RegexBPE`` (+ regex pre-split), ``SpecialBPE`` (+ special
+tokens) and ``BPETokenizer`` (+ streaming, files, tiktoken and Hugging Face converters).
+"""
+
+import hashlib
 import heapq
 import json
-import operator
+import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import regex
 
-
-def _check_text(text) -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return text
+from llmbook.checks import check_int
+from llmbook.files import atomic_write
+from llmbook.tokenizer_checks import (
+    check_id,
+    check_ids,
+    check_merges,
+    check_pattern,
+    check_special_ids,
+    check_special_names,
+    check_text,
+)
 
 
 class SimpleTokenizer:
@@ -28,10 +40,11 @@ class SimpleTokenizer:
     SPLIT = regex.compile(r'([,.:;?_!"()\']|--|\s)')
 
     def __init__(self, vocab: dict[str, int], unk_token: str = "<|unk|>"):
+        if not isinstance(vocab, dict):
+            raise TypeError(f"vocab must be a dict {{word: id}}, got {type(vocab).__name__}")
         if unk_token not in vocab:
             raise ValueError(f"unk_token {unk_token!r} must be in the vocabulary")
-        self.str_to_int = dict(vocab)
-        self.int_to_str = {i: s for s, i in vocab.items()}
+        self.str_to_int, self.int_to_str = dict(vocab), {i: s for s, i in vocab.items()}
         if len(self.int_to_str) != len(self.str_to_int):
             raise ValueError("vocab maps two tokens to the same id")
         self.unk_token = unk_token
@@ -39,14 +52,12 @@ class SimpleTokenizer:
     @classmethod
     def split(cls, text: str) -> list[str]:
         """Split text into words and punctuation marks, dropping whitespace."""
-        return [piece for piece in cls.SPLIT.split(_check_text(text)) if piece.strip()]
+        return [piece for piece in cls.SPLIT.split(check_text(text)) if piece.strip()]
 
     @classmethod
-    def from_text(
-        cls, text: str, special_tokens: Iterable[str] = ("<|endoftext|>", "<|unk|>")
-    ) -> "SimpleTokenizer":
+    def from_text(cls, text: str, special_tokens: Iterable[str] = ("<|endoftext|>", "<|unk|>")):
         """Number the distinct words of ``text`` in sorted order, then append the special tokens."""
-        special_tokens = list(special_tokens)
+        special_tokens = check_special_names(special_tokens)
         if "<|unk|>" not in special_tokens:
             raise ValueError(f"special_tokens must include '<|unk|>', got {special_tokens}")
         words = sorted(set(cls.split(text)) - set(special_tokens))
@@ -56,18 +67,26 @@ class SimpleTokenizer:
         return len(self.str_to_int)
 
     def encode(self, text: str) -> list[int]:
-        """Split ``text`` into words and punctuation and map each to its id (``<|unk|>`` if unknown)."""
+        """Split ``text`` into words and punctuation; map each to its id (``<|unk|>`` if unknown)."""
         unk = self.str_to_int[self.unk_token]
         return [self.str_to_int.get(word, unk) for word in self.split(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Join the words of ``ids`` with single spaces, then pull punctuation back onto the words."""
-        words = []
-        for i in ids:
-            if i not in self.int_to_str:
-                raise ValueError(f"id {i!r} is not in the vocabulary (ids 0..{len(self) - 1})")
-            words.append(self.int_to_str[i])
+        """Join the words of ``ids`` with spaces, then pull punctuation back onto the words."""
+        words = [self.int_to_str.get(i) for i in check_ids(ids)]
+        if None in words:
+            bad = next(i for i, w in zip(check_ids(ids), words) if w is None)
+            raise ValueError(f"id {bad!r} is not in the vocabulary (ids 0..{len(self) - 1})")
         return regex.sub(r'\s+([,.:;?!"()\'])', r"\1", " ".join(words))
+
+
+def _valid_unicode(text: str) -> str:
+    """``text``, or (if it holds lone surrogates) the repair tiktoken applies: each becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def pair_counts(ids: list[int]) -> Counter:
@@ -88,22 +107,14 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
-GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-GPT4_SPLIT_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"""
-    r"""|\s*[\r\n]|\s+(?!\S)|\s+"""
-)
-
-
 def _train_merges(chunks: Counter, n_merges: int) -> list[tuple[int, int]]:
-    """Learn up to ``n_merges`` merges from pre-split chunks (bytes -> frequency).
+    """Learn up to ``n_merges`` merges from chunks (bytes -> frequency); the merges in order.
 
-    The pair counts are updated incrementally: a merge only touches the distinct chunks that
-    contain the pair, so each step costs time proportional to those chunks, not to the text.
-    Ties between equally frequent pairs go to the smallest pair, so training is deterministic.
+    Each step merges the most frequent pair; ties go to the smallest pair ``(a, b)`` (ids
+    compared as tuples), so training is deterministic. Counts are updated only for the chunks
+    that contain the merged pair. Stops early when no pair occurs twice.
     """
-    words = [list(chunk) for chunk in chunks]
-    freqs = list(chunks.values())
+    words, freqs = [list(chunk) for chunk in chunks], list(chunks.values())
     counts: Counter = Counter()
     where: dict[tuple[int, int], set[int]] = {}
     for w, (ids, freq) in enumerate(zip(words, freqs)):
@@ -141,7 +152,113 @@ def _train_merges(chunks: Counter, n_merges: int) -> list[tuple[int, int]]:
     return merges
 
 
-FILE_MAGIC = "llmbook-bpe v1"
+class ByteBPE:
+    """Byte-level BPE: ``merges`` maps a pair of ids to the id it makes, in the order learned
+    (the **rank**: encoding applies the earliest merge first). ``byte_ids[b]``: the id of byte b.
+    """
+
+    def __init__(self, merges: dict[tuple[int, int], int], byte_ids: Iterable[int] | None = None):
+        self.byte_ids, self.merges, self.vocab = check_merges(merges, byte_ids)
+        self._ranks = {pair: rank for rank, pair in enumerate(self.merges)}
+        self._decoder = self.vocab
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int) -> "ByteBPE":
+        """Learn up to ``vocab_size - 256`` merges on the bytes of ``text``."""
+        check_int(vocab_size, "vocab_size", 256)
+        data = _valid_unicode(check_text(text)).encode("utf-8")
+        merges = _train_merges(Counter([data]), vocab_size - 256)
+        return cls({pair: 256 + i for i, pair in enumerate(merges)})
+
+    def _encode_chunk(self, chunk: bytes) -> list[int]:
+        ids = [self.byte_ids[b] for b in chunk]
+        while len(ids) >= 2:  # merge the pair of lowest rank, until no learned pair is left
+            pair = min(zip(ids, ids[1:]), key=lambda p: self._ranks.get(p, math.inf))
+            if pair not in self._ranks:
+                break
+            ids = merge_pair(ids, pair, self.merges[pair])
+        return ids
+
+    def encode(self, text: str) -> list[int]:
+        """Encode ``text``; lone surrogates become U+FFFD, as in tiktoken."""
+        return self._encode_chunk(_valid_unicode(check_text(text)).encode("utf-8"))
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """Concatenate the bytes of ``ids`` (a list, a NumPy array or a 1-d tensor of integers)."""
+        try:
+            return b"".join([self._decoder[i] for i in check_ids(ids)])
+        except KeyError as error:
+            raise ValueError(
+                f"id {error.args[0]} is not in the vocabulary (ids 0..{self.vocab_size - 1})"
+            ) from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Decode ``ids``; bytes that are not valid UTF-8 become U+FFFD, as in tiktoken."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids: one more than the largest id."""
+        return 1 + max(self._decoder)
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT4_SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"""
+    r"""|\s*[\r\n]|\s+(?!\S)|\s+"""
+)
+
+
+CACHE_SIZE, CACHE_CHUNK_BYTES = 65_536, 256
+
+
+def _count_chunks(texts: Iterable[str], compiled: regex.Pattern) -> Counter:
+    """Count the UTF-8 chunks of ``texts`` under a compiled pre-split pattern."""
+    chunks: Counter = Counter()
+    for text in texts:
+        chunks.update(c.encode("utf-8") for c in compiled.findall(_valid_unicode(text)))
+    return chunks
+
+
+class RegexBPE(ByteBPE):
+    """Byte-level BPE inside the chunks of a regex pre-split: no merge crosses a chunk."""
+
+    def __init__(self, merges, pattern: str = GPT4_SPLIT_PATTERN, byte_ids=None):
+        super().__init__(merges, byte_ids)
+        self.pattern, self._compiled = pattern, check_pattern(pattern)
+        self._cache: dict[bytes, list[int]] = {}
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int, pattern: str = GPT4_SPLIT_PATTERN) -> "RegexBPE":
+        """Learn up to ``vocab_size - 256`` merges from the chunks of ``text``."""
+        check_int(vocab_size, "vocab_size", 256)
+        chunks = _count_chunks([check_text(text)], check_pattern(pattern))
+        merges = _train_merges(chunks, vocab_size - 256)
+        return cls({pair: 256 + i for i, pair in enumerate(merges)}, pattern)
+
+    def _encode_chunk(self, chunk: bytes) -> list[int]:
+        ids = self._cache.get(chunk)
+        if ids is None:
+            ids = super()._encode_chunk(chunk)
+            if len(chunk) <= CACHE_CHUNK_BYTES:  # bounded: short chunks, emptied when full
+                if len(self._cache) >= CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[chunk] = ids
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode ``text`` chunk by chunk (lone surrogates become U+FFFD, as in tiktoken)."""
+        ids: list[int] = []
+        for chunk in self._compiled.findall(_valid_unicode(check_text(text))):
+            ids.extend(self._encode_chunk(chunk.encode("utf-8")))
+        return ids
+
+    def encode(self, text: str) -> list[int]:
+        """Encode ``text`` (this layer has no special tokens: the same as ``encode_ordinary``)."""
+        return self.encode_ordinary(text)
 
 
 def _split_specials(text: str, specials: Iterable[str]) -> list[str]:
@@ -151,6 +268,170 @@ def _split_specials(text: str, specials: Iterable[str]) -> list[str]:
         return [text]
     pattern = "(" + "|".join(regex.escape(s) for s in specials) + ")"
     return [piece for piece in regex.split(pattern, text) if piece]
+
+
+def _allowed_specials(special_tokens: dict[str, int], text: str, allowed_special) -> set[str]:
+    """The special tokens to encode as such in ``text``; raise if a disallowed one is present."""
+    if allowed_special == "all":
+        return set(special_tokens)
+    if allowed_special == "none":
+        return set()
+    if allowed_special == "none_raise":
+        allowed_special = frozenset()
+    if not isinstance(allowed_special, (set, frozenset)):
+        raise ValueError(
+            f"allowed_special must be 'all', 'none', 'none_raise' or a set, got {allowed_special!r}"
+        )
+    unknown = sorted(allowed_special - set(special_tokens))
+    if unknown:
+        raise ValueError(f"allowed_special names tokens this tokenizer lacks: {unknown}")
+    found = sorted(s for s in special_tokens if s not in allowed_special and s in text)
+    if found:
+        raise ValueError(
+            f"text contains special token {found[0]!r}. Pass allowed_special={{{found[0]!r}}} "
+            "(or 'all') to encode it as a special token, or allowed_special='none' to encode it "
+            "as ordinary text"
+        )
+    return set(allowed_special)
+
+
+class SpecialBPE(RegexBPE):
+    """Regex-split byte-level BPE with special tokens (ids after the merges, never merged)."""
+
+    def __init__(self, merges, pattern=GPT4_SPLIT_PATTERN, special_tokens=None, byte_ids=None):
+        super().__init__(merges, pattern, byte_ids)
+        self.special_tokens = check_special_ids(special_tokens, self.vocab)
+        self._decoder = {
+            **self.vocab,
+            **{i: s.encode("utf-8") for s, i in self.special_tokens.items()},
+        }
+
+    @classmethod
+    def train(
+        cls,
+        text: str,
+        vocab_size: int,
+        special_tokens: Iterable[str] = (),
+        pattern: str = GPT4_SPLIT_PATTERN,
+    ):
+        """Learn up to ``vocab_size - 256 - len(special_tokens)`` merges (fewer if no pair repeats).
+
+        Special tokens found in ``text`` separate it and are never merged.
+        """
+        specials = check_special_names(special_tokens)
+        check_int(vocab_size, "vocab_size", 256 + len(specials))
+        pieces = [p for p in _split_specials(check_text(text), specials) if p not in specials]
+        merges = _train_merges(
+            _count_chunks(pieces, check_pattern(pattern)), vocab_size - 256 - len(specials)
+        )
+        specials_ids = {s: 256 + len(merges) + i for i, s in enumerate(specials)}
+        return cls({pair: 256 + i for i, pair in enumerate(merges)}, pattern, specials_ids)
+
+    def encode(self, text: str, allowed_special: str | set[str] = "none_raise") -> list[int]:
+        """Encode ``text``; ``allowed_special`` says what to do with special-token strings in it.
+
+        ``"all"`` or a set of names: encode them (those named) as their special ids; ``"none"``:
+        encode every one as ordinary text; ``"none_raise"`` (the default) or a set: a special
+        token that is not allowed raises ``ValueError``, as tiktoken does by default.
+        """
+        allowed = _allowed_specials(self.special_tokens, check_text(text), allowed_special)
+        ids: list[int] = []
+        for piece in _split_specials(text, allowed):
+            if piece in allowed:
+                ids.append(self.special_tokens[piece])
+            else:
+                ids.extend(self.encode_ordinary(piece))
+        return ids
+
+
+class BPETokenizer(SpecialBPE):
+    """The book's tokenizer: byte-level BPE, regex pre-split, special tokens (chapter 01).
+
+    Ids: the 256 bytes (``byte_ids``), then one per merge, then the special tokens. Encoding
+    applies the merge of lowest rank first, as tiktoken does, so ``from_tiktoken`` gives
+    tiktoken's ids (up to Unicode tables, see ``from_tiktoken``). Training breaks ties between
+    equally frequent pairs by taking the smallest pair ``(a, b)``.
+    """
+
+    def encode_iterable(self, texts: Iterable[str], allowed_special="none_raise") -> Iterator[int]:
+        """Yield the ids of ``"".join(texts)`` (e.g. an open file), holding only a short tail."""
+        return _encode_iterable(self, texts, allowed_special)
+
+    @classmethod
+    def from_tiktoken(cls, encoding) -> "BPETokenizer":
+        """Rebuild a ``tiktoken.Encoding`` (or its name, e.g. ``"gpt2"``); see ``_from_tiktoken``."""
+        return _from_tiktoken(cls, encoding)
+
+    def to_tiktoken(self, name: str = "llmbook"):
+        """Return a ``tiktoken.Encoding`` with these merges: the same ids, encoded faster."""
+        return _to_tiktoken(self, name)
+
+    def save(self, path: str | Path) -> None:
+        """Write a readable, checksummed text file (format in ``_save_bpe``), atomically."""
+        _save_bpe(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BPETokenizer":
+        """Read a file written by ``save``; a bad or truncated file raises ``ValueError``."""
+        return _load_bpe(cls, path)
+
+    @classmethod
+    def from_merges(
+        cls, vocab: dict[bytes, int], merges, pattern=GPT4_SPLIT_PATTERN, special_tokens=None
+    ):
+        """Build from a byte vocabulary (bytes -> id) and merges ``[(left, right), ...]`` in rank order."""
+        return _from_merges(cls, vocab, merges, pattern, special_tokens)
+
+    @classmethod
+    def from_hf(cls, path: str | Path) -> "BPETokenizer":
+        """Read a Hugging Face folder: ``tokenizer.json``, or GPT-2's ``vocab.json`` + ``merges.txt``."""
+        return _from_hf(cls, path)
+
+    def __repr__(self) -> str:
+        n_merges, n_specials = len(self.merges), len(self.special_tokens)
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, merges={n_merges}, specials={n_specials})"
+        )
+
+
+def _safe_cut(tok: "BPETokenizer", buffer: str, allowed: set[str]) -> int:
+    """The last p such that, whatever follows ``buffer``, its ids = ids of ``buffer[:p]`` + the rest."""
+    limit = len(buffer) - max(map(len, tok.special_tokens), default=1) + 1
+    best, start = 0, 0
+    for piece in _split_specials(buffer, allowed):
+        end = start + len(piece)
+        if piece in allowed:  # both ends of a special token are safe cuts
+            best = max([best] + [p for p in (start, end) if p <= limit])
+        else:
+            starts = [start + match.start() for match in tok._compiled.finditer(piece)]
+            for p in starts[:-1] if end == len(buffer) else starts:  # the last chunk may grow
+                if (
+                    0 < p <= limit
+                    and not buffer[p - 1].isspace()
+                    and not _has_surrogate(buffer[p - 1 : p + 1])
+                ):
+                    best = max(best, p)
+        start = end
+    return best
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _encode_iterable(tok: "BPETokenizer", texts: Iterable[str], allowed_special) -> Iterator[int]:
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
+        raise TypeError(
+            f"texts must be an iterable of str (e.g. an open file), got {type(texts).__name__}; use encode()"
+        )
+    buffer = ""
+    for text in texts:
+        buffer += check_text(text, "each item of texts")
+        cut = _safe_cut(tok, buffer, _allowed_specials(tok.special_tokens, buffer, allowed_special))
+        if cut:
+            yield from tok.encode(buffer[:cut], allowed_special)
+            buffer = buffer[cut:]
+    yield from tok.encode(buffer, allowed_special)
 
 
 def _bpe_split(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
@@ -167,280 +448,213 @@ def _bpe_split(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[byt
         parts[best : best + 2] = [parts[best] + parts[best + 1]]
 
 
-class BPETokenizer:
-    """A byte-level byte-pair-encoding tokenizer with regex pre-splitting and special tokens.
+def _from_tiktoken(cls, encoding) -> "BPETokenizer":
+    """Rebuild the merges of a tiktoken encoding: each token is the merge of the two parts
+    that BPE on its bytes, with only lower ranks allowed, stops at.
 
-    Ids of the 256 single bytes come first (``byte_ids``), then one id per merge, then the
-    special tokens. The merge that produces the smallest id is applied first when encoding,
-    which is the rule tiktoken uses, so a tokenizer rebuilt with ``from_tiktoken`` gives
-    exactly tiktoken's ids.
+    Ids are tiktoken's, except on text with code points that the ``regex`` package's Unicode
+    tables call letters or numbers and tiktoken's (older) tables do not (characters added in
+    recent Unicode versions): there the pre-split, and so the ids, can differ.
     """
+    import tiktoken
 
-    def __init__(
-        self,
-        merges: dict[tuple[int, int], int],
-        pattern: str = GPT4_SPLIT_PATTERN,
-        special_tokens: dict[str, int] | None = None,
-        byte_ids: list[int] | None = None,
-    ):
-        self.byte_ids = list(range(256)) if byte_ids is None else list(byte_ids)
-        if len(self.byte_ids) != 256 or len(set(self.byte_ids)) != 256:
-            raise ValueError("byte_ids must give 256 distinct ids, one per byte value")
-        self.merges = dict(merges)
-        self.pattern = pattern
-        self.special_tokens = dict(special_tokens or {})
-        for token in self.special_tokens:
-            if not isinstance(token, str) or not token:
-                raise ValueError(f"special tokens must be non-empty strings, got {token!r}")
-        self.vocab: dict[int, bytes] = {i: bytes([b]) for b, i in enumerate(self.byte_ids)}
-        for (a, b), i in sorted(self.merges.items(), key=lambda item: item[1]):
-            if a not in self.vocab or b not in self.vocab:
-                raise ValueError(f"merge ({a}, {b}) -> {i} uses an id defined by no earlier merge")
-            if i in self.vocab:
-                raise ValueError(f"id {i} is defined twice")
-            self.vocab[i] = self.vocab[a] + self.vocab[b]
-        for token, i in self.special_tokens.items():
-            if i in self.vocab:
-                raise ValueError(f"special token {token!r} reuses id {i}")
-        if len(set(self.special_tokens.values())) != len(self.special_tokens):
-            raise ValueError(f"special tokens must have distinct ids, got {self.special_tokens}")
-        try:
-            self._compiled = regex.compile(pattern)
-        except (regex.error, TypeError) as error:
-            raise ValueError(f"pattern must be a valid regular expression, got {pattern!r}: {error}") from None
-        self._specials_by_id = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
-        self._cache: dict[bytes, list[int]] = {}
-
-    # -- training ---------------------------------------------------------------------------
-    @classmethod
-    def train(
-        cls,
-        text: str,
-        vocab_size: int,
-        special_tokens: Iterable[str] = (),
-        pattern: str = GPT4_SPLIT_PATTERN,
-    ) -> "BPETokenizer":
-        """Learn ``vocab_size - 256 - len(special_tokens)`` merges from ``text``.
-
-        Special tokens found in ``text`` separate it and are never merged. Training stops early
-        (with a smaller vocabulary) when no pair occurs twice any more.
-        """
-        _check_text(text)
-        special_tokens = list(dict.fromkeys(special_tokens))
-        for token in special_tokens:
-            if not isinstance(token, str) or not token:
-                raise ValueError(f"special_tokens must be non-empty strings, got {token!r}")
-        if not isinstance(vocab_size, int) or vocab_size < 256 + len(special_tokens):
-            raise ValueError(
-                f"vocab_size must be an int >= 256 + {len(special_tokens)} (bytes + special tokens), got {vocab_size!r}"
-            )
-        compiled = regex.compile(pattern)
-        chunks: Counter = Counter()
-        for piece in _split_specials(text, special_tokens):
-            if piece not in special_tokens:
-                chunks.update(c.encode("utf-8") for c in compiled.findall(piece))
-        merges = _train_merges(chunks, vocab_size - 256 - len(special_tokens))
-        merge_ids = {pair: 256 + i for i, pair in enumerate(merges)}
-        first_special = 256 + len(merges)
-        specials = {s: first_special + i for i, s in enumerate(special_tokens)}
-        return cls(merge_ids, pattern, specials)
-
-    # -- encoding and decoding -----------------------------------------------------------------
-    @property
-    def vocab_size(self) -> int:
-        """Number of ids, i.e. one more than the largest id."""
-        return 1 + max(list(self.vocab) + list(self._specials_by_id))
-
-    def __len__(self) -> int:
-        return self.vocab_size
-
-    def _encode_chunk(self, chunk: bytes) -> list[int]:
-        cached = self._cache.get(chunk)
-        if cached is not None:
-            return cached
-        ids = [self.byte_ids[b] for b in chunk]
-        while len(ids) >= 2:
-            # The mergeable pair whose merge has the lowest rank (id) goes first.
-            pair = min(zip(ids, ids[1:]), key=lambda p: self.merges.get(p, float("inf")))
-            if pair not in self.merges:
-                break
-            ids = merge_pair(ids, pair, self.merges[pair])
-        if len(self._cache) < 100_000:
-            self._cache[chunk] = ids
-        return ids
-
-    def encode_ordinary(self, text: str) -> list[int]:
-        """Encode ``text`` treating special-token strings as ordinary text."""
-        ids: list[int] = []
-        for chunk in self._compiled.findall(_check_text(text)):
-            ids.extend(self._encode_chunk(chunk.encode("utf-8")))
-        return ids
-
-    def encode(self, text: str, allowed_special: str | set[str] = "none_raise") -> list[int]:
-        """Encode ``text`` into ids.
-
-        ``allowed_special`` says what to do with special-token strings found in the text:
-        ``"all"`` or a set of names encode them (those named) as their special ids; ``"none"``
-        encodes every one as ordinary text; with ``"none_raise"`` (the default) or a set, a
-        special token that is not allowed raises ``ValueError``, as tiktoken does by default.
-        """
-        _check_text(text)
-        if allowed_special == "all":
-            allowed = set(self.special_tokens)
-        elif allowed_special in ("none", "none_raise"):
-            allowed = set()
-        elif isinstance(allowed_special, (set, frozenset)):
-            unknown = sorted(allowed_special - set(self.special_tokens))
-            if unknown:
-                raise ValueError(f"allowed_special names tokens this tokenizer lacks: {unknown}")
-            allowed = set(allowed_special)
-        else:
-            raise ValueError(f"allowed_special must be 'all', 'none', 'none_raise' or a set, got {allowed_special!r}")
-        if allowed_special != "none":
-            found = sorted(s for s in self.special_tokens if s not in allowed and s in text)
-            if found:
-                raise ValueError(
-                    f"text contains special token {found[0]!r}. Pass allowed_special={{{found[0]!r}}} "
-                    "(or 'all') to encode it as a special token, or allowed_special='none' to encode it "
-                    "as ordinary text"
-                )
-        ids: list[int] = []
-        for piece in _split_specials(text, allowed):
-            if piece in allowed:
-                ids.append(self.special_tokens[piece])
-            else:
-                ids.extend(self.encode_ordinary(piece))
-        return ids
-
-    def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        """Concatenate the bytes of ``ids`` (any iterable of integers, e.g. a list or a 1-d tensor)."""
-        out = []
-        for i in ids:
-            try:
-                i = operator.index(i)  # accepts Python, NumPy and 0-d tensor integers
-            except TypeError:
-                raise TypeError(f"ids must be integers, got {type(i).__name__}") from None
-            piece = self.vocab.get(i)
-            if piece is None:
-                piece = self._specials_by_id.get(i)
-                if piece is None:
-                    raise ValueError(f"id {i} is not in the vocabulary (ids 0..{self.vocab_size - 1})")
-            out.append(piece)
-        return b"".join(out)
-
-    def decode(self, ids: Iterable[int]) -> str:
-        """Decode ids to text; byte sequences that are not valid UTF-8 become U+FFFD, as in tiktoken."""
-        return self.decode_bytes(ids).decode("utf-8", errors="replace")
-
-    # -- saving and loading ----------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write the tokenizer as readable text: the pattern, the byte ids, one merge per line, specials.
-
-        The file is written to a temporary name and renamed, so a crash never leaves half a file.
-        """
-        lines = [FILE_MAGIC, f"pattern {json.dumps(self.pattern)}"]
-        if self.byte_ids != list(range(256)):
-            lines.append("bytes " + " ".join(map(str, self.byte_ids)))
-        lines.append(f"merges {len(self.merges)}")
-        for (a, b), i in sorted(self.merges.items(), key=lambda item: item[1]):
-            lines.append(f"{a} {b} {i}  # {self.vocab[i]!r}")
-        for token, i in sorted(self.special_tokens.items(), key=lambda item: item[1]):
-            lines.append(f"special {i} {json.dumps(token)}")
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "BPETokenizer":
-        """Read a file written by ``save``; anything else raises ``ValueError`` naming the line."""
-        path = Path(path)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError:
-            raise ValueError(f"{path} is not an llmbook BPE file (not UTF-8 text)") from None
-        if not lines or lines[0] != FILE_MAGIC:
-            raise ValueError(f"{path} is not an llmbook BPE file (first line should be {FILE_MAGIC!r})")
-        pattern, byte_ids, merges, specials, n_merges = None, None, {}, {}, None
-        for number, line in enumerate(lines[1:], start=2):
-            try:
-                line = line.strip()
-                if not line:
-                    continue
-                key, _, rest = line.partition(" ")
-                if key.isdigit():  # a merge line: "left right new_id  # the bytes it makes"
-                    line = line.split("#", 1)[0]
-                if key == "pattern":
-                    pattern = json.loads(rest)
-                    if not isinstance(pattern, str):
-                        raise ValueError("the pattern must be a JSON string")
-                elif key == "bytes":
-                    byte_ids = [int(x) for x in rest.split()]
-                elif key == "merges":
-                    n_merges = int(rest)
-                elif key == "special":
-                    i, token = rest.split(" ", 1)
-                    token = json.loads(token)
-                    if not isinstance(token, str):
-                        raise ValueError("a special token must be a JSON string")
-                    specials[token] = int(i)
-                else:
-                    a, b, i = (int(x) for x in line.split())
-                    merges[(a, b)] = i
-            except ValueError:
-                raise ValueError(f"{path}, line {number}: cannot read {line[:60]!r}") from None
-        if pattern is None or n_merges != len(merges):
-            raise ValueError(f"{path} is incomplete: pattern or merges missing (truncated file?)")
-        try:
-            return cls(merges, pattern, specials, byte_ids)
-        except ValueError as error:
-            raise ValueError(f"{path} is not a consistent tokenizer: {error}") from None
-
-    # -- production tokenizers -------------------------------------------------------------------
-    @classmethod
-    def from_tiktoken(cls, encoding) -> "BPETokenizer":
-        """Rebuild the merge table of a tiktoken encoding (an ``Encoding`` or its name).
-
-        tiktoken stores only each token's bytes and rank. The merge that made a token is found
-        by running BPE on its bytes with only the lower ranks allowed: that stops at exactly
-        two parts, the pair that was merged.
-        """
-        import tiktoken
-
-        if isinstance(encoding, str):
-            encoding = tiktoken.get_encoding(encoding)
-        ranks: dict[bytes, int] = encoding._mergeable_ranks
-        byte_ids = [ranks[bytes([b])] for b in range(256)]
-        merges = {}
-        for token, rank in ranks.items():
-            if len(token) < 2:
-                continue
+    if isinstance(encoding, str):
+        encoding = tiktoken.get_encoding(encoding)
+    if not isinstance(encoding, tiktoken.Encoding):
+        raise TypeError(
+            f"encoding must be a tiktoken.Encoding or its name (e.g. 'gpt2'), got {type(encoding).__name__}"
+        )
+    ranks: dict[bytes, int] = encoding._mergeable_ranks
+    merges = {}
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        if len(token) > 1:
             parts = _bpe_split(ranks, token, max_rank=rank)
             if len(parts) != 2:
-                raise ValueError(f"token {token!r} (rank {rank}) is not the merge of two earlier tokens")
+                raise ValueError(
+                    f"token {token!r} (rank {rank}) is not the merge of two earlier tokens"
+                )
             merges[(ranks[parts[0]], ranks[parts[1]])] = rank
-        return cls(merges, encoding._pat_str, dict(encoding._special_tokens), byte_ids)
+    byte_ids = [ranks[bytes([b])] for b in range(256)]
+    return cls(merges, encoding._pat_str, dict(encoding._special_tokens), byte_ids)
 
-    def to_tiktoken(self, name: str = "llmbook"):
-        """Return a ``tiktoken.Encoding`` with this tokenizer's merges: the same ids, encoded faster."""
-        import tiktoken
 
-        ranks = {piece: i for i, piece in self.vocab.items()}
-        if len(ranks) != len(self.vocab):
-            raise ValueError("two ids share the same bytes; tiktoken needs one rank per byte string")
-        return tiktoken.Encoding(name, pat_str=self.pattern, mergeable_ranks=ranks, special_tokens=self.special_tokens)
+def _to_tiktoken(tok: "BPETokenizer", name: str = "llmbook"):
+    """A ``tiktoken.Encoding`` with the merges of ``tok`` (tiktoken uses the id as the rank)."""
+    import tiktoken
 
-    def __repr__(self) -> str:
-        specials = len(self.special_tokens)
-        return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, specials={specials})"
+    if list(tok.merges.values()) != sorted(tok.merges.values()):
+        raise ValueError(
+            "tiktoken ranks merges by id, but this tokenizer's merge order is not its id order"
+        )
+    ranks = {piece: i for i, piece in tok.vocab.items()}
+    if len(ranks) != len(tok.vocab):
+        raise ValueError("two ids share the same bytes; tiktoken needs one rank per byte string")
+    return tiktoken.Encoding(
+        name, pat_str=tok.pattern, mergeable_ranks=ranks, special_tokens=tok.special_tokens
+    )
+
+
+FILE_MAGIC = "llmbook-bpe v2"
+
+
+def _save_bpe(tok: "BPETokenizer", path: str | Path) -> None:
+    lines = [
+        FILE_MAGIC,
+        f"pattern {json.dumps(tok.pattern)}",
+        "bytes " + " ".join(map(str, tok.byte_ids)),
+    ]
+    lines.append(f"merges {len(tok.merges)}")
+    lines += [f"{a} {b} {i}  # {tok.vocab[i]!r}" for (a, b), i in tok.merges.items()]
+    lines.append(f"specials {len(tok.special_tokens)}")
+    specials = sorted(tok.special_tokens.items(), key=lambda item: item[1])
+    lines += [f"special {i} {json.dumps(token)}" for token, i in specials]
+    body = "".join(line + "\n" for line in lines)
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as file:
+        file.write(f"{body}sha256 {hashlib.sha256(body.encode('utf-8')).hexdigest()}\nend\n")
+
+
+def _checked_lines(path: Path) -> list[str]:
+    """The lines of a tokenizer file above its checksum, after checking version, end and checksum."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not an llmbook BPE file (not UTF-8 text)") from None
+    if not text.startswith(FILE_MAGIC + "\n"):
+        raise ValueError(
+            f"{path} is not an llmbook BPE file: its first line is {text[:20]!r}, not {FILE_MAGIC!r}"
+        )
+    body, found, footer = text.rpartition("\nsha256 ")
+    digest, _, rest = footer.partition("\n")
+    if not found or rest != "end\n":
+        raise ValueError(
+            f"{path} is truncated or appended to: it must end with a 'sha256 ...' line and 'end'"
+        )
+    if hashlib.sha256((body + "\n").encode("utf-8")).hexdigest() != digest:
+        raise ValueError(
+            f"{path} is corrupt: the SHA-256 of its lines differs from the one it records"
+        )
+    return body.split("\n")
+
+
+def _load_bpe(cls, path: str | Path) -> "BPETokenizer":
+    path = Path(path)
+    lines = _checked_lines(path)
+    fields: dict = {"pattern": None, "bytes": None, "merges": {}, "special": {}}
+    counts = {}
+    for number, line in enumerate(lines[1:], start=2):
+        key, _, rest = line.partition(" ")
+        try:
+            if key in ("merges", "specials"):
+                counts[key] = check_id(int(rest), f"the {key} count")
+            elif key == "pattern":
+                fields["pattern"] = json.loads(rest)
+            elif key == "bytes":
+                fields["bytes"] = [int(x) for x in rest.split()]
+            elif key == "special":
+                i, _, token = rest.partition(" ")
+                fields["special"][json.loads(token)] = int(i)
+            else:  # a merge: "left right new_id  # the bytes it makes"
+                a, b, i = (int(x) for x in line.split("#", 1)[0].split())
+                fields["merges"][(a, b)] = i
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"{path}, line {number}: cannot read {line[:60]!r} ({error})"
+            ) from None
+    found = {"merges": len(fields["merges"]), "specials": len(fields["special"])}
+    if counts != found:
+        raise ValueError(f"{path}: its header counts {counts} differ from what it holds {found}")
+    try:
+        return cls(fields["merges"], fields["pattern"], fields["special"], fields["bytes"])
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path} is not a consistent tokenizer: {error}") from None
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's map from bytes to printable characters (printable Latin-1 bytes map to themselves)."""
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    extra = iter(range(256, 512))
+    return {b: chr(b if b in printable else next(extra)) for b in range(256)}
+
+
+def _from_merges(
+    cls, vocab: dict[bytes, int], merges, pattern: str, special_tokens
+) -> "BPETokenizer":
+    if not isinstance(vocab, dict):
+        raise TypeError(f"vocab must be a dict {{bytes: id}}, got {type(vocab).__name__}")
+    missing = [b for b in range(256) if bytes([b]) not in vocab]
+    if missing:
+        raise ValueError(f"vocab must hold all 256 single bytes; missing {missing[:5]}")
+    pairs = {}
+    for left, right in merges:
+        if left not in vocab or right not in vocab or left + right not in vocab:
+            raise ValueError(f"merge {left!r} + {right!r} uses or makes a token missing from vocab")
+        pairs[(vocab[left], vocab[right])] = vocab[left + right]
+    made = {*pairs.values(), *(vocab[bytes([b])] for b in range(256))}
+    unused = sorted(token for token, i in vocab.items() if i not in made)
+    if unused:
+        raise ValueError(f"vocab has {len(unused)} tokens no merge makes, e.g. {unused[:3]}")
+    return cls(pairs, pattern, special_tokens, [vocab[bytes([b])] for b in range(256)])
+
+
+def _hf_pattern(pre_tokenizer: dict | None) -> str:
+    """The pre-split pattern of a byte-level ``tokenizer.json`` (GPT-2's, or a ``Split`` regex)."""
+    steps = (pre_tokenizer or {}).get("pretokenizers", [pre_tokenizer or {}])
+    split = [
+        s["pattern"]["Regex"]
+        for s in steps
+        if s.get("type") == "Split" and "Regex" in s.get("pattern", {})
+    ]
+    byte_level = [s for s in steps if s.get("type") == "ByteLevel"]
+    if not byte_level or any(s.get("add_prefix_space") for s in byte_level):
+        raise ValueError("only byte-level BPE without add_prefix_space is supported")
+    if split:
+        return split[0]
+    return GPT2_SPLIT_PATTERN if byte_level[0].get("use_regex", True) else r"[\s\S]+"
+
+
+def _from_hf(cls, path: str | Path) -> "BPETokenizer":
+    """Read ``tokenizer.json``, or ``vocab.json`` + ``merges.txt``, from the folder ``path``.
+
+    Tokens of the vocabulary that are neither a byte nor made by a merge (``<|endoftext|>``),
+    and the added tokens of ``tokenizer.json``, become special tokens.
+    """
+    folder, to_byte = Path(path), {c: b for b, c in _bytes_to_unicode().items()}
+    if (folder / "tokenizer.json").exists():
+        spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        if spec.get("model", {}).get("type") != "BPE":
+            raise ValueError(f"{folder / 'tokenizer.json'} is not a BPE tokenizer")
+        names, merges = spec["model"]["vocab"], spec["model"]["merges"]
+        added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
+        pattern = _hf_pattern(spec.get("pre_tokenizer"))
+    else:
+        names = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+        merges = [line for line in lines if line and not line.startswith("#version")]
+        added, pattern = {}, GPT2_SPLIT_PATTERN
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+
+    def as_bytes(name: str) -> bytes:
+        if not all(c in to_byte for c in name):
+            raise ValueError(f"{folder}: token {name!r} is not written in GPT-2's byte alphabet")
+        return bytes(to_byte[c] for c in name)
+
+    made = set(to_byte) | {a + b for a, b in merges}
+    vocab = {as_bytes(n): i for n, i in names.items() if n in made and n not in added}
+    specials = {**{n: i for n, i in names.items() if n not in made}, **added}
+    return _from_merges(
+        cls, vocab, [(as_bytes(a), as_bytes(b)) for a, b in merges], pattern, specials
+    )
 
 
 __all__ = [
     "SimpleTokenizer",
     "pair_counts",
     "merge_pair",
+    "ByteBPE",
     "GPT2_SPLIT_PATTERN",
     "GPT4_SPLIT_PATTERN",
-    "FILE_MAGIC",
+    "RegexBPE",
+    "SpecialBPE",
     "BPETokenizer",
+    "FILE_MAGIC",
 ]

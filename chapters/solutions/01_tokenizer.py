@@ -26,6 +26,7 @@ from llmbook.data import load_corpus
 from llmbook.tokenizer import (
     GPT4_SPLIT_PATTERN,
     BPETokenizer,
+    ByteBPE,
     SimpleTokenizer,
     merge_pair,
     pair_counts,
@@ -42,9 +43,9 @@ recipe = (
 # %% [markdown]
 # ## Exercise 1: unknown words
 #
-# Encode 20,000 characters of stories and count how many ids are `<|unk|>`. We take the test
-# text from the end of the corpus, so that it is not part of the 100,000 characters used to
-# build the second vocabulary.
+# Encode the last 20,000 characters of the stories and count how many ids are `<|unk|>`. The
+# test text comes from the end of the corpus, so it is not part of the first 100,000 characters
+# used to build the second vocabulary.
 
 # %%
 test_text = stories[-20_000:]
@@ -58,7 +59,9 @@ def unknown_fraction(tokenizer: SimpleTokenizer, text: str) -> float:
 
 for name, source in [("recipe", recipe), ("100k chars of stories", stories[:100_000])]:
     tok = SimpleTokenizer.from_text(source)
-    print(f"vocabulary from {name:22} {len(tok):5} words, unknown: {unknown_fraction(tok, test_text):.1%}")
+    print(
+        f"vocabulary from {name:22} {len(tok):5} words, unknown: {unknown_fraction(tok, test_text):.1%}"
+    )
 
 # %% [markdown]
 # Built from the recipe, most of the words of a story are unknown. Built from 100,000
@@ -81,7 +84,7 @@ ids = merge_pair(ids, (97, 98), 256)
 print(ids, pair_counts(ids).most_common(1))
 ids = merge_pair(ids, (256, 256), 257)
 print(ids, max(pair_counts(ids).values()))
-tok = BPETokenizer.train("abababcab", vocab_size=259, pattern=r"[\s\S]+")
+tok = ByteBPE.train("abababcab", vocab_size=259)
 print(tok.merges)
 assert tok.merges == {(97, 98): 256, (256, 256): 257}
 assert tok.encode("abababcab") == [257, 256, 99, 256]
@@ -95,12 +98,16 @@ assert tok.encode("abababcab") == [257, 256, 99, 256]
 
 # %%
 train_text, held_out = stories[:50_000], stories[50_000:100_000]
-split = BPETokenizer.train(train_text, 512, special_tokens=["<|endoftext|>"], pattern=GPT4_SPLIT_PATTERN)
+split = BPETokenizer.train(
+    train_text, 512, special_tokens=["<|endoftext|>"], pattern=GPT4_SPLIT_PATTERN
+)
 raw = BPETokenizer.train(train_text, 512, special_tokens=["<|endoftext|>"], pattern=r"[\s\S]+")
 
 
 def inner_space_tokens(tokenizer: BPETokenizer) -> list[str]:
-    pieces = [tokenizer.vocab[i].decode("utf-8", errors="replace") for i in tokenizer.merges.values()]
+    pieces = [
+        tokenizer.vocab[i].decode("utf-8", errors="replace") for i in tokenizer.merges.values()
+    ]
     return [p for p in pieces if " " in p.strip(" ") and p.strip()]
 
 
@@ -109,7 +116,9 @@ ratios = {}
 for name, tok in [("GPT-4 pre-split", split), ("no pre-split", raw)]:
     inner = inner_space_tokens(tok)
     ratios[name] = held_bytes / len(tok.encode(held_out, allowed_special="all"))
-    print(f"{name:16} tokens with an inner space: {len(inner):3}   bytes/token on held-out: {ratios[name]:.2f}")
+    print(
+        f"{name:16} tokens with an inner space: {len(inner):3}   bytes/token on held-out: {ratios[name]:.2f}"
+    )
 print("examples without pre-split:", sorted(inner_space_tokens(raw), key=len)[-5:])
 assert not inner_space_tokens(split) and len(inner_space_tokens(raw)) > 10
 assert ratios["no pre-split"] < ratios["GPT-4 pre-split"]
@@ -123,35 +132,37 @@ assert ratios["no pre-split"] < ratios["GPT-4 pre-split"]
 # ## Exercise 4: vocabulary size and compression
 
 # %%
-sizes = [300, 500, 1000, 2000, 4000]
 train_text, held_out = stories[:800_000], stories[800_000:900_000]
 held_bytes = len(held_out.encode("utf-8"))
-big = BPETokenizer.train(train_text, max(sizes), special_tokens=["<|endoftext|>"])
-print(big)  # training stopped early: no pair occurs twice any more
+big = BPETokenizer.train(train_text, 4096, special_tokens=["<|endoftext|>"])
+largest = 256 + len(big.merges)  # training stopped here: no pair occurs twice any more
+print(big, "-> the largest vocabulary this text allows:", largest, "ids")
+sizes = [300, 500, 1000, 2000, largest]
 ratios = []
 for size in sizes:
     # The first k merges of a larger run are exactly the merges of a run with k merges.
-    merges = {pair: i for pair, i in big.merges.items() if i < size - 1}
+    merges = {pair: i for pair, i in big.merges.items() if i < size}
     tok = BPETokenizer(merges, big.pattern)
     ratios.append(held_bytes / len(tok.encode(held_out, allowed_special="none")))
 print([(s, round(r, 2)) for s, r in zip(sizes, ratios)])
-assert ratios == sorted(ratios)
+assert ratios == sorted(ratios) and 2000 < largest < 4096
 fig, ax = plt.subplots(figsize=(6, 3))
-_ = ax.plot(sizes, ratios, marker="o")
+_ = ax.plot(sizes, ratios, marker="o", label="held-out stories")
 _ = ax.set_xscale("log")
-_ = ax.set_xlabel("vocabulary size")
+_ = ax.set_xlabel("vocabulary size (bytes + merges)")
 _ = ax.set_ylabel("bytes per token (held-out)")
+_ = ax.legend()
 plt.show()
 plt.close(fig)
 
 # %% [markdown]
 # Compression rises steeply up to about 2,000 tokens (by then the common words of the stories
-# are single tokens), then hardly at all. The 4,000-token run is not really 4,000: with 800,000
-# characters of stories, training runs out of pairs that occur twice at the size printed above,
-# so the last point only adds rare words. On a small-vocabulary corpus like this one the returns
-# diminish early; real tokenizers use 50k-200k tokens because web text has a far
-# larger vocabulary and many languages. The cost of a bigger vocabulary is a bigger embedding
-# table and LM head (chapter 07).
+# are single tokens), then hardly at all: the last point is the whole vocabulary training could
+# learn from 800,000 characters (printed above; asking for 4,096 gives no more), and its extra
+# merges only add rare words. The book's tokenizer stops at 2,048 ids for that reason. On a
+# small-vocabulary corpus like this one the returns diminish early; real tokenizers use
+# 50k-200k tokens because web text has a far larger vocabulary and many languages. The cost of
+# a bigger vocabulary is a bigger embedding table and LM head (chapter 07).
 #
 # ## Exercise 5: where did `" tomato"` come from?
 
@@ -169,3 +180,9 @@ def merge_tree(tokenizer: BPETokenizer, token_id: int, depth: int = 0) -> None:
 
 (tomato,) = cl100k.encode(" tomato")
 merge_tree(cl100k, tomato)
+assert cl100k.decode([tomato]) == " tomato" and tomato in made_of
+
+# %% [markdown]
+# Each line is a token and its id; the two lines indented below it are the tokens it was merged
+# from, down to single bytes. The chapter draws the same kind of tree for the book's tokenizer
+# (section 7).
