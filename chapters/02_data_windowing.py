@@ -261,8 +261,8 @@ for t in range(1, len(window)):
 # the one extra token the targets need). The **stride** is how far the next window starts after
 # the previous one:
 #
-# - `stride == context_length`: windows touch end to end; each token is a target once per epoch
-#   (the usual choice for pre-training).
+# - `stride == context_length`: windows touch end to end; each token after the first is a target
+#   once per epoch (the usual choice for pre-training; the tail window below adds a few repeats).
 # - `stride < context_length`: windows overlap by `context_length - stride` tokens; the same
 #   tokens are seen several times per epoch (more samples, but more repetition, so a higher risk
 #   of over-fitting a small corpus).
@@ -637,18 +637,13 @@ def draw_grid(ax, grid, offset, decode, title):
     B, T = grid.shape
     for b in range(B):
         for t in range(T):
-            label = decode([grid[b, t].item()]).replace(" ", "·").replace("\n", "\\n")
+            label = decode([grid[b, t].item()]).replace("<|endoftext|>", "EOT")
+            label = label.replace(" ", "·").replace("\n", "\\n")
+            label = label if len(label) <= 8 else label[:7] + "…"  # long tokens would overflow
             _ = ax.add_patch(
                 plt.Rectangle((t, B - 1 - b), 1, 1, color=plt.cm.Pastel1(t + offset), ec="white")
             )
-            _ = ax.text(
-                t + 0.5,
-                B - 0.5 - b,
-                label.replace("<|endoftext|>", "EOT"),
-                ha="center",
-                va="center",
-                fontsize=7,
-            )
+            _ = ax.text(t + 0.5, B - 0.5 - b, label, ha="center", va="center", fontsize=6.5)
     _ = ax.set(
         xlim=(0, T),
         ylim=(0, B),
@@ -705,16 +700,18 @@ assert not all(torch.equal(p, q) for p, q in zip(a, c))
 
 # %% [markdown]
 # `drop_last` in numbers: 20,000 tokens make 624 regular windows of 32 plus a tail window, 625;
-# in batches of 8 that is 78 full batches and one of 1.
+# in batches of 8 that is 78 full batches and one of 1. `drop_last=True` drops that last batch,
+# so the 625th window is not seen in this epoch (with shuffling, a different one each epoch).
 
 # %%
 for drop_last in (True, False):
     loader = create_dataloader(
         ids[:20_000], context_length=32, batch_size=8, shuffle=False, drop_last=drop_last
     )
-    sizes = [len(x) for x, _ in loader]
+    sizes, ds = [len(x) for x, _ in loader], loader.dataset
     print(
-        f"drop_last={drop_last}: {len(loader.dataset)} windows, {len(loader)} batches, last batch {sizes[-1]}"
+        f"drop_last={drop_last}: {ds.n_regular} regular + {len(ds) - ds.n_regular} tail = "
+        f"{len(ds)} windows, {len(loader)} batches, last batch {sizes[-1]}"
     )
 
 # %% [markdown]
@@ -872,12 +869,17 @@ assert torch.equal(x_tok, x) and torch.equal(lazy[5][1], SlidingWindowDataset(id
 # short or appended to is refused with an error naming it; the checksum is verified on open for
 # files of up to 256 MiB of ids and on request (`verify=True`) for larger ones, whose every page
 # would otherwise be read at each open. A header naming an unknown dtype, a damaged (non-ASCII)
-# header, a big-endian or floating dtype are errors too. Here a copy loses its last 100 bytes:
+# header, a big-endian or floating dtype are errors too. Here a copy loses its last 100 bytes
+# (the message names the file; we print it with the temporary folder left out):
 
-# %% tags=["raises-exception"]
+# %%
 cut = Path(workdir.name) / "cut.tok"
-cut.write_bytes(path.read_bytes()[:-100])
-read_token_file(cut)
+_ = cut.write_bytes(path.read_bytes()[:-100])
+try:
+    read_token_file(cut)
+    raise AssertionError("a file cut short must be refused")
+except ValueError as error:
+    print("ValueError:", str(error).replace(str(cut), "cut.tok"))
 
 # %% [markdown]
 # **Tokenizing a file larger than memory.** `tokenize_file(text_path, tokenizer, token_path)`
@@ -923,8 +925,8 @@ for name, source in REMOTE_CORPORA.items():
 #   against repetition (stride < context length) or lost text (stride > context length).
 #   The first token of the stream is never a target (nothing comes before it to predict it
 #   from). The last partial window is dropped, padded, or shifted back; `SlidingWindowDataset`
-#   shifts it back, so with `stride <= context_length` every other token is a target at least
-#   once per epoch: with stride = context length, once, except the few that the shifted-back
+#   shifts it back, so with `stride <= context_length` every token after the first is a target
+#   at least once per epoch: with stride = context length, once, except the few that the shifted-back
 #   tail window covers a second time.
 # - Documents are joined in one stream with `<|endoftext|>` (id 2,047 in the book's tokenizer)
 #   between them.

@@ -76,7 +76,15 @@ print("vocab_size", V)
 # 32,000 x 4,096 = 131 million; Llama-3.1-8B 128,256 x 4,096 = 525 million (and, because Llama does
 # not tie its output layer to this table, another 525 million in the LM head). The book's
 # tokenizer has 2,048 ids, so at GPT-2's width its table would be 2,048 x 768 = 1.6 million.
-#
+
+# %%
+sizes = {"GPT-2 small": (50257, 768), "Llama-2-7B": (32000, 4096), "Llama-3.1-8B": (128256, 4096)}
+sizes["book's ids at GPT-2's width"] = (V, 768)
+for name, (rows, width) in sizes.items():
+    print(f"{name:>28}: {rows:>7,} x {width:>5,} = {rows * width / 1e6:6.1f} million numbers")
+print(f"GPT-2 small's table is {50257 * 768 / 124_439_808:.0%} of its 124,439,808 parameters")
+
+# %% [markdown]
 # The running prompt of the book, tokenized with the book's tokenizer:
 
 # %%
@@ -252,7 +260,7 @@ assert torch.equal(via_matmul, tok_emb(ids))
 # %% [markdown]
 # Equal, but not equally cheap. At GPT-2's size, for one window of 1,024 tokens, the one-hot matrix
 # has 1,024 x 50,257 = 51 million entries (206 MB in float32), and the product does
-# 1,024 x 50,257 x 768 = 40 billion multiply-adds to read 1,024 rows. The lookup reads the 1,024
+# 1,024 x 50,257 x 768 = 39.5 billion multiply-adds to read 1,024 rows. The lookup reads the 1,024
 # rows directly. That is why every framework implements the embedding as indexing, and why the
 # one-hot picture is a way to *think* about it, not a way to run it.
 
@@ -264,11 +272,12 @@ print(
 print(
     f"matmul: {T_gpt2 * V_gpt2 * d_gpt2 / 1e9:.1f} billion multiply-adds; lookup: {T_gpt2:,} row reads"
 )
+print(f"GPT-2's vocabulary is {V_gpt2 / V:.1f} times the book's")
 
 # %% [markdown]
 # Measured on this machine with the book's vocabulary, for a window of 256 tokens and
 # `d_model = 64` (the numbers vary from machine to machine; the ratio is large everywhere, and
-# grows with the vocabulary: GPT-2's is 25 times larger).
+# grows with the vocabulary, and GPT-2's vocabulary is 24.5 times the book's).
 
 
 # %%
@@ -445,7 +454,7 @@ print(len(member_ids), "words in", len(groups), "groups")
 # here it only needs to go down) sits a little *above* $\ln V$, the loss of a uniform guess. The
 # untrained model does not guess uniformly: its output layer gives random logits with a spread
 # $\sigma$, and for random logits the average loss is about $\ln V + \sigma^2 / 2$ (the log-sum-exp
-# of $V$ Gaussian numbers exceeds $\ln V$ by $\sigma^2/2$, while the target's own logit averages 0).
+# of $V$ Gaussian numbers exceeds $\ln V$ by about $\sigma^2/2$, while the target's own logit averages 0).
 
 # %%
 torch.manual_seed(0)
@@ -560,8 +569,24 @@ plt.close(fig)
 # %% [markdown]
 # Notice what "similar" means here: tokens used in the same places. Opposites such as " happy" and
 # " sad" fill the same slots in the sentences, so they end up close; the geometry reflects usage, not
-# meaning as a dictionary would give it. A large language model learns its table the same way, only
-# as a side effect of predicting the next token over billions of words.
+# meaning as a dictionary would give it:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+happy, sad = tok.encode(" happy")[0], tok.encode(" sad")[0]
+cos_happy_sad = {
+    name: F.cosine_similarity(t[happy], t[sad], dim=0).item()
+    for name, t in [("before", untrained), ("after", trained)]
+}
+print(
+    f"cos(' happy', ' sad'): before {cos_happy_sad['before']:.2f}, after {cos_happy_sad['after']:.2f}"
+)
+print(f"mean cosine of two words of different groups after training: {scores['after'][2]:.2f}")
+assert cos_happy_sad["after"] > scores["after"][2] + 0.1
+
+# %% [markdown]
+# A large language model learns its table the same way, only as a side effect of predicting the
+# next token over billions of words.
 #
 # ## 3. Attention cannot see order
 #
@@ -800,8 +825,8 @@ for i, ax in enumerate(axes):
     )
     ax.set_aspect("equal")
     _ = ax.set_xlabel(f"PE[p, {2 * i + 1}] (cos)")
+    _ = ax.set_ylabel(f"PE[p, {2 * i}] (sin)")
     _ = ax.set_title(f"pair {i}: {10000 ** (-2 * i / 8):.3g} rad per position", fontsize=9)
-_ = axes[0].set_ylabel("PE[p, 2i] (sin)")
 _ = fig.colorbar(dots, ax=list(axes), label="position p", shrink=0.8)
 _ = fig.suptitle("sinusoidal positions as clock hands: one unit circle per pair (d_model = 8)")
 plt.show()

@@ -152,7 +152,7 @@ assert n_windows > 1.3 * len(packed) and n_padded / (n_windows * T) > 0.25
 #
 # The workers must also be able to find the class. Linux *forks* them from the running notebook,
 # but macOS and Windows *spawn* fresh interpreters that import the class by module and name, and
-# a class defined in a notebook cannot be imported that way (chapter 02, section 6). So we write
+# a class defined in a notebook cannot be imported that way (chapter 02, section 7). So we write
 # the class into a small module file and import it from there, which works with every start
 # method; in a project it would simply live in your own package.
 
@@ -222,10 +222,13 @@ assert rows[0]["distinct_trigram_ratio"] > rows[-1]["distinct_trigram_ratio"]
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-_ = axes[0].semilogx(sizes, [r["vocabulary"] for r in rows], marker="o")
-_ = axes[0].set(xlabel="characters", ylabel="vocabulary (distinct words)")
-_ = axes[1].semilogx(sizes, [r["distinct_trigram_ratio"] for r in rows], marker="o")
-_ = axes[1].set(xlabel="characters", ylabel="distinct 3-grams / 3-grams")
+_ = axes[0].semilogx(sizes, [r["vocabulary"] for r in rows], marker="o", label="stories")
+_ = axes[0].set(xlabel="characters (log scale)", ylabel="vocabulary (distinct words)")
+_ = axes[1].semilogx(
+    sizes, [r["distinct_trigram_ratio"] for r in rows], marker="o", label="stories"
+)
+_ = axes[1].set(xlabel="characters (log scale)", ylabel="distinct 3-grams / 3-grams")
+_ = axes[0].legend(), axes[1].legend()
 plt.tight_layout()
 plt.show()
 plt.close(fig)
@@ -235,6 +238,6 @@ plt.close(fig)
 # become rarer as a text grows: Heaps' law), while the number of 3-grams grows linearly with the
 # text. Every new 3-gram that repeats an old one adds to the denominator but not the numerator,
 # so the ratio falls with size in *any* corpus. Comparing the ratio of a 10 KB text with that of a
-# 1 MB text says more about their sizes than their variety; compare corpora at equal size (the
-# same number of words), or use a size-independent measure such as the entropy rate (the
-# generator's nats per character) or a compression ratio.
+# 1 MB text says more about their sizes than their variety. Compare corpora at equal size (the
+# same number of words, e.g. a sample of 100,000 from each). A compression ratio has the same
+# problem, only milder: a compressor also finds more to reuse in a longer text.

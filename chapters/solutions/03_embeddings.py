@@ -232,16 +232,17 @@ wpe(2000)
 #
 # Section 2 of the chapter trained on pairs of tokens of the book's tokenizer; here the units are
 # whole words. We keep the words of the first 300,000 characters of the corpus that occur at least 10 times;
-# rarer words (and the story separator) are skipped, as if they were not there.
+# rarer words, and the story separator (`<|endoftext|>`, which the word pattern would read as a
+# word "endoftext"), are left as gaps: pairs that involve them are skipped.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 text = load_corpus("stories")[:300_000].lower()
 tokens = re.findall(r"[a-z']+", text)
 counts = collections.Counter(tokens)
-vocab = sorted(w for w, n in counts.items() if n >= 10)
+vocab = sorted(w for w, n in counts.items() if n >= 10 and w != "endoftext")
 word_id = {w: i for i, w in enumerate(vocab)}
-ids = torch.tensor([word_id.get(w, -1) for w in tokens])  # -1: a rare word
+ids = torch.tensor([word_id.get(w, -1) for w in tokens])  # -1: a gap
 V = len(vocab)
 print("words:", len(tokens), "kept vocabulary:", V)
 assert len(tokens) > 40_000 and 200 < V < 5_000
