@@ -65,6 +65,7 @@ from llmbook.checks import (
     check_cos_sin,
     check_dropout,
     check_even,
+    check_head_rows,
     check_heads,
     check_int,
     check_length,
@@ -74,6 +75,7 @@ from llmbook.checks import (
     check_qkv,
     check_rope_base,
     check_rope_input,
+    check_rope_module,
     check_sequence_batch,
 )
 
@@ -90,8 +92,10 @@ _ = torch.manual_seed(0)
 # separate answers. With $H$ heads each position gets $H$ weighted averages, each of its own
 # choosing, and the next layer gets them side by side.
 #
-# The cost stays the same: instead of one head of width $C$ (the model width `d_model`), we run
-# $H$ heads of width $D = C / H$ (`head_dim`). GPT-2 small has $C = 768$ and $H = 12$ heads of
+# The arithmetic stays the same: instead of one head of width $C$ (the model width `d_model`), we
+# run $H$ heads of width $D = C / H$ (`head_dim`), so the projections have the same size and the
+# products $q k^\top$ and weights times $v$ cost $T^2 C$ multiply-adds either way. What grows is
+# the number of $T \times T$ weight matrices: $H$ instead of one (section 8). GPT-2 small has $C = 768$ and $H = 12$ heads of
 # $D = 64$; Llama-3.1-8B has $C = 4096$ and $H = 32$ heads of $D = 128$. Our toy layers use
 # $C = 12$ and $H = 3$ heads of $D = 4$, on the book's running example: a sentence of the
 # `stories` corpus, tokenized by the book's tokenizer (2,048 ids) and embedded by a random table.
@@ -109,6 +113,7 @@ assert sentence in load_corpus("stories")
 ids = torch.tensor(tok.encode(sentence))  # (T,)
 tokens = [tok.decode([i]) for i in ids.tolist()]
 print("tokens", tokens)
+print("vocabulary of the book's tokenizer:", tok.vocab_size, "ids")
 embedding = nn.Embedding(tok.vocab_size, 12)  # a random (2048, 12) table, as before training
 with torch.no_grad():
     x = embedding(ids)[None]  # (B, T, C) = (1, 16, 12)
@@ -380,19 +385,20 @@ for name, n_kv in [("MHA", 32), ("GQA (Llama)", 8), ("MQA", 1)]:
     print(f"{name:<14}{n_kv:>9}{per_token // 1024:>8} KiB{at_8k:>10.3f} GiB{at_128k:>12.1f} GiB")
 assert kv_cache_bytes(32, 8, 128, 8192) == 1 * GiB
 assert kv_cache_bytes(32, 32, 128, 8192) == 4 * GiB
+print(f"for comparison, the weights: 8.03B parameters in bf16 = {8.03e9 * 2 / GiB:.1f} GiB")
 
 # %% [markdown]
-# At Llama-3.1's full context of 131,072 tokens, GQA's cache is 16 GiB per sequence, more
-# than the model's own weights (8.03B parameters in bf16: 15 GiB); with full MHA it would be
-# 64 GiB. GQA also shrinks the projections: $W_k$ and $W_v$ are $4096 \times 1024$ instead of
+# At Llama-3.1's full context of 131,072 tokens, GQA's cache is 16 GiB per sequence, more than
+# the model's own weights (15.0 GiB); with full MHA it would be 64 GiB. GQA also shrinks the projections: $W_k$ and $W_v$ are $4096 \times 1024$ instead of
 # $4096 \times 4096$ in each layer. The price is some quality, which the GQA paper found small
 # when the groups are not too large.
 
 # %% [markdown]
 # ## 5. Rotary position embeddings (RoPE)
 #
-# Attention itself is blind to order (chapter 3). GPT-2 adds a learned position vector to each
-# token embedding before the first block. Llama adds nothing to the embeddings; instead, inside
+# Attention itself is blind to order (chapter 3): apart from what the causal mask lets each
+# position see, shuffling the earlier tokens changes nothing (exercise 3). GPT-2 adds a learned
+# position vector to each token embedding before the first block. Llama adds nothing to the embeddings; instead, inside
 # every attention layer, it **rotates** each query and key by an angle proportional to its
 # position. We build it in four steps: the quarter turn of a pair, applying the rotation, a
 # module that keeps a table of angles, and Llama 3.1's frequency scaling.
@@ -733,7 +739,7 @@ assert slow > fast + 0.2
 # slow pairs from meeting angles they never saw in training, it divides their frequencies by 8
 # (pairs with wavelengths above 8,192 positions), keeps the fast pairs (wavelengths below 2,048)
 # as they are, and interpolates in between. `RotaryEmbedding(..., scaling={...})` takes the
-# same dictionary as the model's Hugging Face configuration (`rope_scaling`).
+# same dictionary as the `rope_scaling` entry of the model's Hugging Face `config.json`.
 
 
 # %%
@@ -815,17 +821,7 @@ def rope_permutation(head_dim: int) -> torch.Tensor:
 
 
 def _permute_heads(weight: torch.Tensor, n_heads: int, order: torch.Tensor) -> torch.Tensor:
-    check_int(n_heads, "n_heads")
-    if (
-        not isinstance(weight, torch.Tensor)
-        or weight.dim() not in (1, 2)
-        or weight.shape[0] % n_heads
-    ):
-        raise ValueError(
-            f"weight of shape {getattr(weight, 'shape', weight)!r:.60} does not split into "
-            f"n_heads={n_heads} heads: pass a (n_heads * D, d_in) weight or (n_heads * D,) bias "
-            "and the number of heads of this projection (n_kv_heads for k_proj)"
-        )
+    check_head_rows(weight, n_heads)  # (n_heads * D, d_in) or (n_heads * D,)
     per_head = weight.reshape(n_heads, -1, *weight.shape[1:])  # (H, D, ...)
     return per_head[:, order(per_head.shape[1])].reshape(weight.shape)
 
@@ -892,6 +888,9 @@ assert torch.allclose(rotate_then_permute, permute_then_rotate, atol=1e-6)
 
 # %%
 #| export
+ATTENTION_IMPLS = ("fused", "naive")
+
+
 def causal_attention(q, k, v, attn_mask=None, dropout_p=0.0, impl="fused", return_weights=False):
     """Causal attention of ``q (B, H, Tq, D)`` over ``k, v (B, H_kv, Tk, D)``: ``(B, H, Tq, D)``.
 
@@ -965,16 +964,6 @@ print(
 
 # %%
 #| export
-def _check_rope(rope: object, head_dim: int) -> "RotaryEmbedding | None":
-    if rope is not None and not isinstance(rope, RotaryEmbedding):
-        raise TypeError(f"rope must be a RotaryEmbedding or None, got {type(rope).__name__}")
-    if rope is not None and rope.head_dim != head_dim:
-        raise ValueError(
-            f"rope.head_dim ({rope.head_dim}) must equal d_model // n_heads ({head_dim})"
-        )
-    return rope
-
-
 class MultiHeadProjections(nn.Module):
     """``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` of multi-head attention (Hugging Face's
     Llama names), and :meth:`project`; arguments as for :class:`MultiHeadAttention`."""
@@ -989,7 +978,7 @@ class MultiHeadProjections(nn.Module):
         self.k_proj = nn.Linear(d_model, n_kv_heads * D, bias=qkv_bias)
         self.v_proj = nn.Linear(d_model, n_kv_heads * D, bias=qkv_bias)
         self.o_proj = nn.Linear(n_heads * D, d_model, bias=check_bool(bias, "bias"))
-        self.rope = _check_rope(rope, D)
+        self.rope = check_rope_module(rope, D, RotaryEmbedding)
 
     def project(self, x, positions=None):
         """``x (B, T, C)`` -> ``q (B, H, T, D)``, ``k, v (B, H_kv, T, D)``; RoPE (if any) at
@@ -1014,9 +1003,6 @@ class MultiHeadProjections(nn.Module):
 
 # %%
 #| export
-ATTENTION_IMPLS = ("fused", "naive")
-
-
 class MultiHeadAttention(MultiHeadProjections):
     """Causal multi-head self-attention, with grouped-query K/V heads and RoPE when asked.
 
@@ -1430,7 +1416,7 @@ assert "SoftmaxBackward0" not in graph_nodes(layer(x_graph))  # the fused one ne
 # ### Measured: naive vs fused, time and memory
 #
 # We time forward plus backward of the attention alone (batch 1, 4 heads of $D = 16$) on this
-# CPU, for growing $T$, three ways: the fused kernel; a **minimal naive** version, five plain
+# CPU, for growing $T$, three ways: the fused kernel; a **minimal naive** version, four plain
 # lines of matmul, mask, softmax, matmul with no checks; and chapter 4's teaching function, which
 # adds argument checks and the guard against fully masked rows. Comparing the fused kernel with
 # the teaching function alone would overstate what fusion buys. For memory we count the bytes of
@@ -1486,18 +1472,21 @@ for T_bench in lengths:
         seconds[name].append(sorted(runs[name][1:])[2])  # median of 5 after a warm-up
         saved[name].append(saved_for_backward_bytes(lambda fn=fn, qkv=qkv: fn(*qkv)))
 print(
-    f"{'T':>6}{'fused ms':>10}{'minimal/fused':>15}{'teaching/fused':>16}{'minimal MiB':>13}{'fused MiB':>11}"
+    f"{'T':>6}{'fused ms':>10}{'minimal/fused':>15}{'teaching/fused':>16}"
+    f"{'minimal MiB':>13}{'teaching MiB':>14}{'fused MiB':>11}"
 )
 for i, T_bench in enumerate(lengths):
     tf, tm, tt = (seconds[n][i] for n in ("fused", "minimal", "teaching"))
     print(
         f"{T_bench:>6}{1e3 * tf:>10.2f}{tm / tf:>15.1f}{tt / tf:>16.1f}"
-        f"{saved['minimal'][i] / 2**20:>13.2f}{saved['fused'][i] / 2**20:>11.2f}"
+        f"{saved['minimal'][i] / 2**20:>13.2f}{saved['teaching'][i] / 2**20:>14.2f}"
+        f"{saved['fused'][i] / 2**20:>11.2f}"
     )
 assert seconds["fused"][-1] < seconds["minimal"][-1]  # fused is faster at T = 1024 ...
 assert seconds["minimal"][-1] < seconds["teaching"][-1] * 1.5  # the minimal is no slower
 # the naive path keeps at least the (B, H, T, T) float32 weights: 4 * 1024 * 1024 * 4 bytes
 assert saved["minimal"][-1] >= 4 * 1024 * 1024 * 4 > 4 * saved["fused"][-1]
+assert saved["teaching"][-1] > 1.5 * saved["minimal"][-1]  # the guard keeps more, see below
 
 # %%
 fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -1505,7 +1494,7 @@ for name, style in (("minimal", "o-"), ("teaching", "^-"), ("fused", "s-")):
     _ = ax_t.loglog(lengths, [1e3 * t for t in seconds[name]], style, label=name)
     _ = ax_m.loglog(lengths, [m / 2**20 for m in saved[name]], style, label=name)
 ax_t.set(title="forward + backward time", ylabel="ms")
-ax_m.set(title="memory saved for backward", ylabel="MiB")
+ax_m.set(title="tensors kept for the backward pass", ylabel="MiB")
 for ax in (ax_t, ax_m):
     ax.set_xlabel("sequence length T")
     _ = ax.legend()
@@ -1516,13 +1505,15 @@ plt.close(fig)
 # %% [markdown]
 # On a log-log plot the naive memory climbs with slope 2 (the $T \times T$ weights) while the
 # fused path climbs with slope 1 (only `q`, `k`, `v` and the output, all $T \times D$). The
-# teaching function is slower than the minimal version: its guard against fully masked rows
-# makes extra passes over the $T \times T$ scores. So the fair baseline for what fusion buys is
-# the minimal version, and the fused kernel still beats it at long sequences, in time and above
-# all in memory. `benchmarks/attention.py`
-# repeats these measurements at larger sizes, compares `enable_gqa` with `repeat_kv`, and times
-# the whole layer against Hugging Face's `LlamaAttention` with the same weights; run
-# `python benchmarks/attention.py` to see the ratios on your machine.
+# teaching function keeps about twice as much as the minimal one (its guard against fully masked
+# rows makes extra passes over the $T \times T$ scores, and the masked copy of the weights is a
+# second $T \times T$ tensor for autograd to keep) and is no faster, though on a busy machine the
+# two times can swap places in a single run. So the fair baseline for what fusion buys is the
+# minimal version, and the fused kernel still beats it at long sequences, in time and above all
+# in memory. `benchmarks/attention.py` repeats these measurements at larger sizes, compares
+# `enable_gqa` with `repeat_kv`, and times the whole layer against Hugging Face's
+# `LlamaAttention` with the same weights; run `python benchmarks/attention.py` to see the ratios
+# on your machine.
 #
 # ## 9. From notebook to library
 #
@@ -1562,7 +1553,8 @@ assert same
 # ## Summary
 #
 # - Multi-head attention runs $H$ heads of width $D = C/H$ side by side, concatenates their
-#   outputs and mixes them with an output projection; it costs what one head of width $C$ costs.
+#   outputs and mixes them with an output projection; its projections and matrix products cost
+#   what one head of width $C$ costs.
 # - The naive list of heads and the efficient layer (one projection, `view` to `(B, T, H, D)`,
 #   `transpose` to `(B, H, T, D)`, one batched attention, merge, `o_proj`) are the same
 #   function: the big weight matrices are the heads' matrices side by side.

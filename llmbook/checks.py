@@ -491,3 +491,29 @@ def check_length(n: int, max_positions: int | None) -> int:
             "RotaryEmbedding with a larger max_positions (or None: no limit)"
         )
     return n
+
+
+def check_rope_module(rope: object, head_dim: int, rope_class: type) -> object:
+    """Return ``rope``: None, or a ``rope_class`` instance whose ``head_dim`` is ``head_dim``."""
+    if rope is not None and not isinstance(rope, rope_class):
+        raise TypeError(f"rope must be a {rope_class.__name__} or None, got {type(rope).__name__}")
+    if rope is not None and rope.head_dim != head_dim:
+        raise ValueError(
+            f"rope.head_dim ({rope.head_dim}) must equal d_model // n_heads ({head_dim})"
+        )
+    return rope
+
+
+def check_head_rows(weight: object, n_heads: int) -> None:
+    """Raise unless ``weight`` is a ``(n_heads * D, d_in)`` weight or ``(n_heads * D,)`` bias."""
+    check_int(n_heads, "n_heads")
+    if (
+        not isinstance(weight, torch.Tensor)
+        or weight.dim() not in (1, 2)
+        or weight.shape[0] % n_heads
+    ):
+        raise ValueError(
+            f"weight of shape {getattr(weight, 'shape', weight)!r:.60} does not split into "
+            f"n_heads={n_heads} heads: pass a (n_heads * D, d_in) weight or (n_heads * D,) bias "
+            "and the number of heads of this projection (n_kv_heads for k_proj)"
+        )

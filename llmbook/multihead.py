@@ -13,6 +13,7 @@ from llmbook.checks import (
     check_cos_sin,
     check_dropout,
     check_even,
+    check_head_rows,
     check_heads,
     check_int,
     check_length,
@@ -22,6 +23,7 @@ from llmbook.checks import (
     check_qkv,
     check_rope_base,
     check_rope_input,
+    check_rope_module,
     check_sequence_batch,
 )
 
@@ -199,17 +201,7 @@ def rope_permutation(head_dim: int) -> torch.Tensor:
 
 
 def _permute_heads(weight: torch.Tensor, n_heads: int, order: torch.Tensor) -> torch.Tensor:
-    check_int(n_heads, "n_heads")
-    if (
-        not isinstance(weight, torch.Tensor)
-        or weight.dim() not in (1, 2)
-        or weight.shape[0] % n_heads
-    ):
-        raise ValueError(
-            f"weight of shape {getattr(weight, 'shape', weight)!r:.60} does not split into "
-            f"n_heads={n_heads} heads: pass a (n_heads * D, d_in) weight or (n_heads * D,) bias "
-            "and the number of heads of this projection (n_kv_heads for k_proj)"
-        )
+    check_head_rows(weight, n_heads)  # (n_heads * D, d_in) or (n_heads * D,)
     per_head = weight.reshape(n_heads, -1, *weight.shape[1:])  # (H, D, ...)
     return per_head[:, order(per_head.shape[1])].reshape(weight.shape)
 
@@ -224,6 +216,9 @@ def interleaved_to_half(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
 def half_to_interleaved(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
     """The inverse of :func:`interleaved_to_half`: Hugging Face's layout back to Meta's."""
     return _permute_heads(weight, n_heads, lambda D: torch.argsort(rope_permutation(D)))
+
+
+ATTENTION_IMPLS = ("fused", "naive")
 
 
 def causal_attention(q, k, v, attn_mask=None, dropout_p=0.0, impl="fused", return_weights=False):
@@ -262,16 +257,6 @@ def causal_attention(q, k, v, attn_mask=None, dropout_p=0.0, impl="fused", retur
     return (out, weights) if return_weights else out
 
 
-def _check_rope(rope: object, head_dim: int) -> "RotaryEmbedding | None":
-    if rope is not None and not isinstance(rope, RotaryEmbedding):
-        raise TypeError(f"rope must be a RotaryEmbedding or None, got {type(rope).__name__}")
-    if rope is not None and rope.head_dim != head_dim:
-        raise ValueError(
-            f"rope.head_dim ({rope.head_dim}) must equal d_model // n_heads ({head_dim})"
-        )
-    return rope
-
-
 class MultiHeadProjections(nn.Module):
     """``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` of multi-head attention (Hugging Face's
     Llama names), and :meth:`project`; arguments as for :class:`MultiHeadAttention`."""
@@ -286,7 +271,7 @@ class MultiHeadProjections(nn.Module):
         self.k_proj = nn.Linear(d_model, n_kv_heads * D, bias=qkv_bias)
         self.v_proj = nn.Linear(d_model, n_kv_heads * D, bias=qkv_bias)
         self.o_proj = nn.Linear(n_heads * D, d_model, bias=check_bool(bias, "bias"))
-        self.rope = _check_rope(rope, D)
+        self.rope = check_rope_module(rope, D, RotaryEmbedding)
 
     def project(self, x, positions=None):
         """``x (B, T, C)`` -> ``q (B, H, T, D)``, ``k, v (B, H_kv, T, D)``; RoPE (if any) at
@@ -307,9 +292,6 @@ class MultiHeadProjections(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_heads={self.n_heads}, n_kv_heads={self.n_kv_heads}, head_dim={self.head_dim}"
-
-
-ATTENTION_IMPLS = ("fused", "naive")
 
 
 class MultiHeadAttention(MultiHeadProjections):
@@ -391,9 +373,9 @@ __all__ = [
     "rope_permutation",
     "interleaved_to_half",
     "half_to_interleaved",
+    "ATTENTION_IMPLS",
     "causal_attention",
     "MultiHeadProjections",
-    "ATTENTION_IMPLS",
     "MultiHeadAttention",
     "stack_heads",
 ]

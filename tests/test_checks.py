@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from llmbook.checks import check_dropout, check_int
 
@@ -311,3 +312,78 @@ def test_chapter_05_checks():
             check_rope_base(bad)
     with pytest.raises(ValueError, match="beyond max_positions=9"):
         check_length(10, 9)
+
+
+class _Rope:
+    head_dim = 8
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        pytest.param(
+            lambda: _check_rope_module(10000.0, 8),
+            TypeError,
+            "rope must be a _Rope",
+            id="rope-float",
+        ),
+        pytest.param(
+            lambda: _check_rope_module(_Rope(), 16),
+            ValueError,
+            r"rope.head_dim \(8\)",
+            id="rope-head-dim",
+        ),
+        pytest.param(
+            lambda: _check_head_rows(np.zeros((12, 4)), 3),
+            ValueError,
+            "does not split",
+            id="rows-numpy",
+        ),
+        pytest.param(
+            lambda: _check_head_rows(torch.zeros(10, 4), 3),
+            ValueError,
+            "n_heads=3",
+            id="rows-indivisible",
+        ),
+        pytest.param(
+            lambda: _check_head_rows(torch.zeros(2, 6, 4), 2),
+            ValueError,
+            "does not split",
+            id="rows-3d",
+        ),
+        pytest.param(
+            lambda: _check_head_rows(torch.zeros(12, 4), 0),
+            ValueError,
+            "n_heads must be >= 1",
+            id="rows-heads-0",
+        ),
+        pytest.param(
+            lambda: _check_head_rows(torch.zeros(12, 4), 3.0),
+            TypeError,
+            "n_heads must be an int",
+            id="rows-heads-float",
+        ),
+    ],
+)
+def test_chapter_05_layer_checks_reject(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_chapter_05_layer_checks_accept():
+    rope = _Rope()
+    assert _check_rope_module(None, 8) is None and _check_rope_module(rope, 8) is rope
+    _check_head_rows(torch.zeros(12, 4), 3)
+    _check_head_rows(torch.zeros(12), 3)
+
+
+def _check_rope_module(rope, head_dim):
+    from llmbook.checks import check_rope_module
+
+    return check_rope_module(rope, head_dim, _Rope)
+
+
+def _check_head_rows(weight, n_heads):
+    from llmbook.checks import check_head_rows
+
+    check_head_rows(weight, n_heads)
