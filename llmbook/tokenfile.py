@@ -34,7 +34,6 @@ import inspect
 import itertools
 import os
 import re
-import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -43,6 +42,7 @@ import torch
 
 from llmbook.checks import check_int, check_token_ids
 from llmbook.files import atomic_write
+from llmbook.progress import progress_bar
 from llmbook.stories import SEPARATOR
 
 __all__ = [
@@ -372,14 +372,13 @@ def tokenize_file(
         encode_many = functools.partial(encode_many, allowed_special="none")  # text, never special
     encode_one = getattr(tokenizer, "encode_ordinary", None) or tokenizer.encode
     separator_ids = _separator_ids(tokenizer, separator) if separator else []
-    with warnings.catch_warnings():  # in Jupyter without ipywidgets tqdm.auto warns, then uses text
-        warnings.simplefilter("ignore")
-        from tqdm.auto import tqdm
-    options = {} if progress else {"disable": True}  # left unset, TQDM_DISABLE=1 turns it off
     total = text_path.stat().st_size
+    bar = progress_bar(
+        total=total, unit="B", unit_scale=True, desc=text_path.name, enabled=progress
+    )
     with (
         open(text_path, encoding="utf-8", newline="") as file,
-        tqdm(total=total, unit="B", unit_scale=True, desc=text_path.name, **options) as bar,
+        bar,
         TokenFileWriter(token_path, dtype) as writer,
     ):
         segments = _segments(_pieces(file, chunk_chars, separator, bar), separator)
