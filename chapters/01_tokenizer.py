@@ -45,6 +45,7 @@ import random
 import time
 
 import matplotlib.pyplot as plt
+import regex
 import tiktoken
 import torch
 
@@ -86,6 +87,24 @@ print(len(recipe), "characters")
 # %% [markdown]
 # The split keeps punctuation marks as tokens of their own (so `soft,` and `soft` are the same
 # word) and drops whitespace. Capitalisation is kept: `The` and `the` are different tokens.
+# In its smallest form the whole tokenizer is a regex split, a sorted vocabulary and two
+# dictionary lookups:
+
+# %%
+pieces = [p for p in regex.split(r'([,.:;?_!"()\']|--|\s)', recipe) if p.strip()]
+vocab = {word: i for i, word in enumerate(sorted(set(pieces)))}
+inverse = {i: word for word, i in vocab.items()}
+ids = [vocab[word] for word in pieces]
+print(len(pieces), "words and marks,", len(vocab), "distinct")
+print(pieces[:6], "->", ids[:6])
+assert [inverse[i] for i in ids] == pieces
+
+# %% [markdown]
+# The exported `SimpleTokenizer` is the same split and numbering, plus what this version lacks:
+# a token for unknown words (`vocab[word]` above fails with a `KeyError` on a word the recipe
+# never used), the special tokens at the end of the vocabulary, and a `decode` that puts
+# punctuation back against the words. The first cell below is the module's header; the
+# `check_...` helpers it imports are one-line argument checks (section 9).
 
 # %%
 #| export
@@ -164,9 +183,10 @@ class SimpleTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Join the words of ``ids`` with spaces, then pull punctuation back onto the words."""
-        words = [self.int_to_str.get(i) for i in check_ids(ids)]
+        ids = list(check_ids(ids))
+        words = [self.int_to_str.get(i) for i in ids]
         if None in words:
-            bad = next(i for i, w in zip(check_ids(ids), words) if w is None)
+            bad = ids[words.index(None)]
             raise ValueError(f"id {bad!r} is not in the vocabulary (ids 0..{len(self) - 1})")
         return regex.sub(r'\s+([,.:;?!"()\'])', r"\1", " ".join(words))
 
@@ -177,6 +197,7 @@ print(len(words), "tokens:", words[:12])
 simple = SimpleTokenizer.from_text(recipe)
 print("vocabulary size:", len(simple))
 print(sorted(simple.str_to_int.items(), key=lambda item: item[1])[:8])
+assert len(simple) == len(vocab) + 2 and words == pieces
 
 # %%
 ids = simple.encode("Beat the eggs, then serve the tomatoes.")
@@ -185,8 +206,10 @@ print(simple.decode(ids))
 assert simple.decode(ids) == "Beat the eggs, then serve the tomatoes."
 
 # %% [markdown]
-# The round trip works for a sentence made of known words (and `decode` puts the punctuation
-# back against the words). Now words the recipe never used:
+# The vocabulary is the 54 distinct words and marks of the recipe plus the two special tokens
+# `<|endoftext|>` and `<|unk|>` (below), 56 ids. The round trip works for a sentence made of
+# known words (and `decode` puts the punctuation back against the words). Now words the recipe
+# never used:
 
 # %%
 ids = simple.encode("Fry the onions until golden.")
@@ -255,6 +278,7 @@ for name, ratio in ratios.items():
     print(f"{name:8} {ratio:.2f} bytes per character")
 fig, ax = plt.subplots(figsize=(6, 2.5))
 _ = ax.bar(list(ratios), list(ratios.values()), color="tab:orange")
+_ = ax.set_xlabel("language of the same question (one bar each)")
 _ = ax.set_ylabel("UTF-8 bytes per character")
 _ = ax.set_title("The same question, in bytes")
 plt.show()
@@ -413,7 +437,8 @@ assert {" the", " and", " eggs", " tomatoes"} <= set(learned)
 # words together; section 6 fixes that.
 #
 # A merged token is a binary tree: each merge joins two earlier tokens. Here is how
-# `" tomatoes"` was built from its 9 bytes (read bottom up; each box is a token, with its id):
+# `" tomatoes"` was built from its 9 bytes (read bottom up; each box is a token with its id,
+# drawn one level above the higher of its two parts):
 
 
 # %%
@@ -432,16 +457,17 @@ def draw_tree(tree: tuple, title: str) -> None:
 
     height, next_leaf = depth(tree), [0]
 
-    def place(node, level):  # leaves left to right along the bottom; a parent above its children
+    def place(node):  # bytes left to right along the bottom; a token one level above its parts
         text, token_id, children = node
         if children:
-            xs = [place(child, level - 1) for child in children]
-            x = sum(xs) / 2
-            for cx in xs:
-                _ = ax.plot([x, cx], [level, level - 1], color="grey", zorder=1)
+            parts = [place(child) for child in children]
+            x, level = sum(px for px, _ in parts) / 2, 1 + max(py for _, py in parts)
+            for px, py in parts:
+                _ = ax.plot([x, px], [level, py], color="grey", zorder=1)
         else:
             x, level = next_leaf[0], 0
             next_leaf[0] += 1
+        colour = "tab:blue" if children else "lightgrey"
         _ = ax.text(
             x,
             level,
@@ -449,14 +475,12 @@ def draw_tree(tree: tuple, title: str) -> None:
             ha="center",
             va="center",
             fontsize=8,
-            bbox=dict(
-                boxstyle="round", facecolor="tab:blue" if children else "lightgrey", alpha=0.5
-            ),
+            bbox=dict(boxstyle="round", facecolor=colour, alpha=0.5),
         )
-        return x
+        return x, level
 
     fig, ax = plt.subplots(figsize=(9, 0.9 * height + 0.6))
-    place(tree, height - 1)
+    place(tree)
     ax.set_xlim(-0.7, next_leaf[0] - 0.3)
     ax.set_ylim(-0.6, height - 0.4)
     ax.set_yticks(range(height), ["bytes"] + [f"merge level {k}" for k in range(1, height)])
@@ -761,7 +785,7 @@ whole_text = r"[\s\S]+"
 assert RegexBPE.train(recipe, 256 + 60, pattern=whole_text).merges == byte_bpe.merges
 regex_bpe = RegexBPE.train(recipe, 256 + 60)
 pieces = [regex_bpe.vocab[i].decode("utf-8") for i in regex_bpe.merges.values()]
-print(pieces[:24])
+print(len(regex_bpe.merges), "merges:", pieces[:24])
 assert not [p for p in pieces if " " in p.strip()]  # no space inside a token
 assert regex_bpe.decode(regex_bpe.encode(recipe)) == recipe
 
@@ -940,16 +964,21 @@ class BPETokenizer(SpecialBPE):
 
 # %% [markdown]
 # First, the layers agree: on text without special tokens, `BPETokenizer` learns the merges
-# `RegexBPE` learns.
+# `RegexBPE` learns. Asked for 316 ids with `<|endoftext|>` among them, it has room for 59
+# merges, but the recipe, cut into words, has no pair left that occurs twice after 51 (the
+# count printed for `RegexBPE` above); so the special token takes id 256 + 51 = 307 and the
+# vocabulary has 308 ids, not 316.
 
 # %%
 assert BPETokenizer.train(recipe, 256 + 60).merges == regex_bpe.merges
-print(BPETokenizer.train(recipe, 256 + 60, special_tokens=["<|endoftext|>"]))
+small = BPETokenizer.train(recipe, 256 + 60, special_tokens=["<|endoftext|>"])
+print(small, small.special_tokens)
+assert small.special_tokens["<|endoftext|>"] == 256 + len(regex_bpe.merges) == 307
 
 # %% [markdown]
 # ### The running example: the book's tokenizer
 #
-# The book's corpus (chapter 02) is a megabyte of short children's stories separated by
+# The book's corpus (chapter 02) is 1.1 MB of short children's stories separated by
 # `<|endoftext|>`. We train the tokenizer that chapters 02-09 use on it: 2,048 ids (256 bytes,
 # 1,791 merges, and `<|endoftext|>`), with the GPT-4 pattern. GPT-2 has 50,257 ids and
 # Llama 3 128,256; a small corpus with a small vocabulary needs far fewer, and every id costs a
@@ -1034,13 +1063,14 @@ BPETokenizer.train("too small", vocab_size=200)
 
 # %% [markdown]
 # Byte-level means no unknown tokens, whatever the script: the stories are English, yet Chinese
-# and emoji encode (as bytes, mostly unmerged) and decode exactly.
+# and emoji encode (one token per byte: no merge was learned for them) and decode exactly.
 
 # %%
 for text in ["The little dog was happy.", "今晚月色真美", "🍅👨‍👩‍👧"]:
     ids = tokenizer.encode(text)
     print(f"{text!r:30} {len(text.encode('utf-8')):3} bytes -> {len(ids):3} tokens")
     assert tokenizer.decode(ids) == text
+assert len(tokenizer.encode("今晚月色真美")) == 18  # one token per byte
 
 # %% [markdown]
 # ### Streaming: encoding a file larger than memory
@@ -1339,8 +1369,8 @@ print(
 assert tiktoken_speed > python_speed
 
 # %% [markdown]
-# The speeds above depend on the machine, so their text is not part of the book: read the
-# ratio. `benchmarks/tokenizer.py` measures the same on 500 kB and the README lists its results.
+# The speeds above depend on the machine (the replay does not compare this cell's output): read
+# the ratio. `benchmarks/tokenizer.py` measures the same on 500 kB and the README lists its results.
 # tiktoken is faster, but by less than you might expect, because our encoder caches each
 # distinct chunk and real text repeats its words a lot. Without that cache, or on text with many
 # distinct chunks, the gap grows. The pure-Python encoder is for understanding; for large
@@ -1354,7 +1384,7 @@ assert tiktoken_speed > python_speed
 # **Checks.** Every public entry point checks its arguments and raises a `TypeError` (wrong
 # type) or `ValueError` (wrong value) that names the argument. The checks live in the
 # hand-written module `llmbook/tokenizer_checks.py`. Ids must be integers below
-# `MAX_VOCAB_SIZE` (2**22, over 4 million: 16 times the largest vocabulary in use), so a corrupt
+# `MAX_VOCAB_SIZE` (2**22 = 4,194,304, about 21 times o200k_base's 200,019 ids), so a corrupt
 # file cannot make us build a table of 10 million entries. A few of the mistakes they catch:
 
 # %%
@@ -1379,7 +1409,8 @@ for call, run in mistakes.items():
         print(f"{call:38} {type(error).__name__}: {str(error)[:70]}")
     else:
         raise AssertionError(f"{call} did not raise")
-print("MAX_VOCAB_SIZE =", f"{MAX_VOCAB_SIZE:,}")
+print(f"MAX_VOCAB_SIZE = {MAX_VOCAB_SIZE:,} = {MAX_VOCAB_SIZE / 200_019:.0f} x o200k_base")
+assert MAX_VOCAB_SIZE == 2**22
 
 # %% [markdown]
 # **Unicode tables.** The pre-split asks "is this a letter?" (`\p{L}`). Python's `regex`
@@ -1564,6 +1595,8 @@ def _hf_pattern(pre_tokenizer: dict | None) -> str:
     return GPT2_SPLIT_PATTERN if byte_level[0].get("use_regex", True) else r"[\s\S]+"
 
 
+# %%
+#| export
 def _from_hf(cls, path: str | Path) -> "BPETokenizer":
     """Read ``tokenizer.json``, or ``vocab.json`` + ``merges.txt``, from the folder ``path``.
 

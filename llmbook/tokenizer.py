@@ -73,9 +73,10 @@ class SimpleTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Join the words of ``ids`` with spaces, then pull punctuation back onto the words."""
-        words = [self.int_to_str.get(i) for i in check_ids(ids)]
+        ids = list(check_ids(ids))
+        words = [self.int_to_str.get(i) for i in ids]
         if None in words:
-            bad = next(i for i, w in zip(check_ids(ids), words) if w is None)
+            bad = ids[words.index(None)]
             raise ValueError(f"id {bad!r} is not in the vocabulary (ids 0..{len(self) - 1})")
         return regex.sub(r'\s+([,.:;?!"()\'])', r"\1", " ".join(words))
 

@@ -509,6 +509,12 @@ BAD_INPUTS = [
         "id 99 is not in the vocabulary",
         id="simple-decode-unknown",
     ),
+    pytest.param(
+        lambda: _SIMPLE.decode(iter([0, 99])),
+        ValueError,
+        "id 99 is not in the vocabulary",
+        id="simple-decode-unknown-iterator",
+    ),
     pytest.param(lambda: _SIMPLE.decode([True]), TypeError, "got bool", id="simple-decode-bool"),
     pytest.param(
         lambda: _SIMPLE.decode(None), TypeError, "iterable of integers", id="simple-decode-None"

@@ -136,7 +136,7 @@ train_text, held_out = stories[:800_000], stories[800_000:900_000]
 held_bytes = len(held_out.encode("utf-8"))
 big = BPETokenizer.train(train_text, 4096, special_tokens=["<|endoftext|>"])
 largest = 256 + len(big.merges)  # training stopped here: no pair occurs twice any more
-print(big, "-> the largest vocabulary this text allows:", largest, "ids")
+print(big, "-> at most", largest, "bytes + merges (+ <|endoftext|> =", largest + 1, "ids)")
 sizes = [300, 500, 1000, 2000, largest]
 ratios = []
 for size in sizes:
@@ -148,7 +148,14 @@ print([(s, round(r, 2)) for s, r in zip(sizes, ratios)])
 assert ratios == sorted(ratios) and 2000 < largest < 4096
 fig, ax = plt.subplots(figsize=(6, 3))
 _ = ax.plot(sizes, ratios, marker="o", label="held-out stories")
-_ = ax.set_xscale("log")
+_ = ax.annotate(
+    "no pair repeats any more",
+    (largest, ratios[-1]),
+    xytext=(-40, -30),
+    textcoords="offset points",
+    arrowprops=dict(arrowstyle="->"),
+)
+_ = ax.set_xticks(sizes)
 _ = ax.set_xlabel("vocabulary size (bytes + merges)")
 _ = ax.set_ylabel("bytes per token (held-out)")
 _ = ax.legend()
@@ -157,7 +164,7 @@ plt.close(fig)
 
 # %% [markdown]
 # Compression rises steeply up to about 2,000 tokens (by then the common words of the stories
-# are single tokens), then hardly at all: the last point is the whole vocabulary training could
+# are single tokens), then only a little: the last point is the whole vocabulary training could
 # learn from 800,000 characters (printed above; asking for 4,096 gives no more), and its extra
 # merges only add rare words. The book's tokenizer stops at 2,048 ids for that reason. On a
 # small-vocabulary corpus like this one the returns diminish early; real tokenizers use
