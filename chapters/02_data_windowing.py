@@ -395,11 +395,14 @@ class SlidingWindowDataset(Dataset):
         return i * self.stride if i < self.n_regular else self.last_start
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ### BEGIN SOLUTION
+        # TASK: the T + 1 ids from self.start(index), int64, as (inputs, targets shifted by one)
         s = self.start(index)
         chunk = self.ids[s : s + self.context_length + 1]  # (T + 1,)
         if isinstance(chunk, np.ndarray):
             chunk = torch.from_numpy(chunk.astype(np.int64))
         return chunk[:-1], chunk[1:]
+        ### END SOLUTION
 
 
 # %% [markdown]
@@ -764,6 +767,8 @@ def random_batch(
         )
     if len(ids) < T + 1:
         raise ValueError(f"data holds {len(ids)} tokens, fewer than context_length + 1 = {T + 1}")
+    ### BEGIN SOLUTION
+    # TASK: B random starts (torch.randint, generator), (B, T + 1) windows, x, y on device
     starts = torch.randint(0, len(ids) - T, (B,), generator=generator)  # (B,)
     if isinstance(ids, torch.Tensor):
         batch = ids[starts[:, None] + torch.arange(T + 1)]  # (B, T + 1)
@@ -773,6 +778,7 @@ def random_batch(
         )
     x, y = batch[:, :-1].contiguous(), batch[:, 1:].contiguous()  # (B, T) each
     return (x, y) if device is None else (x.to(device), y.to(device))
+    ### END SOLUTION
 
 
 # %%

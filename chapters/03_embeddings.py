@@ -690,6 +690,8 @@ def _position_ids(
         if validate:
             positions = check_index_tensor(positions, context_length, "positions", "context_length")
         return positions
+    ### BEGIN SOLUTION
+    # TASK: checked length and offset, ValueError past context_length, else the positions
     length = check_int(positions, "positions (a sequence length)", minimum=0)
     offset = check_int(offset, "offset", minimum=0)
     if offset + length > context_length:
@@ -700,6 +702,7 @@ def _position_ids(
             "tokens or use a model with a longer context_length"
         )
     return torch.arange(offset, offset + length, device=device)
+    ### END SOLUTION
 
 
 # %% [markdown]
@@ -865,12 +868,15 @@ def sinusoidal_positions(
             f"column), got {d_model}; use {d_model - 1} or {d_model + 1}"
         )
     base, dtype = check_positive_float(base, "base"), check_float_dtype(dtype)
+    ### BEGIN SOLUTION
+    # TASK: (n_positions, d_model): sin, cos of p * w_i interleaved, in float64, then dtype
     position = torch.arange(n_positions, dtype=torch.float64)[:, None]  # (P, 1)
     omega = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (d/2,)
     angle = position * omega  # (P, d/2)
     table = torch.stack((torch.sin(angle), torch.cos(angle)), dim=-1)  # (P, d/2, 2)
     table = table.reshape(n_positions, d_model)  # interleave: sin, cos, sin, cos, ...
     return table.to(device=device, dtype=dtype or torch.get_default_dtype())
+    ### END SOLUTION
 
 
 # %%

@@ -447,8 +447,11 @@ def causal_mask(
     """
     n_queries = check_int(n_queries, "n_queries")
     n_keys = n_queries if n_keys is None else check_int(n_keys, "n_keys", minimum=n_queries)
+    ### BEGIN SOLUTION
+    # TASK: the (n_queries, n_keys) bool mask, True on and below the diagonal ending bottom-right
     allowed = torch.ones(n_queries, n_keys, dtype=torch.bool, device=device)
     return allowed.tril(diagonal=n_keys - n_queries)
+    ### END SOLUTION
 
 
 # %%
@@ -707,6 +710,8 @@ def scaled_dot_product_attention(
     """
     if check:
         check_attention_inputs(q, k, v, mask, dropout_p, is_causal, scale)
+    ### BEGIN SOLUTION
+    # TASK: softmax(mask(q k^T * scale)) @ v; scale 1/sqrt(D); blind rows get 0; dropout_p
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # 1. scores (..., Tq, Tk)
     if is_causal:
@@ -725,6 +730,7 @@ def scaled_dot_product_attention(
         weights = weights.masked_fill(blind, 0.0)  # blind queries: weights 0, so output 0
     output = weights @ v  # 5. weighted sum of the values (..., Tq, Dv)
     return (output, weights) if return_weights else output
+    ### END SOLUTION
 
 
 # %% [markdown]
@@ -827,11 +833,14 @@ class CausalSelfAttention(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x (B, T, d_in)`` or ``(T, d_in)`` -> ``(B, T, d_out)``; and the weights ``(B, T, T)``."""
         check_layer_input(x, self.d_in, self.q_proj.weight)  # the boundary: one cheap check
+        ### BEGIN SOLUTION
+        # TASK: q, k, v projections of x, then causal attention (dropout in training only)
         q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # each (B, T, d_out)
         dropout_p = self.dropout_p if self.training else 0.0
         return scaled_dot_product_attention(
             q, k, v, dropout_p=dropout_p, is_causal=True, return_weights=return_weights, check=False
         )
+        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return f"d_in={self.d_in}, d_out={self.d_out}, dropout={self.dropout_p}"

@@ -322,7 +322,10 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (..., d_model) -> (..., d_model)``."""
+        ### BEGIN SOLUTION
+        # TASK: up_proj, the activation, down_proj, then dropout
         return self.dropout(self.down_proj(self.act(self.up_proj(x))))
+        ### END SOLUTION
 
 
 # %% [markdown]
@@ -419,11 +422,14 @@ def swiglu_hidden_size(
     Llama-2-7B: ``swiglu_hidden_size(4096) == 11008``; Llama-3.1-8B:
     ``swiglu_hidden_size(4096, 1024, 1.3) == 14336``.
     """
+    ### BEGIN SOLUTION
+    # TASK: int(8 * d_model / 3) (checked), times ffn_dim_multiplier if given, rounded up
     hidden = int(2 * 4 * check_int(d_model, "d_model") / 3)
     if ffn_dim_multiplier is not None:
         hidden = int(check_positive_float(ffn_dim_multiplier, "ffn_dim_multiplier") * hidden)
     multiple_of = check_int(multiple_of, "multiple_of")
     return multiple_of * math.ceil(hidden / multiple_of)
+    ### END SOLUTION
 
 
 # %% [markdown]
@@ -474,7 +480,10 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (..., d_model) -> (..., d_model)``."""
+        ### BEGIN SOLUTION
+        # TASK: down_proj of silu(gate_proj(x)) times up_proj(x)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        ### END SOLUTION
 
 
 # %% [markdown]
@@ -659,9 +668,12 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        # TASK: x / sqrt(mean(x^2) + eps) over the last axis in float32, cast back, times weight
         x_f32 = x.float()
         normed = x_f32 * torch.rsqrt(x_f32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
         return self.weight * normed.to(x.dtype)
+        ### END SOLUTION
 
     def extra_repr(self) -> str:
         return f"{self.d_model}, eps={self.eps}"

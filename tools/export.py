@@ -8,6 +8,10 @@ those cells, in order, under a header that names the chapter.
     python tools/export.py           # regenerate every generated module
     python tools/export.py --check   # exit 1 if any module is out of date, missing or stale
 
+Lines that mark a student's task for the classroom edition (``### BEGIN SOLUTION``, a
+``# TASK: ...`` line right after it, ``### END SOLUTION``; see ``llmbook/classroom.py``) are
+left out, so the markers never reach the package.
+
 Only the standard library is used, so the check runs before anything is installed.
 """
 
@@ -27,6 +31,7 @@ HEADER = "# Generated from {chapter} by tools/export.py; do not edit, edit the c
 HEADER_RE = re.compile(r"^# Generated from (\S+) by tools/export\.py;")
 DEFAULT_EXP = re.compile(r"^#\|\s*default_exp\s+([A-Za-z_][A-Za-z0-9_]*)\s*$")
 EXPORT = re.compile(r"^#\|\s*export\s*$")
+BEGIN, END, TASK = "### BEGIN SOLUTION", "### END SOLUTION", "# TASK:"
 
 
 def cell_source(cell: dict) -> str:
@@ -51,7 +56,7 @@ def exported_module(notebook: Path) -> tuple[str, str] | None:
                     )
                 module = match.group(1)
         if lines and EXPORT.match(lines[0].strip()):
-            blocks.append("\n".join(lines[1:]).strip("\n"))
+            blocks.append("\n".join(without_markers(lines[1:], notebook)).strip("\n"))
     if not blocks:
         return None
     if module is None:
@@ -63,6 +68,26 @@ def exported_module(notebook: Path) -> tuple[str, str] | None:
     if len(all_line) > 100:
         all_line = "__all__ = [\n" + "".join(f'    "{n}",\n' for n in names) + "]\n"
     return module, HEADER.format(chapter=chapter) + "\n" + body + "\n\n\n" + all_line
+
+
+def without_markers(lines: list[str], notebook: Path) -> list[str]:
+    """The lines less the classroom markers, which must pair up and name their task."""
+    kept, inside, previous = [], False, ""
+    for line in lines:
+        text = line.strip()
+        if text == BEGIN or text == END:
+            if inside == (text == BEGIN):
+                raise SystemExit(f"{notebook}: {text!r} {'inside' if inside else 'outside'} a task")
+            inside = text == BEGIN
+        elif previous == BEGIN:
+            if not text.startswith(TASK):
+                raise SystemExit(f"{notebook}: {BEGIN!r} must be followed by a '{TASK} ...' line")
+        else:
+            kept.append(line)
+        previous = text
+    if inside:
+        raise SystemExit(f"{notebook}: {BEGIN!r} without {END!r}")
+    return kept
 
 
 def public_names(body: str, chapter: str) -> list[str]:
