@@ -1419,14 +1419,18 @@ assert MAX_VOCAB_SIZE == 2**22
 # letter added in Unicode 16) are letters to us and unassigned to tiktoken. On text holding
 # them, a tokenizer rebuilt with `from_tiktoken` can cut, and so encode, differently from
 # tiktoken; on all other text the ids are identical. The tests pin both halves of that promise.
+# Which answer you see below depends on the versions of `regex` and `tiktoken` installed (an
+# older `regex` does not know U+0558 either), so the replay does not compare this cell's text;
+# the assert checks the rule itself: ids differ only where `regex` knows a letter tiktoken does not.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 u0558 = "\u0558's"
-print(regex.findall(GPT4_SPLIT_PATTERN, u0558), "(ours: a letter, then the contraction)")
-print(
-    "same ids as tiktoken on this text:",
-    ours["cl100k_base"].encode(u0558) == encodings["cl100k_base"].encode(u0558),
-)
+ours_letter = regex.fullmatch(r"\p{L}", "\u0558") is not None
+same = ours["cl100k_base"].encode(u0558) == encodings["cl100k_base"].encode(u0558)
+print(regex.findall(GPT4_SPLIT_PATTERN, u0558), "| U+0558 is a letter to regex:", ours_letter)
+print("same ids as tiktoken on this text:", same)
+assert same or ours_letter  # a difference only ever comes from regex's newer tables
 
 # %% [markdown]
 # **The file format** is plain text you can read and diff: a version line, the pattern, the

@@ -635,7 +635,9 @@ class RotaryEmbedding(RotaryAngles):
         cos, sin = self._tables.get(device, (None, None))
         if cos is None or cos.shape[0] < n:  # build or grow (at least double: growth is rare)
             old = 0 if cos is None else cos.shape[0]
-            angles = self.angles(torch.arange(max(n, 2 * old, 256), device=device))
+            size = max(2 * old, 256)
+            size = n if n > size else size  # not max(n, ...): torch 2.5's compiler refuses it
+            angles = self.angles(torch.arange(size, device=device))
             cos, sin = self._tables[device] = angles.cos(), angles.sin()
         return cos[:n], sin[:n]
 

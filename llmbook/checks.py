@@ -174,7 +174,7 @@ def check_positive_float(value: object, name: str) -> float:
 
 def check_choice(value: object, name: str, choices: tuple | list) -> object:
     """Return ``value``, or raise a ``ValueError`` listing ``choices`` if it is not one of them."""
-    if not isinstance(value, str | int | float) or value not in choices:
+    if not isinstance(value, (str, int, float)) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
 

@@ -425,7 +425,7 @@ def test_rope_equals_hugging_face_llama(base):
         max_position_embeddings=256,
         rope_theta=base,
     )
-    hf_rope = LlamaRotaryEmbedding(config)
+    hf_rope = LlamaRotaryEmbedding(config=config)
     assert math.isclose(float(hf_rope.inv_freq[1]), base ** (-2 / 16), rel_tol=1e-6)
     torch.manual_seed(12)
     q, k = torch.randn(2, 4, 7, 16), torch.randn(2, 2, 7, 16)  # (B, H, T, D), (B, H_kv, T, D)
@@ -435,6 +435,17 @@ def test_rope_equals_hugging_face_llama(base):
     ours = RotaryEmbedding(16, base=base)
     assert close(ours(q, position_ids), q_hf, atol=1e-6)
     assert close(ours(k, position_ids), k_hf, atol=1e-6)
+
+
+def hf_causal_mask(x: torch.Tensor) -> torch.Tensor:
+    """The additive (B, 1, T, T) causal mask Hugging Face's attention layers take.
+
+    Passed explicitly (with outputs taken by index) so that the reference tests mean the same on
+    every transformers release: before 4.48 a bare ``LlamaAttention`` is the eager class, which
+    applies no causal mask of its own, and it returns three values instead of two.
+    """
+    B, T = x.shape[:2]
+    return torch.full((T, T), float("-inf"), dtype=x.dtype).triu(1).expand(B, 1, T, T)
 
 
 def test_attention_equals_hugging_face_llama_attention():
@@ -461,9 +472,8 @@ def test_attention_equals_hugging_face_llama_attention():
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(2, 9, 64)
     position_ids = torch.arange(9).expand(2, 9)
-    cos, sin = LlamaRotaryEmbedding(config)(x, position_ids)
-    mask = torch.full((9, 9), float("-inf")).triu(1).expand(2, 1, 9, 9)
-    expected, _ = ref(x, position_embeddings=(cos, sin), attention_mask=mask)
+    cos, sin = LlamaRotaryEmbedding(config=config)(x, position_ids)
+    expected = ref(x, position_embeddings=(cos, sin), attention_mask=hf_causal_mask(x))[0]
     assert close(ours(x), expected)
 
 
@@ -489,7 +499,7 @@ def test_llama3_scaling_equals_hugging_face():
         rope_theta=500000.0,
         rope_scaling=dict(LLAMA31_SCALING),
     )
-    hf_rope = LlamaRotaryEmbedding(config)
+    hf_rope = LlamaRotaryEmbedding(config=config)
     ours = RotaryEmbedding(128, base=500000.0, scaling=LLAMA31_SCALING)
     assert torch.allclose(ours.inv_freq(), hf_rope.inv_freq, rtol=1e-6, atol=0)
     plain = RotaryEmbedding(128, base=500000.0).inv_freq()
@@ -652,8 +662,8 @@ def test_qkv_bias_equals_hugging_face_qwen2_attention():
     assert ours.q_proj.bias is not None and ours.o_proj.bias is None
     ours.load_state_dict(ref.state_dict())  # strict: the same names and shapes
     x = torch.randn(2, 9, 64)
-    cos, sin = Qwen2RotaryEmbedding(config)(x, torch.arange(9).expand(2, 9))
-    expected, _ = ref(x, position_embeddings=(cos, sin), attention_mask=None)
+    cos, sin = Qwen2RotaryEmbedding(config=config)(x, torch.arange(9).expand(2, 9))
+    expected = ref(x, position_embeddings=(cos, sin), attention_mask=hf_causal_mask(x))[0]
     assert close(ours(x), expected)
 
 
@@ -681,8 +691,8 @@ def test_bfloat16_matches_hugging_face_llama_attention():
     ref, ours = ref.to(torch.bfloat16), ours.to(torch.bfloat16)
     x = torch.randn(2, 12, 128).to(torch.bfloat16)
     position_ids = torch.arange(5000, 5012).expand(2, 12)  # far positions: angles matter
-    cos, sin = LlamaRotaryEmbedding(config)(x, position_ids)  # float32 math, cast to bf16
-    expected, _ = ref(x, position_embeddings=(cos, sin), attention_mask=None)
+    cos, sin = LlamaRotaryEmbedding(config=config)(x, position_ids)  # float32 math, cast to bf16
+    expected = ref(x, position_embeddings=(cos, sin), attention_mask=hf_causal_mask(x))[0]
     got = ours(x, position_ids)
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got, expected, atol=2e-2, rtol=2e-2)
