@@ -1,0 +1,918 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 07: The full decoder
+#
+# Chapters 3 to 6 built the parts: token and position embeddings, multi-head attention with
+# RoPE and grouped-query heads, the feed-forward network, LayerNorm and RMSNorm, residual
+# connections. This chapter assembles them into a **decoder-only language model**: token ids in,
+# one vector of `vocab_size` logits per position out. We build GPT-2 first, then see that Llama
+# is the same skeleton with four parts swapped, so one configuration object describes both.
+#
+# **What you will build**
+#
+# 1. The **transformer block**: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+# 2. The smallest GPT in about 20 lines, run on the book's running example with every shape.
+# 3. `ModelConfig`, one validated dataclass for GPT-2 and Llama, with presets: the book's own
+#    small models for the `stories` corpus, GPT-2, Llama-2-7B, Llama-3.1-8B and Llama-3.2-1B.
+# 4. `TransformerBlock` and `DecoderLM`, the exported model, whose module names are Hugging
+#    Face Llama's, so `print(model)` reads like the Llama printout and loading weights is a table.
+# 5. Parameters counted by component for the real architectures, built on the `meta` device
+#    (no memory, no download): GPT-2 124M, Llama-2-7B 6.74B, Llama-3.1-8B 8.03B, Llama-3.2-1B 1.24B.
+# 6. Initialisation, the loss of an untrained model (about $\ln V$) and its gibberish.
+# 7. Hugging Face checkpoints in and out: the same logits as `transformers`, to 1e-5.
+#
+# The code this chapter exports lives in `llmbook.model`.
+
+# %%
+#| default_exp model
+
+# %% [markdown]
+# Cells that start with `#| export` go into the package. We build on chapter 3's embeddings,
+# chapter 5's `MultiHeadAttention` and `RotaryEmbedding`, and chapter 6's MLPs and norms.
+
+# %%
+#| export
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmbook.checks import check_bool, check_dropout, check_int, check_positive_float
+from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
+from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
+from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
+
+# %%
+torch.manual_seed(0)
+from llmbook import load_corpus, load_tokenizer  # the book's corpus and tokenizer
+
+tok = load_tokenizer("stories")
+prompt = "How do I cook tomato and egg stir-fry?"
+ids = torch.tensor([tok.encode(prompt)])  # (B, T) = (1, number of tokens)
+print("vocab_size", tok.vocab_size, "| prompt ids", tuple(ids.shape), ids[0].tolist())
+
+# %% [markdown]
+# ## 1. The transformer block
+#
+# A block takes the **residual stream** `x` of shape `(B, T, C)` (batch, positions, `d_model`)
+# and returns a tensor of the same shape, so blocks stack. It has two branches, each reading a
+# normalised copy of the stream and *adding* its result back:
+#
+# $$x \leftarrow x + \mathrm{Attention}(\mathrm{Norm}_1(x)), \qquad
+#   x \leftarrow x + \mathrm{MLP}(\mathrm{Norm}_2(x)).$$
+#
+# Attention moves information between positions; the MLP works on each position alone. This is
+# the **pre-norm** placement of GPT-2 and Llama: the norm sits on the branch, never on the
+# stream itself, so the stream is a plain sum of every branch's output and a gradient reaches
+# the first block unchanged through the `+` (chapter 6 measured it). The original Transformer
+# normalised *after* the addition (post-norm) and needed a careful warm-up to train.
+#
+# ```mermaid
+# flowchart TB
+#     x0["x (B, T, C)"] --> n1["input_layernorm"]
+#     n1 --> a["self_attn<br/>q/k/v/o_proj, causal"]
+#     x0 --> p1(("+"))
+#     a --> p1
+#     p1 --> n2["post_attention_layernorm"]
+#     n2 --> m["mlp<br/>FeedForward or SwiGLU"]
+#     p1 --> p2(("+"))
+#     m --> p2
+#     p2 --> x2["x (B, T, C) to the next block"]
+# ```
+#
+# The smallest version, GPT-2 style, with chapter 6's `nn.LayerNorm`-equivalent and MLP. We name
+# the parts as Hugging Face's Llama does (`input_layernorm`, `self_attn`, ...), so that the
+# state dicts of this chapter's models all line up.
+
+
+# %%
+class TinyBlock(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.input_layernorm = LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, bias=True)
+        self.post_attention_layernorm = LayerNorm(d_model)
+        self.mlp = FeedForward(d_model, 4 * d_model)  # GELU (tanh), biases
+
+    def forward(self, x):  # (B, T, C) -> (B, T, C)
+        x = x + self.self_attn(self.input_layernorm(x))
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+block = TinyBlock(d_model=64, n_heads=4)
+x = torch.randn(2, 10, 64)
+print("block in ", tuple(x.shape), "-> out", tuple(block(x).shape))
+assert block(x).shape == x.shape
+
+# %% [markdown]
+# ## 2. The smallest GPT
+#
+# A GPT is: look up a vector per token and add a vector per position (chapter 3), run $N$ blocks,
+# normalise once more (`norm`, GPT-2's `ln_f`), and map each position's vector to `vocab_size`
+# scores with the **LM head**, a linear map $C \to V$. GPT-2 **ties** the head to the token
+# embedding: the same $(V, C)$ matrix turns ids into vectors and vectors into scores, which saves
+# $V \times C$ parameters (38.6M of GPT-2's 124M).
+
+
+# %%
+class TinyGPT(nn.Module):
+    def __init__(self, vocab_size, context_length, d_model, n_heads, n_layers):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab_size, d_model)
+        self.embed_positions = nn.Embedding(context_length, d_model)
+        self.layers = nn.ModuleList(TinyBlock(d_model, n_heads) for _ in range(n_layers))
+        self.norm = LayerNorm(d_model)
+        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
+        self.lm_head.weight = self.embed_tokens.weight  # tied
+
+    def forward(self, ids):  # (B, T) -> (B, T, V)
+        positions = torch.arange(ids.shape[1])
+        x = self.embed_tokens(ids) + self.embed_positions(positions)  # (B, T, C)
+        for layer in self.layers:
+            x = layer(x)  # (B, T, C), unchanged shape
+        return self.lm_head(self.norm(x))  # (B, T, V)
+
+
+tiny = TinyGPT(vocab_size=2048, context_length=64, d_model=64, n_heads=4, n_layers=2)
+logits = tiny(ids)
+print("ids", tuple(ids.shape), "-> logits", tuple(logits.shape))
+assert logits.shape == (1, ids.shape[1], tok.vocab_size)
+
+# %% [markdown]
+# Every position gets a full distribution over the next token; to continue the prompt we only
+# need the last one, `logits[:, -1]`, of shape `(1, V)`. During training every position counts:
+# position $t$ is asked to predict token $t + 1$, so one sequence of $T$ tokens gives $T$
+# predictions at once (chapter 8).
+#
+# ## 3. Llama: the same skeleton, four parts swapped
+#
+# Llama keeps this skeleton and swaps parts that chapters 5 and 6 built:
+#
+# | part | GPT-2 | Llama |
+# |---|---|---|
+# | positions | a learned vector added to each token's vector | none added: RoPE rotates q and k inside attention |
+# | norm | LayerNorm (mean and variance, gain and bias) | RMSNorm (root mean square, gain only) |
+# | MLP | `FeedForward`: up, GELU, down (4x wide) | `SwiGLU`: gate, up, down (about 8/3 x wide) |
+# | attention | one K/V head per query head, biases | grouped-query (8 K/V heads for 32 query heads in Llama-3.1-8B), no biases |
+# | LM head | tied to the token embedding | its own matrix (Llama-3.2-1B ties it again) |
+#
+# Grouped-query attention shares each K/V *projection* among a group of query heads; it has
+# nothing to do with the LM head.
+#
+# ```mermaid
+# flowchart LR
+#     subgraph G["GPT-2"]
+#         g1["ids (B, T)"] --> g2["embed_tokens + embed_positions"]
+#         g2 --> g3["N x block: LayerNorm, attention (H K/V heads), LayerNorm, FeedForward GELU"]
+#         g3 --> g4["norm: LayerNorm"]
+#         g4 --> g5["lm_head = embed_tokens (tied)"]
+#     end
+#     subgraph L["Llama"]
+#         l1["ids (B, T)"] --> l2["embed_tokens only"]
+#         l2 --> l3["N x block: RMSNorm, attention with RoPE (H_kv < H), RMSNorm, SwiGLU"]
+#         l3 --> l4["norm: RMSNorm"]
+#         l4 --> l5["lm_head (own weights)"]
+#     end
+# ```
+#
+# So one configuration object can describe both: each swapped part is a field. Validation
+# comes first, as a table of rules, each with the fix in its message; the dataclass runs it on
+# construction, so a bad configuration never reaches a layer.
+
+
+# %%
+#| export
+def check_config(c: "ModelConfig") -> None:
+    """Raise a TypeError or ValueError, saying what to fix, unless ``c`` describes a model."""
+    for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", "n_kv_heads"):
+        check_int(getattr(c, name), name)
+    check_int(c.d_ff, "d_ff")
+    for name in ("norm_eps", "init_std"):
+        check_positive_float(getattr(c, name), name)
+    for name in ("bias", "tie_embeddings"):
+        check_bool(getattr(c, name), name)
+    check_dropout(c.dropout)
+    # fmt: off
+    rules = [
+        (c.d_model % c.n_heads == 0, f"d_model ({c.d_model}) must be divisible by n_heads "
+         f"({c.n_heads}); choose n_heads among the divisors of {c.d_model}"),
+        (c.n_heads % c.n_kv_heads == 0, f"n_heads ({c.n_heads}) must be divisible by n_kv_heads "
+         f"({c.n_kv_heads}): each K/V head serves a whole group of query heads"),
+        (c.norm in NORMS, f"norm must be one of {NORMS}, got {c.norm!r}"),
+        (c.mlp in MLPS, f"mlp must be one of {MLPS}, got {c.mlp!r}"),
+        (c.position in POSITIONS, f"position must be one of {POSITIONS}, got {c.position!r}"),
+        (c.position == "rope" or c.rope_scaling is None,
+         "rope_scaling is set but position is not 'rope'; set rope_scaling=None"),
+        (c.qkv_bias is None or isinstance(c.qkv_bias, bool),
+         f"qkv_bias must be None, True or False, got {c.qkv_bias!r}"),
+    ]
+    # fmt: on
+    problems = [message for ok, message in rules if not ok]
+    if c.position == "rope" and not problems:
+        try:  # RotaryEmbedding checks head_dim (even), the base and the scaling dict
+            RotaryEmbedding(c.d_model // c.n_heads, base=c.rope_base, scaling=c.rope_scaling)
+        except (TypeError, ValueError) as error:
+            problems.append(f"position='rope': {error}")
+    if problems:
+        raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+
+
+NORMS = ("rmsnorm", "layernorm")
+MLPS = ("swiglu", "gelu_tanh", "gelu", "relu", "silu")  # "swiglu": gated; others: FeedForward
+POSITIONS = ("rope", "learned")
+
+
+# %% [markdown]
+# The fields, with GPT-2 and Llama in mind. `d_ff` and `n_kv_heads` have defaults that depend on
+# other fields (`4 * d_model` for a plain MLP, chapter 6's 8/3 rule for SwiGLU; `n_heads`), so
+# they are filled in after construction.
+
+
+# %%
+#| export
+@dataclass
+class ModelConfig:
+    """Everything that shapes a :class:`DecoderLM`, checked by :func:`check_config` on construction.
+
+    Defaults are Llama's kinds (RMSNorm, SwiGLU, RoPE, no biases, untied head). GPT-2:
+    ``norm="layernorm", mlp="gelu_tanh", position="learned", bias=True, tie_embeddings=True``.
+    ``qkv_bias`` overrides ``bias`` for q/k/v (Qwen2: True). Sizes: :meth:`from_preset`.
+    """
+
+    vocab_size: int = 2048
+    context_length: int = 256
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int | None = None  # None: n_heads (plain multi-head attention)
+    d_ff: int | None = None  # None: 4 * d_model, or swiglu_hidden_size(d_model) for SwiGLU
+    norm: str = "rmsnorm"
+    norm_eps: float = 1e-5
+    mlp: str = "swiglu"
+    position: str = "rope"
+    rope_base: float = 10000.0
+    rope_scaling: dict | None = None  # Llama-3.1's {"rope_type": "llama3", ...}
+    bias: bool = False  # biases in attention and MLP projections
+    qkv_bias: bool | None = None
+    tie_embeddings: bool = False
+    dropout: float = 0.0
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.d_ff is None and isinstance(self.d_model, int):  # Llama's 8/3 rule, or GPT-2's 4
+            swiglu = self.mlp == "swiglu"
+            self.d_ff = swiglu_hidden_size(self.d_model) if swiglu else 4 * self.d_model
+        check_config(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @classmethod
+    def from_preset(cls, name: str, **changes) -> "ModelConfig":
+        """The configuration ``PRESETS[name]``, with ``changes`` applied (e.g. ``n_layers=2``)."""
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+        return cls(**{**copy.deepcopy(PRESETS[name]), **changes})  # never share a preset's dict
+
+
+# %% [markdown]
+# The presets: the book's own Llama-style models for the `stories` corpus (vocabulary 2,048,
+# chapter 8 trains them), and four real architectures with the numbers from their published
+# `config.json` files. Llama-3.1's RoPE scaling stretches an 8k training context to 128k
+# (chapter 5); Llama-3.2-1B uses the same rule with factor 32.
+
+# %%
+#| export
+# fmt: off
+LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+_LLAMA = dict(norm="rmsnorm", norm_eps=1e-5, mlp="swiglu", position="rope", bias=False)
+_STORIES = dict(_LLAMA, vocab_size=2048, rope_base=10000.0)
+PRESETS = {
+    "stories-tiny": dict(_STORIES, context_length=64, d_model=64, n_layers=2, n_heads=4,
+                         n_kv_heads=2, d_ff=128),
+    "stories-small": dict(_STORIES, context_length=256, d_model=128, n_layers=4, n_heads=4,
+                          n_kv_heads=2, d_ff=384),
+    "stories-base": dict(_STORIES, context_length=512, d_model=256, n_layers=6, n_heads=8,
+                         n_kv_heads=4, d_ff=768),
+    "gpt2": dict(vocab_size=50257, context_length=1024, d_model=768, n_layers=12, n_heads=12,
+                 d_ff=3072, norm="layernorm", norm_eps=1e-5, mlp="gelu_tanh", position="learned",
+                 bias=True, tie_embeddings=True),
+    "llama-2-7b": dict(_LLAMA, vocab_size=32000, context_length=4096, d_model=4096, n_layers=32,
+                       n_heads=32, d_ff=11008),
+    "llama-3.1-8b": dict(_LLAMA, vocab_size=128256, context_length=131072, d_model=4096,
+                         n_layers=32, n_heads=32, n_kv_heads=8, d_ff=14336, rope_base=500000.0,
+                         rope_scaling=LLAMA3_SCALING),
+    "llama-3.2-1b": dict(_LLAMA, vocab_size=128256, context_length=131072, d_model=2048,
+                         n_layers=16, n_heads=32, n_kv_heads=8, d_ff=8192, rope_base=500000.0,
+                         rope_scaling=dict(LLAMA3_SCALING, factor=32.0), tie_embeddings=True),
+}
+# fmt: on
+
+# %%
+gpt2_config = ModelConfig.from_preset("gpt2")
+llama_config = ModelConfig.from_preset("llama-3.1-8b")
+fields = "vocab_size d_model n_layers n_heads n_kv_heads d_ff norm mlp position bias tie_embeddings"
+for field in fields.split():
+    print(f"{field:15} {getattr(gpt2_config, field)!s:>10} {getattr(llama_config, field)!s:>10}")
+
+# %% [markdown]
+# ## 4. The exported model
+#
+# Two small factories turn the `norm` and `mlp` fields into chapter 6's modules. The block is
+# then section 1's, with the parts chosen by the configuration. Every block receives the *same*
+# `RotaryEmbedding` (it holds no weights), plus optional `positions` and an `attn_mask` that it
+# passes to attention: chapter 9 needs both for left-padded batches. Chapter 9 also passes a
+# `kv_cache` (and the block's index in the stack): the block then takes the keys and values of
+# the earlier tokens from the cache and attends over all of them.
+
+
+# %%
+#| export
+def make_norm(config: ModelConfig) -> nn.Module:
+    """LayerNorm (GPT-2, with bias) or RMSNorm (Llama) of width ``d_model``."""
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.d_model, eps=config.norm_eps)
+    return LayerNorm(config.d_model, eps=config.norm_eps)
+
+
+def make_mlp(config: ModelConfig) -> nn.Module:
+    """SwiGLU (Llama) or FeedForward with the activation named by ``config.mlp`` (GPT-2)."""
+    if config.mlp == "swiglu":
+        return SwiGLU(config.d_model, config.d_ff, bias=config.bias)
+    return FeedForward(config.d_model, config.d_ff, activation=config.mlp, bias=config.bias)
+
+
+# %% [markdown]
+# The block itself, with the residual dropout that training may switch on:
+
+
+# %%
+#| export
+class TransformerBlock(nn.Module):
+    """Pre-norm block: ``x + attn(norm(x))``, then ``x + mlp(norm(x))``; ``(B, T, C) -> (B, T, C)``.
+
+    Submodules (Hugging Face Llama's names): ``input_layernorm``, ``self_attn``
+    (:class:`MultiHeadAttention`), ``post_attention_layernorm``, ``mlp``. ``rope`` is the
+    :class:`RotaryEmbedding` shared by all blocks, or None (learned positions).
+    """
+
+    def __init__(self, config: ModelConfig, rope: RotaryEmbedding | None = None) -> None:
+        super().__init__()
+        self.input_layernorm = make_norm(config)
+        self.self_attn = MultiHeadAttention(
+            config.d_model,
+            config.n_heads,
+            config.n_kv_heads,
+            dropout=config.dropout,
+            bias=config.bias,
+            rope=rope,
+            qkv_bias=config.qkv_bias,
+        )
+        self.post_attention_layernorm = make_norm(config)
+        self.mlp = make_mlp(config)
+        self.dropout = nn.Dropout(config.dropout)  # on each branch's output, while training
+
+    def forward(self, x, positions=None, attn_mask=None, kv_cache=None, layer_idx=0):
+        h = self.input_layernorm(x)
+        if kv_cache is None:
+            h = self.self_attn(h, positions, attn_mask=attn_mask)
+        else:  # chapter 9: keys and values of the earlier tokens come from the cache
+            q, k, v = self.self_attn.project(h, positions)
+            k, v = kv_cache.update(layer_idx, k, v)  # (B, H_kv, cached + T, D)
+            h = self.self_attn.attend(q, k, v, attn_mask)
+        x = x + self.dropout(h)  # (B, T, C)
+        return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
+
+
+# %% [markdown]
+# The model in two layers, as in Hugging Face: `Decoder` turns ids into final hidden vectors
+# (embeddings, blocks, final norm), and `DecoderLM` adds the LM head and the loss. Its
+# submodules are therefore `model.embed_tokens`, `model.layers.0.self_attn.q_proj`, ...,
+# `lm_head`: exactly the names in a Llama checkpoint.
+
+
+# %%
+#| export
+class Decoder(nn.Module):
+    """Token ids ``(B, T)`` -> final hidden vectors ``(B, T, C)``: embed, N blocks, final norm."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        C = config.d_model
+        self.embed_tokens = TokenEmbedding(config.vocab_size, C, validate=False)
+        self.embed_positions, self.rotary_emb = None, None
+        if config.position == "learned":  # GPT-2: a vector per position, added
+            T = config.context_length
+            self.embed_positions = LearnedPositionalEmbedding(T, C, validate=False)
+        else:  # Llama: nothing added; one RoPE shared by every block's attention
+            self.rotary_emb = RotaryEmbedding(
+                config.head_dim, base=config.rope_base, scaling=config.rope_scaling
+            )
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(
+            TransformerBlock(config, self.rotary_emb) for _ in range(config.n_layers)
+        )
+        self.norm = make_norm(config)
+
+    def forward(self, ids, positions=None, attn_mask=None, kv_cache=None) -> torch.Tensor:
+        x = self.embed_tokens(ids)  # (B, T, C)
+        if self.embed_positions is not None:
+            x = x + self.embed_positions(ids.shape[1] if positions is None else positions)
+        x = self.dropout(x)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, positions, attn_mask, kv_cache, i)  # (B, T, C)
+        return self.norm(x)
+
+
+# %% [markdown]
+# **Initialisation.** PyTorch's defaults are not GPT-2's: `nn.Embedding` draws $N(0, 1)$, and a
+# tied head would then produce logits of size $\sqrt{C}$. GPT-2 draws every weight from
+# $N(0, 0.02^2)$, biases zero, norm gains one; and the two projections that write into the
+# residual stream (`o_proj` and `down_proj`) get $0.02 / \sqrt{2N}$: the stream is a sum of
+# $2N$ branch outputs, so its variance would grow with depth otherwise.
+
+
+# %%
+#| export
+def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None:
+    """GPT-2's initialisation, in place: weights ``N(0, std^2)``, ``o_proj`` and ``down_proj``
+    ``N(0, (std / sqrt(2 n_layers))^2)``, biases 0, norm gains 1."""
+    for name, p in model.named_parameters():  # a tied weight is visited once
+        if name.endswith("bias"):
+            nn.init.zeros_(p)
+        elif p.dim() == 1:  # LayerNorm / RMSNorm gain
+            nn.init.ones_(p)
+        elif name.endswith(("o_proj.weight", "down_proj.weight")):
+            nn.init.normal_(p, 0.0, std / math.sqrt(2 * n_layers))
+        else:
+            nn.init.normal_(p, 0.0, std)
+
+
+def check_ids(ids: object, name: str, upper: int, upper_name: str) -> None:
+    """Raise unless ``ids`` is an integer tensor with values in ``[0, upper)``. The range check
+    reads two numbers from the device; it is skipped while ``torch.compile`` traces."""
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+        got = f"dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise TypeError(f"{name} must be an integer tensor (torch.long), got {got}")
+    if ids.is_complex():
+        raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {ids.dtype}")
+    if ids.numel() and not torch.compiler.is_compiling():
+        low, high = (int(v) for v in torch.aminmax(ids))
+        if low < 0 or high >= upper:
+            raise ValueError(
+                f"{name} must lie in [0, {upper - 1}] ({upper_name} is {upper}); got values "
+                f"from {low} to {high}"
+            )
+
+
+# %% [markdown]
+# `DecoderLM` checks its input once, at the boundary (type, shape, `context_length`, id range),
+# and no layer checks it again. With `targets` it also returns the mean cross-entropy over all
+# $B \times T$ positions (positions whose target is `-100` are skipped: padding).
+
+
+# %%
+#| export
+class DecoderLM(nn.Module):
+    """A decoder-only LM (GPT-2 or Llama): ``model(ids (B, T))`` -> logits ``(B, T, V)``, and
+    ``model(ids, targets)`` -> ``(logits, loss)``. ``positions`` (``(T,)``/``(B, T)``) and a boolean
+    ``attn_mask`` (True = may attend) serve left-padded batches; with a ``kv_cache`` (chapter 9)
+    ``ids`` follow the cached tokens. Submodules: ``model`` (:class:`Decoder`), ``lm_head``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+        self.config = config
+        self.model = Decoder(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        init_weights(self, config.init_std, config.n_layers)
+
+    def forward(self, ids, targets=None, positions=None, attn_mask=None, kv_cache=None):
+        c = self.config
+        check_ids(ids, "ids", c.vocab_size, "vocab_size")
+        if ids.dim() != 2 or not 0 < ids.shape[1] <= c.context_length:
+            limit = f"1 <= T <= context_length={c.context_length}"
+            raise ValueError(f"ids must have shape (B, T) with {limit}; got {tuple(ids.shape)}")
+        if kv_cache is not None and positions is None:  # continue after the cached tokens
+            positions = kv_cache.length + torch.arange(ids.shape[1], device=ids.device)
+        if positions is not None:
+            check_ids(positions, "positions", c.context_length, "context_length")
+        logits = self.lm_head(self.model(ids, positions, attn_mask, kv_cache))  # (B, T, V)
+        if targets is None:
+            return logits
+        if not isinstance(targets, torch.Tensor) or targets.shape != ids.shape:
+            raise ValueError(f"targets must be a tensor of the shape of ids, {tuple(ids.shape)}")
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        return logits, loss
+
+    @classmethod
+    def from_hf(cls, path, dtype=None, device=None) -> "DecoderLM":
+        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.hf`."""
+        from llmbook.hf import load_hf
+
+        return load_hf(path, dtype=dtype, device=device)
+
+    def save_hf(self, path) -> None:
+        """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads."""
+        from llmbook.hf import save_hf
+
+        save_hf(self, path)
+
+
+# %% [markdown]
+# First, it is section 2's TinyGPT: a GPT-2 style configuration of the same sizes, TinyGPT's
+# weights copied in by name (the names agree but for the `model.` prefix), and the same logits.
+
+# %%
+tiny_config = ModelConfig(
+    vocab_size=2048,
+    context_length=64,
+    d_model=64,
+    n_layers=2,
+    n_heads=4,
+    norm="layernorm",
+    mlp="gelu_tanh",
+    position="learned",
+    bias=True,
+    tie_embeddings=True,
+)
+gpt = DecoderLM(tiny_config)
+state = {("" if k.startswith("lm_head") else "model.") + k: v for k, v in tiny.state_dict().items()}
+print(gpt.load_state_dict(state))
+print("same logits as TinyGPT:", torch.allclose(gpt(ids), tiny(ids), atol=1e-6))
+assert torch.allclose(gpt(ids), tiny(ids), atol=1e-6)
+
+# %% [markdown]
+# Now the Llama-style model of the book, `stories-small`, printed. Read it as the Llama-3.1-8B
+# printout: an embedding, a list of identical blocks (attention with q/k/v/o projections and a
+# rotary embedding, a gated MLP with gate/up/down projections, two RMSNorms), a final norm, a
+# head. Note `k_proj` and `v_proj` are half as wide as `q_proj`: 2 K/V heads for 4 query heads.
+
+# %%
+model = DecoderLM(ModelConfig.from_preset("stories-small"))
+print(model)
+
+# %% [markdown]
+# ## 5. Shapes through the whole forward pass
+#
+# ```mermaid
+# flowchart LR
+#     a["input_ids<br/>(1, T)"] --> b["embed_tokens<br/>(1, T, C)"]
+#     b --> c["N blocks<br/>(1, T, C) each"]
+#     c --> d["norm<br/>(1, T, C)"]
+#     d --> e["lm_head<br/>(1, T, V)"]
+#     e --> f["last position<br/>(1, V)"]
+#     f --> g["softmax<br/>(1, V) sums to 1"]
+#     g --> h["next id<br/>(1, 1)"]
+# ```
+#
+# The running example through `stories-small`, one stage at a time, with the real Llama-3.1-8B
+# widths beside it ($C = 4096$, 32 blocks, $V = 128{,}256$):
+
+# %%
+with torch.no_grad():
+    x = model.model.embed_tokens(ids)
+    print("input_ids          ", tuple(ids.shape))
+    print("embed_tokens       ", tuple(x.shape))
+    for i, layer in enumerate(model.model.layers):
+        x = layer(x)
+        print(f"after block {i}      ", tuple(x.shape))
+    x = model.model.norm(x)
+    logits = model.lm_head(x)
+    probs = logits[:, -1].softmax(dim=-1)
+    next_id = probs.argmax(dim=-1, keepdim=True)
+    print("norm               ", tuple(x.shape))
+    print("logits             ", tuple(logits.shape))
+    print("last position probs", tuple(probs.shape), "sum", round(probs.sum().item(), 4))
+    word = tok.decode(next_id[0].tolist())
+    print("next id            ", tuple(next_id.shape), next_id.item(), repr(word))
+assert torch.allclose(logits, model(ids), atol=1e-6)
+
+# %% [markdown]
+# Softmax is applied to the `vocab_size` logits of the last position, never to the hidden
+# vector. Stepping through by hand gave the same logits as `model(ids)`.
+#
+# ## 6. Counting parameters, and the memory they take
+#
+# Where the parameters live follows from the shapes. Per block, attention holds
+# $C \cdot (H + 2H_{kv}) D + H D \cdot C$ weights and a SwiGLU MLP $3 C \cdot d_{ff}$; the
+# embedding and the head $V \cdot C$ each. `parameter_counts` groups a model's parameters by the
+# module they sit in; a tied head is counted once, with the embedding.
+
+# %%
+#| export
+COMPONENTS = {
+    "embed_tokens": "token embedding",
+    "embed_positions": "position embedding",
+    "self_attn": "attention",
+    "mlp": "MLP",
+    "norm": "norms",
+    "lm_head": "LM head",
+}
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Parameters per component (keys of :data:`COMPONENTS`' values) and ``"total"``."""
+    counts = dict.fromkeys(COMPONENTS.values(), 0)
+    for name, p in model.named_parameters():  # shared (tied) parameters appear once
+        part = next((v for k, v in COMPONENTS.items() if k in name), "norms")
+        counts[part] += p.numel()
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+# %% [markdown]
+# A real architecture is too large to build in memory here (Llama-3.1-8B takes about 30 GiB in float32),
+# but PyTorch's **`meta` device** creates tensors that have a shape and a dtype and no storage:
+# the model is built in milliseconds, and every count is exact.
+
+# %%
+rows = {}
+for name in ("gpt2", "llama-2-7b", "llama-3.1-8b", "llama-3.2-1b", "stories-small"):
+    with torch.device("meta"):
+        rows[name] = parameter_counts(DecoderLM(ModelConfig.from_preset(name)))
+print(f"{'':16}" + "".join(f"{name:>15}" for name in rows))
+for part in rows["gpt2"]:
+    print(f"{part:16}" + "".join(f"{counts[part]:>15,}" for counts in rows.values()))
+assert rows["gpt2"]["total"] == 124_439_808
+assert rows["llama-2-7b"]["total"] == 6_738_415_616
+assert rows["llama-3.1-8b"]["total"] == 8_030_261_248
+assert rows["llama-3.2-1b"]["total"] == 1_235_814_400
+
+# %% [markdown]
+# These are the counts of the published checkpoints. The LM head of Llama-3.1-8B is
+# $4096 \times 128{,}256$; its share of the whole, and the memory each model takes for its
+# weights alone (4 bytes a parameter in float32, 2 in bfloat16; training needs several times
+# more for gradients and optimizer state, chapter 8):
+
+# %%
+head = rows["llama-3.1-8b"]["LM head"]
+print(f"Llama-3.1-8B LM head: {head:,} = {head / rows['llama-3.1-8b']['total']:.1%} of the model")
+assert head == 4096 * 128256
+for name, counts in rows.items():
+    fp32, bf16 = counts["total"] * 4 / 2**20, counts["total"] * 2 / 2**20
+    print(f"{name:14} fp32 {fp32:>9,.0f} MiB   bf16 {bf16:>9,.0f} MiB")
+
+# %% [markdown]
+# Most of a large model is its blocks, and most of a block is its MLP; for the small `stories`
+# models the embedding and head take a much larger share, because $V \cdot C$ shrinks more
+# slowly than $N \cdot C^2$.
+#
+# ## 7. An untrained model: its initialisation, its loss, its text
+#
+# `DecoderLM` ran `init_weights` on construction. The standard deviations it left:
+
+# %%
+named = dict(model.named_parameters())
+for name in (
+    "model.embed_tokens.weight",
+    "model.layers.0.self_attn.q_proj.weight",
+    "model.layers.0.self_attn.o_proj.weight",
+    "model.layers.0.mlp.down_proj.weight",
+    "model.layers.0.input_layernorm.weight",
+):
+    print(f"{name:42} std {named[name].std().item():.4f}")
+print("0.02 / sqrt(2 * 4) =", round(0.02 / math.sqrt(8), 4))
+
+# %% [markdown]
+# With weights this small the logits are all close to zero, so the model spreads its
+# probability almost evenly over the $V$ tokens, and the cross-entropy of any target is about
+# $-\ln(1/V) = \ln V$. We measure it on real text from the corpus: windows of 64 tokens, each
+# position predicting the next token.
+
+# %%
+text_ids = torch.tensor(tok.encode(load_corpus("stories")[:20000], allowed_special="all"))
+starts = torch.arange(0, 8 * 64, 64)
+x = torch.stack([text_ids[s : s + 64] for s in starts])  # (8, 64)
+y = torch.stack([text_ids[s + 1 : s + 65] for s in starts])  # (8, 64): the next tokens
+with torch.no_grad():
+    logits, loss = model(x, y)
+print("loss", round(loss.item(), 3), "| ln(vocab_size)", round(math.log(2048), 3))
+assert abs(loss.item() - math.log(2048)) < 0.05
+assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 2048), y.reshape(-1)))
+
+# %% [markdown]
+# TinyGPT of section 2 kept PyTorch's default initialisation; its tied head turns $N(0,1)$
+# embeddings into logits of a few units, and its untrained loss is far above $\ln V$: it is
+# confidently wrong before it has seen anything, and training first has to undo that.
+
+# %%
+with torch.no_grad():
+    tiny_loss = F.cross_entropy(tiny(x).reshape(-1, 2048), y.reshape(-1))
+print("TinyGPT, default init: loss", round(tiny_loss.item(), 1))
+assert tiny_loss > 2 * math.log(2048)
+
+# %% [markdown]
+# An untrained model still generates: **greedy decoding** appends the most probable next token
+# and repeats (chapter 9 adds sampling, a KV cache and stopping rules). Since nothing was
+# learned, the text is noise, and that is the motivation for chapter 8.
+
+
+# %%
+#| export
+@torch.no_grad()
+def greedy_generate(model: DecoderLM, ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+    """Append ``max_new_tokens`` argmax tokens to ``ids (B, T)``; returns ``(B, T + max_new_tokens)``.
+
+    The model sees at most its last ``context_length`` tokens. Deterministic: no sampling.
+    """
+    check_int(max_new_tokens, "max_new_tokens", minimum=0)
+    was_training = model.training
+    model.eval()
+    for _ in range(max_new_tokens):
+        logits = model(ids[:, -model.config.context_length :])  # (B, T, V)
+        next_id = logits[:, -1].argmax(dim=-1, keepdim=True)  # (B, 1)
+        ids = torch.cat([ids, next_id], dim=1)
+    model.train(was_training)
+    return ids
+
+
+# %%
+out = greedy_generate(model, ids, max_new_tokens=20)
+print(repr(tok.decode(out[0, ids.shape[1] :].tolist())))
+assert torch.equal(out, greedy_generate(model, ids, max_new_tokens=20))
+
+# %% [markdown]
+# Word pieces from the stories' vocabulary in no order, and at the end the same piece over and
+# over: always taking the top token easily falls into a loop, one reason chapter 9 samples.
+
+# %% [markdown]
+# ## 8. Hugging Face checkpoints in and out
+#
+# A Hugging Face model folder holds `config.json` and the weights in safetensors files. Because
+# our module names are Hugging Face Llama's, loading a Llama-family checkpoint is the identity
+# table; GPT-2's needs a real table (its `Conv1D` layers store weights transposed, and one
+# `c_attn` holds q, k and v side by side). `DecoderLM.from_hf(path)` and `model.save_hf(path)`
+# (in the hand-written module `llmbook.hf`) read and write both families, plus Mistral and
+# Qwen2 (Llama with q/k/v biases), sharded or not.
+#
+# Offline, we let `transformers` create a tiny random Llama with grouped-query attention and
+# Llama-3.1's RoPE scaling, save it, load it into a `DecoderLM`, and compare the logits.
+
+# %%
+import tempfile
+from pathlib import Path
+
+import transformers
+
+hf_config = transformers.LlamaConfig(
+    vocab_size=2048,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=16384,
+    rms_norm_eps=1e-5,
+    rope_theta=500000.0,
+    rope_scaling=LLAMA3_SCALING,
+)
+torch.manual_seed(0)
+reference = transformers.LlamaForCausalLM(hf_config).eval()
+folder = Path(tempfile.mkdtemp())
+reference.save_pretrained(folder / "llama")
+print(sorted(p.name for p in (folder / "llama").iterdir()))
+
+# %%
+loaded = DecoderLM.from_hf(folder / "llama")
+print(loaded.config)
+with torch.no_grad():
+    ours, theirs = loaded(ids), reference(input_ids=ids).logits
+same = torch.allclose(ours, theirs, atol=1e-5)
+print("logits", tuple(ours.shape), "| equal to transformers' within 1e-5:", same)
+assert torch.allclose(ours, theirs, atol=1e-5)
+
+# %% [markdown]
+# And back: `save_hf` writes a folder that `transformers` loads as a `LlamaForCausalLM`.
+
+# %%
+loaded.save_hf(folder / "ours")
+again = transformers.AutoModelForCausalLM.from_pretrained(folder / "ours").eval()
+with torch.no_grad():
+    same = torch.allclose(again(input_ids=ids).logits, theirs, atol=1e-5)
+print(type(again).__name__, sorted(p.name for p in (folder / "ours").iterdir()), same)
+assert same
+
+# %% [markdown]
+# Online, the real models load with the same call. `huggingface_hub` downloads a folder once
+# into its cache:
+#
+# ```python
+# from huggingface_hub import snapshot_download
+# gpt2 = DecoderLM.from_hf(snapshot_download("openai-community/gpt2"))          # 124M, float32
+# llama = DecoderLM.from_hf(snapshot_download("meta-llama/Llama-3.2-1B"),       # gated: accept
+#                           dtype=torch.bfloat16)                                 # the licence first
+# ```
+#
+# GPT-2 then predicts with the weights OpenAI trained, through the code of this book, and its
+# logits equal `transformers`' (`tests/test_hf.py` checks this on random models of every
+# supported kind). Its tokenizer is not the book's: use `tiktoken.get_encoding("gpt2")`.
+#
+# ## 9. From notebook to library
+#
+# What the exported model adds for users of the package. First, bad input is stopped at the
+# boundary with a message that says what to do. A configuration that cannot work:
+
+# %% tags=["raises-exception"]
+ModelConfig(d_model=100, n_heads=3, n_kv_heads=2)
+
+# %% [markdown]
+# A sequence longer than the context the model was built for (its learned positions, or the
+# RoPE range it was trained on, end there):
+
+# %% tags=["raises-exception"]
+model(torch.zeros(1, 300, dtype=torch.long))
+
+# %% [markdown]
+# An id outside the vocabulary (here, from GPT-2's tokenizer, whose ids go up to 50,256):
+
+# %% tags=["raises-exception"]
+model(torch.tensor([[15496, 11, 995]]))
+
+# %% [markdown]
+# These checks run once per call of `model(...)`, in `DecoderLM.forward`, and in no layer. The
+# id range check reads two numbers back from the device; under `torch.compile` it is skipped, so
+# the whole forward pass compiles into one graph (`fullgraph=True` fails on any break). The
+# cheap `eager` backend only traces, which is enough to check:
+
+# %%
+compiled = torch.compile(model, fullgraph=True, backend="eager")
+with torch.no_grad():
+    print("compiled == eager:", torch.allclose(compiled(ids), model(ids), atol=1e-6))
+
+# %% [markdown]
+# Last, a helper that picks the fastest device available, for chapters 8 and 9; the model
+# itself never hard-codes one (`model.to(device)` moves it, and every tensor it creates follows
+# its input's device).
+
+
+# %%
+#| export
+def default_device() -> torch.device:
+    """``cuda`` if a GPU is available, else ``mps`` (Apple silicon), else ``cpu``."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+# %% [markdown]
+# ## Summary
+#
+# - A **block** is two residual branches, `x + attn(norm(x))` and `x + mlp(norm(x))`; its
+#   input and output are `(B, T, C)`, so $N$ of them stack.
+# - A **decoder-only LM** is: token embedding (plus learned positions for GPT-2), $N$ blocks, a
+#   final norm, an LM head $C \to V$. Logits `(B, T, V)`: a next-token distribution per position.
+# - **Llama = GPT-2 with parts swapped**: RMSNorm, RoPE instead of added positions, SwiGLU,
+#   grouped-query attention, an untied head. One `ModelConfig` describes both, validated once.
+# - Parameters counted exactly on the `meta` device: GPT-2 124,439,808; Llama-2-7B
+#   6,738,415,616; Llama-3.1-8B 8,030,261,248 (its head, $4096 \times 128{,}256$, is 6.5%);
+#   Llama-3.2-1B 1,235,814,400.
+# - **Initialisation** $N(0, 0.02^2)$ with residual projections scaled by $1/\sqrt{2N}$ gives an
+#   untrained loss of about $\ln V$ (7.62 for 2,048 tokens) and gibberish greedy text.
+# - Module names equal Hugging Face Llama's, so checkpoints load by table: `DecoderLM.from_hf`
+#   and `save_hf` match `transformers`' logits to 1e-5.
+#
+# ## Exercises
+#
+# 1. **Llama-2-13B.** Its `config.json` says: $C = 5120$, 40 layers, 40 heads, FFN 13824, vocab
+#    32,000, untied head. Build it on the meta device and count its parameters by component.
+# 2. **Mistral-7B from its config.** Mistral-7B-v0.1 is Llama with 8 K/V heads for 32 query
+#    heads, FFN 14336, vocab 32,000, and a sliding window of 4,096 positions. Turn its
+#    `config.json` (as a dict) into a `ModelConfig` with `llmbook.hf.config_from_hf`, and count
+#    its parameters. How many would it have with plain multi-head attention?
+# 3. **Tie the head.** How many parameters does tying save for `stories-small`, and what share
+#    of the model is that? Check that the loss of an untrained tied model is also about $\ln V$.
+# 4. **Why scale the residual projections?** Build a 24-block `stories-small` model twice, once
+#    with `init_weights` as is and once with `o_proj` and `down_proj` drawn with std 0.02 too.
+#    Compare the standard deviation of the residual stream after each block.
+# 5. **The count by formula.** Write `count_by_formula(config)` that computes the number of
+#    parameters from the fields of a `ModelConfig` alone (biases, LayerNorm's two vectors, tied
+#    heads and learned positions included), and check it against `parameter_counts` on the meta
+#    device for every preset.
+#
+# Worked solutions: `chapters/solutions/07_decoder.ipynb`.

@@ -1,0 +1,407 @@
+"""Hugging Face checkpoints in and out of :class:`llmbook.DecoderLM` (hand-written).
+
+Chapter 07 shows what this module does; it lives outside the chapter because it is plumbing:
+file formats, two spellings of the same config, and tables of weight names.
+
+    model = DecoderLM.from_hf("path/to/folder")   # = load_hf(path)
+    model.save_hf("path/to/out")                   # = save_hf(model, path)
+
+A folder holds ``config.json`` and the weights as ``model.safetensors``, or as shards
+``model-00001-of-0000N.safetensors`` listed in ``model.safetensors.index.json``. Supported:
+
+- ``GPT2LMHeadModel``: learned positions, LayerNorm, tanh GELU, biases everywhere, tied head.
+  Its ``Conv1D`` layers store weights as ``(d_in, d_out)``, the transpose of ``nn.Linear``'s,
+  and its ``c_attn`` holds q, k and v side by side: the table says which to transpose and split.
+- ``LlamaForCausalLM``, ``MistralForCausalLM``, ``Qwen2ForCausalLM``: RoPE (with Llama-3.1's
+  ``llama3`` frequency scaling), RMSNorm, SwiGLU, grouped-query attention, tied or untied head;
+  Qwen2 adds biases to q, k and v. The book's module names are Hugging Face Llama's, so their
+  table is the identity.
+
+``config.json`` is read in both spellings: transformers 4.x (``rope_theta`` and ``rope_scaling``
+at the top level) and 5.x (``rope_parameters``). It is written in the 4.x spelling, which both
+read. Weights keep the checkpoint's dtype unless ``dtype`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+
+from llmbook.files import atomic_write
+
+__all__ = [
+    "ARCHITECTURES",
+    "config_from_hf",
+    "config_to_hf",
+    "hf_to_llmbook",
+    "llmbook_to_hf",
+    "load_hf",
+    "read_safetensors",
+    "save_hf",
+]
+
+ARCHITECTURES = ("GPT2LMHeadModel", "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
+_MODEL_TYPES = {"gpt2": 0, "llama": 1, "mistral": 2, "qwen2": 3}
+_GELU = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
+_LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+# ---------------------------------------------------------------- config.json <-> ModelConfig
+
+
+def architecture_of(hf: dict) -> str:
+    """The one supported architecture named by a ``config.json`` (``architectures`` or ``model_type``)."""
+    names = hf.get("architectures") or []
+    if not names and hf.get("model_type") in _MODEL_TYPES:
+        names = [ARCHITECTURES[_MODEL_TYPES[hf["model_type"]]]]
+    supported = [name for name in names if name in ARCHITECTURES]
+    if not supported:
+        raise ValueError(
+            f"config.json key 'architectures' is {names or None} (model_type "
+            f"{hf.get('model_type')!r}); supported: {ARCHITECTURES}"
+        )
+    return supported[0]
+
+
+def _require(hf: dict, key: str, allowed: object, default: object = None) -> None:
+    value = hf.get(key, default)
+    if value != allowed:
+        raise ValueError(f"config.json key {key!r} is {value!r}; llmbook supports only {allowed!r}")
+
+
+def _rope(hf: dict) -> tuple[float, dict | None]:
+    """RoPE base and scaling from either spelling: 4.x ``rope_theta``/``rope_scaling``, 5.x ``rope_parameters``."""
+    parameters = dict(hf.get("rope_parameters") or {})
+    base = hf.get("rope_theta", parameters.pop("rope_theta", 10000.0))
+    scaling = dict(hf.get("rope_scaling") or parameters)
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "default":
+        return float(base), None
+    if kind != "llama3":
+        raise ValueError(
+            f"config.json key 'rope_scaling' has rope_type {kind!r}; llmbook supports only "
+            "'default' and 'llama3'"
+        )
+    missing = [key for key in _LLAMA3_KEYS if key not in scaling]
+    if missing:
+        raise ValueError(f"config.json key 'rope_scaling' (llama3) lacks {missing}")
+    return float(base), {"rope_type": "llama3", **{key: scaling[key] for key in _LLAMA3_KEYS}}
+
+
+def config_from_hf(hf: dict):
+    """A :class:`~llmbook.model.ModelConfig` from the dict of a Hugging Face ``config.json``."""
+    from llmbook.model import ModelConfig
+
+    if not isinstance(hf, dict):
+        raise TypeError(f"hf must be the dict of a config.json, got {type(hf).__name__}")
+    architecture = architecture_of(hf)
+    if architecture == "GPT2LMHeadModel":
+        _require(hf, "scale_attn_weights", True, True)
+        _require(hf, "scale_attn_by_inverse_layer_idx", False, False)
+        _require(hf, "add_cross_attention", False, False)
+        activation = hf.get("activation_function", "gelu_new")
+        if activation not in _GELU:
+            raise ValueError(
+                f"config.json key 'activation_function' is {activation!r}; supported: {sorted(_GELU)}"
+            )
+        d_model = hf.get("n_embd", 768)
+        return ModelConfig(
+            vocab_size=hf.get("vocab_size", 50257),
+            context_length=hf.get("n_positions", 1024),
+            d_model=d_model,
+            n_layers=hf.get("n_layer", 12),
+            n_heads=hf.get("n_head", 12),
+            d_ff=hf.get("n_inner") or 4 * d_model,
+            norm="layernorm",
+            norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
+            mlp=_GELU[activation],
+            position="learned",
+            bias=True,
+            tie_embeddings=hf.get("tie_word_embeddings", True),
+        )
+    _require(hf, "hidden_act", "silu", "silu")
+    d_model, n_heads = hf["hidden_size"], hf["num_attention_heads"]
+    if hf.get("head_dim") not in (None, d_model // n_heads):
+        raise ValueError(
+            f"config.json key 'head_dim' is {hf['head_dim']}; llmbook needs head_dim = "
+            f"hidden_size // num_attention_heads = {d_model // n_heads}"
+        )
+    bias = hf.get("attention_bias", False)
+    if hf.get("mlp_bias", False) != bias:
+        raise ValueError(
+            "config.json keys 'attention_bias' and 'mlp_bias' differ; llmbook has one 'bias' for both"
+        )
+    context = hf.get("max_position_embeddings", 2048)
+    window = hf.get("sliding_window") if hf.get("use_sliding_window", True) else None
+    if window:  # within the window, sliding-window attention is plain causal attention
+        context = min(context, window)
+    base, scaling = _rope(hf)
+    return ModelConfig(
+        vocab_size=hf["vocab_size"],
+        context_length=context,
+        d_model=d_model,
+        n_layers=hf["num_hidden_layers"],
+        n_heads=n_heads,
+        n_kv_heads=hf.get("num_key_value_heads") or n_heads,
+        d_ff=hf["intermediate_size"],
+        norm="rmsnorm",
+        norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+        mlp="swiglu",
+        position="rope",
+        rope_base=base,
+        rope_scaling=scaling,
+        bias=bias,
+        qkv_bias=True if architecture == "Qwen2ForCausalLM" else None,
+        tie_embeddings=hf.get("tie_word_embeddings", False),
+    )
+
+
+def _architecture_for(config) -> str:
+    """The Hugging Face class that computes the same function as a model of this config."""
+    gpt2 = dict(norm="layernorm", position="learned", bias=True)
+    llama = dict(norm="rmsnorm", position="rope", mlp="swiglu")
+    if all(getattr(config, key) == value for key, value in gpt2.items()):
+        if config.mlp in ("gelu_tanh", "gelu", "relu") and config.qkv_bias in (None, True):
+            if config.n_kv_heads == config.n_heads:
+                return "GPT2LMHeadModel"
+    elif all(getattr(config, key) == value for key, value in llama.items()):
+        if config.qkv_bias is None or config.qkv_bias == config.bias:
+            return "LlamaForCausalLM"
+        if config.qkv_bias and not config.bias:
+            return "Qwen2ForCausalLM"
+    raise ValueError(
+        "this ModelConfig has no Hugging Face twin: save_hf writes GPT-2 (norm='layernorm', "
+        "position='learned', bias=True, a plain MLP, n_kv_heads == n_heads) or Llama/Qwen2 "
+        f"(norm='rmsnorm', position='rope', mlp='swiglu'); got {config}"
+    )
+
+
+def config_to_hf(config, dtype: torch.dtype = torch.float32) -> dict:
+    """The ``config.json`` dict (transformers 4.x spelling, read by 4.x and 5.x) of a ModelConfig."""
+    architecture = _architecture_for(config)
+    common = {
+        "architectures": [architecture],
+        "vocab_size": config.vocab_size,
+        "tie_word_embeddings": config.tie_embeddings,
+        "torch_dtype": str(dtype).removeprefix("torch."),
+    }
+    if architecture == "GPT2LMHeadModel":
+        activation = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}[config.mlp]
+        return {
+            **common,
+            "model_type": "gpt2",
+            "n_positions": config.context_length,
+            "n_embd": config.d_model,
+            "n_layer": config.n_layers,
+            "n_head": config.n_heads,
+            "n_inner": config.d_ff,
+            "activation_function": activation,
+            "layer_norm_epsilon": config.norm_eps,
+            **dict.fromkeys(("resid_pdrop", "embd_pdrop", "attn_pdrop"), config.dropout),
+        }
+    hf = {
+        **common,
+        "model_type": "llama" if architecture == "LlamaForCausalLM" else "qwen2",
+        "hidden_size": config.d_model,
+        "intermediate_size": config.d_ff,
+        "num_hidden_layers": config.n_layers,
+        "num_attention_heads": config.n_heads,
+        "num_key_value_heads": config.n_kv_heads,
+        "head_dim": config.head_dim,
+        "hidden_act": "silu",
+        "max_position_embeddings": config.context_length,
+        "rms_norm_eps": config.norm_eps,
+        "rope_theta": config.rope_base,
+        "rope_scaling": dict(config.rope_scaling) if config.rope_scaling else None,
+        "attention_dropout": config.dropout,
+    }
+    if architecture == "LlamaForCausalLM":
+        hf.update(attention_bias=config.bias, mlp_bias=config.bias)
+    else:
+        hf.update(use_sliding_window=False, sliding_window=None)
+    return hf
+
+
+# ---------------------------------------------------------------- weight names: the tables
+
+# GPT-2, per layer: our name -> (Hugging Face name, transpose?, which third of c_attn or None)
+GPT2_LAYER_KEYS = {
+    "input_layernorm.weight": ("ln_1.weight", False, None),
+    "input_layernorm.bias": ("ln_1.bias", False, None),
+    "self_attn.q_proj.weight": ("attn.c_attn.weight", True, 0),
+    "self_attn.k_proj.weight": ("attn.c_attn.weight", True, 1),
+    "self_attn.v_proj.weight": ("attn.c_attn.weight", True, 2),
+    "self_attn.q_proj.bias": ("attn.c_attn.bias", False, 0),
+    "self_attn.k_proj.bias": ("attn.c_attn.bias", False, 1),
+    "self_attn.v_proj.bias": ("attn.c_attn.bias", False, 2),
+    "self_attn.o_proj.weight": ("attn.c_proj.weight", True, None),
+    "self_attn.o_proj.bias": ("attn.c_proj.bias", False, None),
+    "post_attention_layernorm.weight": ("ln_2.weight", False, None),
+    "post_attention_layernorm.bias": ("ln_2.bias", False, None),
+    "mlp.up_proj.weight": ("mlp.c_fc.weight", True, None),
+    "mlp.up_proj.bias": ("mlp.c_fc.bias", False, None),
+    "mlp.down_proj.weight": ("mlp.c_proj.weight", True, None),
+    "mlp.down_proj.bias": ("mlp.c_proj.bias", False, None),
+}
+GPT2_KEYS = {
+    "model.embed_tokens.weight": ("transformer.wte.weight", False, None),
+    "model.embed_positions.weight": ("transformer.wpe.weight", False, None),
+    "model.norm.weight": ("transformer.ln_f.weight", False, None),
+    "model.norm.bias": ("transformer.ln_f.bias", False, None),
+    "lm_head.weight": ("lm_head.weight", False, None),
+}
+# Buffers some checkpoints carry that hold no weights (masks, RoPE frequencies).
+_IGNORED = re.compile(r"(^|\.)(attn\.bias|attn\.masked_bias|rotary_emb\.inv_freq)$")
+
+
+def _hf_name(name: str, architecture: str) -> tuple[str, bool, int | None]:
+    """Hugging Face name, transpose flag and c_attn third of one of our parameter names."""
+    if architecture != "GPT2LMHeadModel":
+        return name, False, None  # the book uses Hugging Face Llama's names
+    if name in GPT2_KEYS:
+        return GPT2_KEYS[name]
+    layer, rest = re.fullmatch(r"model\.layers\.(\d+)\.(.+)", name).groups()
+    hf_name, transpose, third = GPT2_LAYER_KEYS[rest]
+    return f"transformer.h.{layer}.{hf_name}", transpose, third
+
+
+def _normalise_names(tensors: dict, architecture: str) -> dict:
+    """Add the prefix a base-model checkpoint lacks (``h.0...`` -> ``transformer.h.0...``)."""
+    prefix = "transformer." if architecture == "GPT2LMHeadModel" else "model."
+    tensors = {name: t for name, t in tensors.items() if not _IGNORED.search(name)}
+    if any(name.startswith(prefix) for name in tensors):
+        return tensors
+    return {name if name == "lm_head.weight" else prefix + name: t for name, t in tensors.items()}
+
+
+def hf_to_llmbook(tensors: dict, model, architecture: str) -> dict:
+    """Our state dict from a Hugging Face one, checked against ``model``'s names and shapes."""
+    tensors = _normalise_names(tensors, architecture)
+    ours, used = {}, set()
+    for name, target in model.state_dict().items():
+        hf_name, transpose, third = _hf_name(name, architecture)
+        if name == "lm_head.weight" and model.config.tie_embeddings:
+            hf_name = _hf_name("model.embed_tokens.weight", architecture)[0]
+        if hf_name not in tensors:
+            raise KeyError(f"the checkpoint has no tensor {hf_name!r} (for llmbook's {name!r})")
+        value = tensors[hf_name]
+        used.add(hf_name)
+        if third is not None:  # c_attn holds q | k | v along its last axis
+            if value.shape[-1] % 3:
+                raise ValueError(f"{hf_name!r} of shape {tuple(value.shape)} does not split in 3")
+            value = value.chunk(3, dim=-1)[third]
+        value = (value.t() if transpose else value).contiguous()  # own storage, row-major
+        if value.shape != target.shape:
+            raise ValueError(
+                f"tensor {hf_name!r} has shape {tuple(value.shape)}, llmbook's {name!r} needs "
+                f"{tuple(target.shape)}: config.json and the weights disagree"
+            )
+        ours[name] = value
+    unused = sorted(set(tensors) - used)
+    if unused and not (model.config.tie_embeddings and unused == ["lm_head.weight"]):
+        raise ValueError(f"the checkpoint has tensors llmbook does not use: {unused[:5]}")
+    return ours
+
+
+def llmbook_to_hf(model) -> dict:
+    """Hugging Face state dict (contiguous CPU tensors, no shared ones) of a DecoderLM."""
+    architecture = _architecture_for(model.config)
+    parts: dict[str, list] = {}
+    for name, value in model.state_dict().items():
+        if name == "lm_head.weight" and model.config.tie_embeddings:
+            continue  # the same tensor as the token embedding; safetensors refuses duplicates
+        hf_name, transpose, third = _hf_name(name, architecture)
+        value = value.detach().to("cpu")
+        parts.setdefault(hf_name, []).append((third or 0, value.t() if transpose else value))
+    return {
+        hf_name: torch.cat([v for _, v in sorted(pieces, key=lambda p: p[0])], dim=-1).contiguous()
+        for hf_name, pieces in parts.items()
+    }
+
+
+# ---------------------------------------------------------------- files
+
+
+def read_safetensors(path: str | os.PathLike) -> dict:
+    """All tensors of a folder: ``model.safetensors``, or the shards its index file lists."""
+    folder = Path(path)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    elif (folder / "model.safetensors").is_file():
+        shards = ["model.safetensors"]
+    else:
+        found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        raise FileNotFoundError(
+            f"{str(folder)!r} holds no model.safetensors nor model.safetensors.index.json "
+            f"(found {found[:8]}); llmbook reads safetensors only"
+        )
+    tensors = {}
+    for shard in shards:
+        tensors.update(load_file(folder / shard, device="cpu"))
+    return tensors
+
+
+def load_hf(
+    path: str | os.PathLike,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+):
+    """A :class:`~llmbook.model.DecoderLM` with the weights of a local Hugging Face folder.
+
+    ``dtype``: cast the weights (default: keep the checkpoint's); ``device``: where to put the
+    model (default CPU). Download a model from the Hub first, e.g.
+    ``huggingface_hub.snapshot_download("openai-community/gpt2")``, and pass the folder.
+    """
+    from llmbook.model import DecoderLM
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{str(folder)!r} has no config.json: pass the folder of a Hugging Face checkpoint "
+            "(e.g. from huggingface_hub.snapshot_download)"
+        )
+    hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    architecture = architecture_of(hf)
+    config = config_from_hf(hf)
+    with torch.device("meta"):  # the shapes only: no memory, no random init
+        model = DecoderLM(config)
+    state = hf_to_llmbook(read_safetensors(folder), model, architecture)
+    if dtype is not None:
+        state = {name: t.to(dtype) for name, t in state.items()}
+    model.load_state_dict(state, assign=True)
+    _rebuild_after_meta(model)
+    return model.to(device or "cpu").eval()
+
+
+def _rebuild_after_meta(model) -> None:
+    """Finish a model built on ``meta`` and loaded with ``assign=True``: tie the head again
+    (assigning gave it a Parameter of its own). RoPE's tables are no buffers: built on first use."""
+    if model.config.tie_embeddings:
+        model.lm_head.weight = model.model.embed_tokens.weight
+
+
+def save_hf(model, path: str | os.PathLike) -> None:
+    """Write ``model`` as a Hugging Face folder: ``config.json`` and ``model.safetensors``.
+
+    ``transformers.AutoModelForCausalLM.from_pretrained(path)`` loads it. Each file is written
+    atomically (a temporary file, then a rename).
+    """
+    from llmbook.model import DecoderLM
+
+    if not isinstance(model, DecoderLM):
+        raise TypeError(f"model must be a DecoderLM, got {type(model).__name__}")
+    tensors = llmbook_to_hf(model)  # fails before anything is written if there is no twin
+    dtype = next(iter(tensors.values())).dtype
+    text = json.dumps(config_to_hf(model.config, dtype), indent=2, sort_keys=True) + "\n"
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "model.safetensors", "wb") as file:
+        file.write(safetensors_bytes(tensors, metadata={"format": "pt"}))
+    with atomic_write(folder / "config.json", "w", encoding="utf-8") as file:
+        file.write(text)

@@ -1,0 +1,358 @@
+# Generated from chapters/07_decoder.ipynb by tools/export.py; do not edit, edit the chapter.
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmbook.checks import check_bool, check_dropout, check_int, check_positive_float
+from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
+from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
+from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
+
+
+def check_config(c: "ModelConfig") -> None:
+    """Raise a TypeError or ValueError, saying what to fix, unless ``c`` describes a model."""
+    for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", "n_kv_heads"):
+        check_int(getattr(c, name), name)
+    check_int(c.d_ff, "d_ff")
+    for name in ("norm_eps", "init_std"):
+        check_positive_float(getattr(c, name), name)
+    for name in ("bias", "tie_embeddings"):
+        check_bool(getattr(c, name), name)
+    check_dropout(c.dropout)
+    # fmt: off
+    rules = [
+        (c.d_model % c.n_heads == 0, f"d_model ({c.d_model}) must be divisible by n_heads "
+         f"({c.n_heads}); choose n_heads among the divisors of {c.d_model}"),
+        (c.n_heads % c.n_kv_heads == 0, f"n_heads ({c.n_heads}) must be divisible by n_kv_heads "
+         f"({c.n_kv_heads}): each K/V head serves a whole group of query heads"),
+        (c.norm in NORMS, f"norm must be one of {NORMS}, got {c.norm!r}"),
+        (c.mlp in MLPS, f"mlp must be one of {MLPS}, got {c.mlp!r}"),
+        (c.position in POSITIONS, f"position must be one of {POSITIONS}, got {c.position!r}"),
+        (c.position == "rope" or c.rope_scaling is None,
+         "rope_scaling is set but position is not 'rope'; set rope_scaling=None"),
+        (c.qkv_bias is None or isinstance(c.qkv_bias, bool),
+         f"qkv_bias must be None, True or False, got {c.qkv_bias!r}"),
+    ]
+    # fmt: on
+    problems = [message for ok, message in rules if not ok]
+    if c.position == "rope" and not problems:
+        try:  # RotaryEmbedding checks head_dim (even), the base and the scaling dict
+            RotaryEmbedding(c.d_model // c.n_heads, base=c.rope_base, scaling=c.rope_scaling)
+        except (TypeError, ValueError) as error:
+            problems.append(f"position='rope': {error}")
+    if problems:
+        raise ValueError("invalid ModelConfig: " + "; ".join(problems))
+
+
+NORMS = ("rmsnorm", "layernorm")
+MLPS = ("swiglu", "gelu_tanh", "gelu", "relu", "silu")  # "swiglu": gated; others: FeedForward
+POSITIONS = ("rope", "learned")
+
+
+@dataclass
+class ModelConfig:
+    """Everything that shapes a :class:`DecoderLM`, checked by :func:`check_config` on construction.
+
+    Defaults are Llama's kinds (RMSNorm, SwiGLU, RoPE, no biases, untied head). GPT-2:
+    ``norm="layernorm", mlp="gelu_tanh", position="learned", bias=True, tie_embeddings=True``.
+    ``qkv_bias`` overrides ``bias`` for q/k/v (Qwen2: True). Sizes: :meth:`from_preset`.
+    """
+
+    vocab_size: int = 2048
+    context_length: int = 256
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int | None = None  # None: n_heads (plain multi-head attention)
+    d_ff: int | None = None  # None: 4 * d_model, or swiglu_hidden_size(d_model) for SwiGLU
+    norm: str = "rmsnorm"
+    norm_eps: float = 1e-5
+    mlp: str = "swiglu"
+    position: str = "rope"
+    rope_base: float = 10000.0
+    rope_scaling: dict | None = None  # Llama-3.1's {"rope_type": "llama3", ...}
+    bias: bool = False  # biases in attention and MLP projections
+    qkv_bias: bool | None = None
+    tie_embeddings: bool = False
+    dropout: float = 0.0
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.n_kv_heads is None:
+            self.n_kv_heads = self.n_heads
+        if self.d_ff is None and isinstance(self.d_model, int):  # Llama's 8/3 rule, or GPT-2's 4
+            swiglu = self.mlp == "swiglu"
+            self.d_ff = swiglu_hidden_size(self.d_model) if swiglu else 4 * self.d_model
+        check_config(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @classmethod
+    def from_preset(cls, name: str, **changes) -> "ModelConfig":
+        """The configuration ``PRESETS[name]``, with ``changes`` applied (e.g. ``n_layers=2``)."""
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+        return cls(**{**copy.deepcopy(PRESETS[name]), **changes})  # never share a preset's dict
+
+
+# fmt: off
+LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+_LLAMA = dict(norm="rmsnorm", norm_eps=1e-5, mlp="swiglu", position="rope", bias=False)
+_STORIES = dict(_LLAMA, vocab_size=2048, rope_base=10000.0)
+PRESETS = {
+    "stories-tiny": dict(_STORIES, context_length=64, d_model=64, n_layers=2, n_heads=4,
+                         n_kv_heads=2, d_ff=128),
+    "stories-small": dict(_STORIES, context_length=256, d_model=128, n_layers=4, n_heads=4,
+                          n_kv_heads=2, d_ff=384),
+    "stories-base": dict(_STORIES, context_length=512, d_model=256, n_layers=6, n_heads=8,
+                         n_kv_heads=4, d_ff=768),
+    "gpt2": dict(vocab_size=50257, context_length=1024, d_model=768, n_layers=12, n_heads=12,
+                 d_ff=3072, norm="layernorm", norm_eps=1e-5, mlp="gelu_tanh", position="learned",
+                 bias=True, tie_embeddings=True),
+    "llama-2-7b": dict(_LLAMA, vocab_size=32000, context_length=4096, d_model=4096, n_layers=32,
+                       n_heads=32, d_ff=11008),
+    "llama-3.1-8b": dict(_LLAMA, vocab_size=128256, context_length=131072, d_model=4096,
+                         n_layers=32, n_heads=32, n_kv_heads=8, d_ff=14336, rope_base=500000.0,
+                         rope_scaling=LLAMA3_SCALING),
+    "llama-3.2-1b": dict(_LLAMA, vocab_size=128256, context_length=131072, d_model=2048,
+                         n_layers=16, n_heads=32, n_kv_heads=8, d_ff=8192, rope_base=500000.0,
+                         rope_scaling=dict(LLAMA3_SCALING, factor=32.0), tie_embeddings=True),
+}
+# fmt: on
+
+
+def make_norm(config: ModelConfig) -> nn.Module:
+    """LayerNorm (GPT-2, with bias) or RMSNorm (Llama) of width ``d_model``."""
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.d_model, eps=config.norm_eps)
+    return LayerNorm(config.d_model, eps=config.norm_eps)
+
+
+def make_mlp(config: ModelConfig) -> nn.Module:
+    """SwiGLU (Llama) or FeedForward with the activation named by ``config.mlp`` (GPT-2)."""
+    if config.mlp == "swiglu":
+        return SwiGLU(config.d_model, config.d_ff, bias=config.bias)
+    return FeedForward(config.d_model, config.d_ff, activation=config.mlp, bias=config.bias)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: ``x + attn(norm(x))``, then ``x + mlp(norm(x))``; ``(B, T, C) -> (B, T, C)``.
+
+    Submodules (Hugging Face Llama's names): ``input_layernorm``, ``self_attn``
+    (:class:`MultiHeadAttention`), ``post_attention_layernorm``, ``mlp``. ``rope`` is the
+    :class:`RotaryEmbedding` shared by all blocks, or None (learned positions).
+    """
+
+    def __init__(self, config: ModelConfig, rope: RotaryEmbedding | None = None) -> None:
+        super().__init__()
+        self.input_layernorm = make_norm(config)
+        self.self_attn = MultiHeadAttention(
+            config.d_model,
+            config.n_heads,
+            config.n_kv_heads,
+            dropout=config.dropout,
+            bias=config.bias,
+            rope=rope,
+            qkv_bias=config.qkv_bias,
+        )
+        self.post_attention_layernorm = make_norm(config)
+        self.mlp = make_mlp(config)
+        self.dropout = nn.Dropout(config.dropout)  # on each branch's output, while training
+
+    def forward(self, x, positions=None, attn_mask=None, kv_cache=None, layer_idx=0):
+        h = self.input_layernorm(x)
+        if kv_cache is None:
+            h = self.self_attn(h, positions, attn_mask=attn_mask)
+        else:  # chapter 9: keys and values of the earlier tokens come from the cache
+            q, k, v = self.self_attn.project(h, positions)
+            k, v = kv_cache.update(layer_idx, k, v)  # (B, H_kv, cached + T, D)
+            h = self.self_attn.attend(q, k, v, attn_mask)
+        x = x + self.dropout(h)  # (B, T, C)
+        return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
+
+
+class Decoder(nn.Module):
+    """Token ids ``(B, T)`` -> final hidden vectors ``(B, T, C)``: embed, N blocks, final norm."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        C = config.d_model
+        self.embed_tokens = TokenEmbedding(config.vocab_size, C, validate=False)
+        self.embed_positions, self.rotary_emb = None, None
+        if config.position == "learned":  # GPT-2: a vector per position, added
+            T = config.context_length
+            self.embed_positions = LearnedPositionalEmbedding(T, C, validate=False)
+        else:  # Llama: nothing added; one RoPE shared by every block's attention
+            self.rotary_emb = RotaryEmbedding(
+                config.head_dim, base=config.rope_base, scaling=config.rope_scaling
+            )
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(
+            TransformerBlock(config, self.rotary_emb) for _ in range(config.n_layers)
+        )
+        self.norm = make_norm(config)
+
+    def forward(self, ids, positions=None, attn_mask=None, kv_cache=None) -> torch.Tensor:
+        x = self.embed_tokens(ids)  # (B, T, C)
+        if self.embed_positions is not None:
+            x = x + self.embed_positions(ids.shape[1] if positions is None else positions)
+        x = self.dropout(x)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, positions, attn_mask, kv_cache, i)  # (B, T, C)
+        return self.norm(x)
+
+
+def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None:
+    """GPT-2's initialisation, in place: weights ``N(0, std^2)``, ``o_proj`` and ``down_proj``
+    ``N(0, (std / sqrt(2 n_layers))^2)``, biases 0, norm gains 1."""
+    for name, p in model.named_parameters():  # a tied weight is visited once
+        if name.endswith("bias"):
+            nn.init.zeros_(p)
+        elif p.dim() == 1:  # LayerNorm / RMSNorm gain
+            nn.init.ones_(p)
+        elif name.endswith(("o_proj.weight", "down_proj.weight")):
+            nn.init.normal_(p, 0.0, std / math.sqrt(2 * n_layers))
+        else:
+            nn.init.normal_(p, 0.0, std)
+
+
+def check_ids(ids: object, name: str, upper: int, upper_name: str) -> None:
+    """Raise unless ``ids`` is an integer tensor with values in ``[0, upper)``. The range check
+    reads two numbers from the device; it is skipped while ``torch.compile`` traces."""
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+        got = f"dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise TypeError(f"{name} must be an integer tensor (torch.long), got {got}")
+    if ids.is_complex():
+        raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {ids.dtype}")
+    if ids.numel() and not torch.compiler.is_compiling():
+        low, high = (int(v) for v in torch.aminmax(ids))
+        if low < 0 or high >= upper:
+            raise ValueError(
+                f"{name} must lie in [0, {upper - 1}] ({upper_name} is {upper}); got values "
+                f"from {low} to {high}"
+            )
+
+
+class DecoderLM(nn.Module):
+    """A decoder-only LM (GPT-2 or Llama): ``model(ids (B, T))`` -> logits ``(B, T, V)``, and
+    ``model(ids, targets)`` -> ``(logits, loss)``. ``positions`` (``(T,)``/``(B, T)``) and a boolean
+    ``attn_mask`` (True = may attend) serve left-padded batches; with a ``kv_cache`` (chapter 9)
+    ``ids`` follow the cached tokens. Submodules: ``model`` (:class:`Decoder`), ``lm_head``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+        self.config = config
+        self.model = Decoder(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        init_weights(self, config.init_std, config.n_layers)
+
+    def forward(self, ids, targets=None, positions=None, attn_mask=None, kv_cache=None):
+        c = self.config
+        check_ids(ids, "ids", c.vocab_size, "vocab_size")
+        if ids.dim() != 2 or not 0 < ids.shape[1] <= c.context_length:
+            limit = f"1 <= T <= context_length={c.context_length}"
+            raise ValueError(f"ids must have shape (B, T) with {limit}; got {tuple(ids.shape)}")
+        if kv_cache is not None and positions is None:  # continue after the cached tokens
+            positions = kv_cache.length + torch.arange(ids.shape[1], device=ids.device)
+        if positions is not None:
+            check_ids(positions, "positions", c.context_length, "context_length")
+        logits = self.lm_head(self.model(ids, positions, attn_mask, kv_cache))  # (B, T, V)
+        if targets is None:
+            return logits
+        if not isinstance(targets, torch.Tensor) or targets.shape != ids.shape:
+            raise ValueError(f"targets must be a tensor of the shape of ids, {tuple(ids.shape)}")
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        return logits, loss
+
+    @classmethod
+    def from_hf(cls, path, dtype=None, device=None) -> "DecoderLM":
+        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.hf`."""
+        from llmbook.hf import load_hf
+
+        return load_hf(path, dtype=dtype, device=device)
+
+    def save_hf(self, path) -> None:
+        """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads."""
+        from llmbook.hf import save_hf
+
+        save_hf(self, path)
+
+
+COMPONENTS = {
+    "embed_tokens": "token embedding",
+    "embed_positions": "position embedding",
+    "self_attn": "attention",
+    "mlp": "MLP",
+    "norm": "norms",
+    "lm_head": "LM head",
+}
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Parameters per component (keys of :data:`COMPONENTS`' values) and ``"total"``."""
+    counts = dict.fromkeys(COMPONENTS.values(), 0)
+    for name, p in model.named_parameters():  # shared (tied) parameters appear once
+        part = next((v for k, v in COMPONENTS.items() if k in name), "norms")
+        counts[part] += p.numel()
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+@torch.no_grad()
+def greedy_generate(model: DecoderLM, ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
+    """Append ``max_new_tokens`` argmax tokens to ``ids (B, T)``; returns ``(B, T + max_new_tokens)``.
+
+    The model sees at most its last ``context_length`` tokens. Deterministic: no sampling.
+    """
+    check_int(max_new_tokens, "max_new_tokens", minimum=0)
+    was_training = model.training
+    model.eval()
+    for _ in range(max_new_tokens):
+        logits = model(ids[:, -model.config.context_length :])  # (B, T, V)
+        next_id = logits[:, -1].argmax(dim=-1, keepdim=True)  # (B, 1)
+        ids = torch.cat([ids, next_id], dim=1)
+    model.train(was_training)
+    return ids
+
+
+def default_device() -> torch.device:
+    """``cuda`` if a GPU is available, else ``mps`` (Apple silicon), else ``cpu``."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+__all__ = [
+    "check_config",
+    "NORMS",
+    "MLPS",
+    "POSITIONS",
+    "ModelConfig",
+    "LLAMA3_SCALING",
+    "PRESETS",
+    "make_norm",
+    "make_mlp",
+    "TransformerBlock",
+    "Decoder",
+    "init_weights",
+    "check_ids",
+    "DecoderLM",
+    "COMPONENTS",
+    "parameter_counts",
+    "greedy_generate",
+    "default_device",
+]

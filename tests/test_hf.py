@@ -1,0 +1,348 @@
+"""Tests of llmbook.hf: Hugging Face checkpoints in and out, against transformers itself.
+
+Offline: every checkpoint is a tiny random model that transformers builds and saves here. The
+weights are drawn with a large std (norm gains around 1 +- 0.5, biases 0.5) and the norms get
+an unusual eps (0.05), so a wrong GELU, a misread eps, a transposed weight or a wrong RoPE
+scaling moves the logits far beyond the tolerance. Logits are compared in float32 within
+atol=rtol=1e-5 (their scale is a few units).
+"""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+transformers = pytest.importorskip("transformers")
+
+from llmbook.hf import config_from_hf, config_to_hf, load_hf, save_hf  # noqa: E402
+from llmbook.model import DecoderLM, ModelConfig  # noqa: E402
+
+SCALING = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+}
+
+
+def gpt2(**changes):
+    settings = dict(
+        vocab_size=97, n_positions=64, n_embd=32, n_layer=2, n_head=4, layer_norm_epsilon=0.05,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )  # fmt: skip
+    return transformers.GPT2Config(**{**settings, **changes})
+
+
+def llama(kind="LlamaConfig", **changes):
+    settings = dict(
+        vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+        rms_norm_eps=0.05, rope_theta=500.0, tie_word_embeddings=False,
+    )  # fmt: skip
+    return getattr(transformers, kind)(**{**settings, **changes})
+
+
+CASES = [
+    pytest.param("GPT2LMHeadModel", gpt2(), id="gpt2-tied"),
+    pytest.param("GPT2LMHeadModel", gpt2(tie_word_embeddings=False), id="gpt2-untied"),
+    pytest.param("GPT2LMHeadModel", gpt2(activation_function="gelu"), id="gpt2-exact-gelu"),
+    pytest.param("LlamaForCausalLM", llama(), id="llama-mha-untied"),
+    pytest.param(
+        "LlamaForCausalLM",
+        llama(num_key_value_heads=2, tie_word_embeddings=True),
+        id="llama-gqa-tied",
+    ),
+    pytest.param(
+        "LlamaForCausalLM",
+        llama(
+            num_key_value_heads=1,
+            rope_theta=500000.0,
+            rope_scaling=SCALING,
+            max_position_embeddings=16384,
+        ),
+        id="llama-mqa-llama3-scaling",
+    ),  # fmt: skip
+    pytest.param("LlamaForCausalLM", llama(attention_bias=True, mlp_bias=True), id="llama-biases"),
+    pytest.param(
+        "MistralForCausalLM",
+        llama("MistralConfig", num_key_value_heads=2, sliding_window=None),
+        id="mistral-gqa",
+    ),  # fmt: skip
+    pytest.param(
+        "Qwen2ForCausalLM", llama("Qwen2Config", num_key_value_heads=2), id="qwen2-gqa-qkv-bias"
+    ),
+    pytest.param(
+        "Qwen2ForCausalLM", llama("Qwen2Config", tie_word_embeddings=True), id="qwen2-tied"
+    ),
+]
+
+
+def randomise(model, seed=0):
+    """Weights far from their defaults: matrices std 0.3, biases std 0.5, norm gains 1 +- 0.5."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if p.dim() == 1 and name.endswith("weight"):  # LayerNorm / RMSNorm gains
+                p.copy_(1.0 + 0.5 * noise)
+            else:
+                p.copy_((0.5 if p.dim() == 1 else 0.3) * noise)
+    return model
+
+
+def reference(architecture, config, folder, **save_options):
+    """A random transformers model of ``config``, saved to ``folder``."""
+    model = randomise(getattr(transformers, architecture)(config)).eval()
+    model.save_pretrained(folder, **save_options)
+    return model
+
+
+def ids_and_positions(config, vocab=97, T=11):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, vocab, (2, T), generator=g)
+    far = getattr(config, "max_position_embeddings", None) or config.n_positions
+    start = 5000 if far > 5000 else far - T  # far positions make a wrong RoPE scaling show
+    return ids, torch.arange(start, start + T).expand(2, T)
+
+
+def hf_logits(model, ids, positions=None):
+    with torch.no_grad():
+        return model(input_ids=ids, position_ids=positions).logits
+
+
+def assert_close(ours, theirs):
+    assert ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("architecture, config", CASES)
+def test_from_hf_equals_transformers(architecture, config, tmp_path):
+    theirs = reference(architecture, config, tmp_path)
+    ours = DecoderLM.from_hf(tmp_path)
+    assert isinstance(ours, DecoderLM) and not ours.training
+    assert all(p.is_contiguous() for p in ours.parameters())  # savable, e.g. by safetensors
+    assert ours.config.tie_embeddings == (ours.lm_head.weight is ours.model.embed_tokens.weight)
+    ids, positions = ids_and_positions(config)
+    with torch.no_grad():
+        assert_close(ours(ids), hf_logits(theirs, ids))
+        assert_close(ours(ids, positions=positions), hf_logits(theirs, ids, positions))
+    # the logits really depend on the weights: a model with others differs
+    other = randomise(getattr(transformers, architecture)(config), seed=5).eval()
+    assert not torch.allclose(hf_logits(other, ids), hf_logits(theirs, ids), atol=1e-3)
+
+
+@pytest.mark.parametrize("architecture, config", CASES)
+def test_save_hf_loads_in_transformers(architecture, config, tmp_path):
+    theirs = reference(architecture, config, tmp_path / "in")
+    ours = DecoderLM.from_hf(tmp_path / "in")
+    ours.save_hf(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
+    again = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    # Mistral without a sliding window computes what Llama computes: saved as Llama
+    assert type(again).__name__ == architecture.replace("Mistral", "Llama")
+    ids, _ = ids_and_positions(config)
+    with torch.no_grad():
+        assert_close(hf_logits(again, ids), hf_logits(theirs, ids))
+        assert_close(DecoderLM.from_hf(tmp_path / "out")(ids), ours(ids))
+
+
+@pytest.mark.parametrize(
+    "architecture, config",
+    [
+        pytest.param("GPT2LMHeadModel", gpt2(), id="gpt2"),
+        pytest.param("LlamaForCausalLM", llama(num_key_value_heads=2), id="llama"),
+    ],
+)
+def test_sharded_checkpoint(architecture, config, tmp_path):
+    theirs = reference(architecture, config, tmp_path, max_shard_size="20KB")
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 1
+    assert not (tmp_path / "model.safetensors").exists()
+    ids, _ = ids_and_positions(config)
+    with torch.no_grad():
+        assert_close(DecoderLM.from_hf(tmp_path)(ids), hf_logits(theirs, ids))
+
+
+def test_gpt2_without_prefix_and_with_mask_buffers(tmp_path):
+    """The original GPT-2 files name weights ``h.0.attn.c_attn.weight`` and carry mask buffers."""
+    theirs = reference("GPT2LMHeadModel", gpt2(), tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    renamed = {name.removeprefix("transformer."): t for name, t in tensors.items()}
+    renamed["h.0.attn.bias"] = torch.tril(torch.ones(1, 1, 64, 64))
+    save_file(renamed, tmp_path / "model.safetensors")
+    ids, _ = ids_and_positions(gpt2())
+    with torch.no_grad():
+        assert_close(DecoderLM.from_hf(tmp_path)(ids), hf_logits(theirs, ids))
+
+
+def test_dtype_and_device(tmp_path):
+    reference("LlamaForCausalLM", llama(), tmp_path)
+    model = load_hf(tmp_path, dtype=torch.bfloat16, device="cpu")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model(torch.tensor([[1, 2, 3]])).dtype == torch.bfloat16
+
+
+def test_both_config_spellings_agree():
+    """transformers 4.x writes rope_theta/rope_scaling at the top, 5.x a rope_parameters dict."""
+    common = dict(
+        architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=128256,
+        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=8, max_position_embeddings=131072, rms_norm_eps=1e-5,
+        hidden_act="silu",
+    )  # fmt: skip
+    v4 = dict(common, rope_theta=500000.0, rope_scaling=dict(SCALING))
+    v4_old = dict(
+        v4,
+        rope_scaling={**{k: v for k, v in SCALING.items() if k != "rope_type"}, "type": "llama3"},
+    )
+    v5 = dict(common, rope_parameters={**SCALING, "rope_theta": 500000.0})
+    expected = ModelConfig.from_preset("llama-3.1-8b")
+    assert config_from_hf(v4) == config_from_hf(v4_old) == config_from_hf(v5) == expected
+    assert config_from_hf(config_to_hf(expected)) == expected
+
+
+@pytest.mark.parametrize("preset", ["gpt2", "llama-2-7b", "llama-3.2-1b", "stories-tiny"])
+def test_presets_round_trip_through_config_json(preset):
+    config = ModelConfig.from_preset(preset)
+    assert config_from_hf(json.loads(json.dumps(config_to_hf(config)))) == config
+
+
+def test_transformers_reads_our_config_json_as_the_real_one():
+    hf = transformers.LlamaConfig(**config_to_hf(ModelConfig.from_preset("llama-3.2-1b")))
+    assert (hf.hidden_size, hf.num_key_value_heads, hf.intermediate_size) == (2048, 8, 8192)
+    assert hf.tie_word_embeddings is True
+
+
+# ---------------------------------------------------------------- bad input, one row per case
+
+
+def write_config(folder, **hf):
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(hf))
+
+
+def tamper(folder, change):
+    tensors = load_file(folder / "model.safetensors")
+    change(tensors)
+    save_file(tensors, folder / "model.safetensors")
+
+
+def edit_config(folder, **changes):
+    hf = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**hf, **changes}))
+
+
+def _bad_llama(tmp_path, **config_changes):
+    reference("LlamaForCausalLM", llama(), tmp_path)
+    edit_config(tmp_path, **config_changes)
+
+
+BAD_FOLDERS = [
+    pytest.param(
+        lambda p: p.mkdir(exist_ok=True), FileNotFoundError, "config.json", id="no-config"
+    ),
+    pytest.param(
+        lambda p: write_config(p, architectures=["BertForMaskedLM"], model_type="bert"),
+        ValueError,
+        "architectures",
+        id="unsupported-architecture",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: write_config(p, **config_to_hf(ModelConfig.from_preset("stories-tiny"))),
+        FileNotFoundError,
+        "safetensors",
+        id="no-weights",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _bad_llama(
+            p, rope_parameters={"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}
+        ),
+        ValueError,
+        "rope_scaling",
+        id="yarn-rope-scaling",
+    ),  # fmt: skip
+    pytest.param(lambda p: _bad_llama(p, head_dim=16), ValueError, "head_dim", id="odd-head-dim"),
+    pytest.param(
+        lambda p: _bad_llama(p, hidden_act="gelu"), ValueError, "hidden_act", id="not-silu"
+    ),
+    pytest.param(
+        lambda p: _bad_llama(p, attention_bias=True), ValueError, "mlp_bias", id="mixed-biases"
+    ),
+    pytest.param(
+        lambda p: _bad_llama(p, vocab_size=98),
+        ValueError,
+        "model.embed_tokens.weight",
+        id="shape-mismatch",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (
+            _bad_llama(p),
+            tamper(p, lambda t: t.pop("model.layers.1.mlp.up_proj.weight")),
+        ),
+        KeyError,
+        "model.layers.1.mlp.up_proj.weight",
+        id="missing-tensor",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (_bad_llama(p), tamper(p, lambda t: t.update(extra=torch.zeros(2)))),
+        ValueError,
+        "extra",
+        id="unexpected-tensor",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (
+            reference("GPT2LMHeadModel", gpt2(), p),
+            edit_config(p, scale_attn_by_inverse_layer_idx=True),
+        ),
+        ValueError,
+        "scale_attn_by_inverse_layer_idx",
+        id="gpt2-layer-scaled-attention",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (
+            reference("GPT2LMHeadModel", gpt2(), p),
+            edit_config(p, activation_function="swish"),
+        ),
+        ValueError,
+        "activation_function",
+        id="gpt2-unknown-activation",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("make, error, words", BAD_FOLDERS)
+def test_bad_checkpoints_name_the_key(make, error, words, tmp_path):
+    make(tmp_path / "ckpt")
+    with pytest.raises(error, match=words):
+        DecoderLM.from_hf(tmp_path / "ckpt")
+
+
+BAD_SAVES = [
+    pytest.param("not a model", TypeError, "DecoderLM", id="not-a-model"),
+    pytest.param(
+        dict(norm="layernorm", position="rope", mlp="gelu_tanh"),
+        ValueError,
+        "no Hugging Face twin",
+        id="layernorm-with-rope",
+    ),  # fmt: skip
+    pytest.param(
+        dict(norm="layernorm", position="learned", mlp="gelu_tanh", bias=True, n_kv_heads=2),
+        ValueError,
+        "no Hugging Face twin",
+        id="gpt2-with-gqa",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("model, error, words", BAD_SAVES)
+def test_bad_saves(model, error, words, tmp_path):
+    if isinstance(model, dict):
+        model = DecoderLM(ModelConfig.from_preset("stories-tiny", **model))
+    with pytest.raises(error, match=words):
+        save_hf(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
