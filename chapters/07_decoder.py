@@ -53,9 +53,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmbook.checks import check_bool, check_dropout, check_int, check_positive_float
+from llmbook.checks import check_int
 from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
+from llmbook.model_checks import MLPS, NORMS, POSITIONS, check_config, check_ids  # noqa: F401
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
 
 # %%
@@ -191,69 +192,22 @@ assert logits.shape == (1, ids.shape[1], tok.vocab_size)
 #     end
 # ```
 #
-# So one configuration object can describe both: each swapped part is a field. Validation
-# comes first, as a table of rules, each with the fix in its message; the dataclass runs it on
-# construction, so a bad configuration never reaches a layer.
-
-
-# %%
-#| export
-def check_config(c: "ModelConfig") -> None:
-    """Raise a TypeError or ValueError, saying what to fix, unless ``c`` describes a model."""
-    for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", "n_kv_heads"):
-        check_int(getattr(c, name), name)
-    check_int(c.d_ff, "d_ff")
-    for name in ("norm_eps", "init_std"):
-        check_positive_float(getattr(c, name), name)
-    for name in ("bias", "tie_embeddings"):
-        check_bool(getattr(c, name), name)
-    check_dropout(c.dropout)
-    # fmt: off
-    rules = [
-        (c.d_model % c.n_heads == 0, f"d_model ({c.d_model}) must be divisible by n_heads "
-         f"({c.n_heads}); choose n_heads among the divisors of {c.d_model}"),
-        (c.n_heads % c.n_kv_heads == 0, f"n_heads ({c.n_heads}) must be divisible by n_kv_heads "
-         f"({c.n_kv_heads}): each K/V head serves a whole group of query heads"),
-        (c.norm in NORMS, f"norm must be one of {NORMS}, got {c.norm!r}"),
-        (c.mlp in MLPS, f"mlp must be one of {MLPS}, got {c.mlp!r}"),
-        (c.position in POSITIONS, f"position must be one of {POSITIONS}, got {c.position!r}"),
-        (c.position == "rope" or c.rope_scaling is None,
-         "rope_scaling is set but position is not 'rope'; set rope_scaling=None"),
-        (c.qkv_bias is None or isinstance(c.qkv_bias, bool),
-         f"qkv_bias must be None, True or False, got {c.qkv_bias!r}"),
-    ]
-    # fmt: on
-    problems = [message for ok, message in rules if not ok]
-    if c.position == "rope" and not problems:
-        try:  # RotaryEmbedding checks head_dim (even), the base and the scaling dict
-            RotaryEmbedding(c.d_model // c.n_heads, base=c.rope_base, scaling=c.rope_scaling)
-        except (TypeError, ValueError) as error:
-            problems.append(f"position='rope': {error}")
-    if problems:
-        raise ValueError("invalid ModelConfig: " + "; ".join(problems))
-
-
-NORMS = ("rmsnorm", "layernorm")
-MLPS = ("swiglu", "gelu_tanh", "gelu", "relu", "silu")  # "swiglu": gated; others: FeedForward
-POSITIONS = ("rope", "learned")
-
-
-# %% [markdown]
-# The fields, with GPT-2 and Llama in mind. `d_ff` and `n_kv_heads` have defaults that depend on
-# other fields (`4 * d_model` for a plain MLP, chapter 6's 8/3 rule for SwiGLU; `n_heads`), so
-# they are filled in after construction.
+# So one configuration object can describe both: each swapped part is a field (`norm`, `mlp`,
+# `position`, `n_kv_heads`, `tie_embeddings`), and the sizes are the rest. `d_ff` and
+# `n_kv_heads` have defaults that depend on other fields (`4 * d_model` for a plain MLP,
+# chapter 6's 8/3 rule for SwiGLU; `n_heads`), so they are filled in after construction. The
+# last line of `__post_init__` checks the whole configuration (`check_config`, section 9), so a
+# bad one never reaches a layer.
 
 
 # %%
 #| export
 @dataclass
 class ModelConfig:
-    """Everything that shapes a :class:`DecoderLM`, checked by :func:`check_config` on construction.
-
-    Defaults are Llama's kinds (RMSNorm, SwiGLU, RoPE, no biases, untied head). GPT-2:
-    ``norm="layernorm", mlp="gelu_tanh", position="learned", bias=True, tie_embeddings=True``.
-    ``qkv_bias`` overrides ``bias`` for q/k/v (Qwen2: True). Sizes: :meth:`from_preset`.
-    """
+    """Everything that shapes a :class:`DecoderLM`; defaults are Llama's kinds (RMSNorm, SwiGLU,
+    RoPE, no biases, untied head). GPT-2: ``norm="layernorm", mlp="gelu_tanh",
+    position="learned", bias=True, tie_embeddings=True``. ``qkv_bias`` overrides ``bias`` for
+    q/k/v (Qwen2: True). Checked on construction; sizes of real models: :meth:`from_preset`."""
 
     vocab_size: int = 2048
     context_length: int = 256
@@ -468,23 +422,6 @@ def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None
             nn.init.normal_(p, 0.0, std)
 
 
-def check_ids(ids: object, name: str, upper: int, upper_name: str) -> None:
-    """Raise unless ``ids`` is an integer tensor with values in ``[0, upper)``. The range check
-    reads two numbers from the device; it is skipped while ``torch.compile`` traces."""
-    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
-        got = f"dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise TypeError(f"{name} must be an integer tensor (torch.long), got {got}")
-    if ids.is_complex():
-        raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {ids.dtype}")
-    if ids.numel() and not torch.compiler.is_compiling():
-        low, high = (int(v) for v in torch.aminmax(ids))
-        if low < 0 or high >= upper:
-            raise ValueError(
-                f"{name} must lie in [0, {upper - 1}] ({upper_name} is {upper}); got values "
-                f"from {low} to {high}"
-            )
-
-
 # %% [markdown]
 # `DecoderLM` checks its input once, at the boundary (type, shape, `context_length`, id range),
 # and no layer checks it again. With `targets` it also returns the mean cross-entropy over all
@@ -494,10 +431,9 @@ def check_ids(ids: object, name: str, upper: int, upper_name: str) -> None:
 # %%
 #| export
 class DecoderLM(nn.Module):
-    """A decoder-only LM (GPT-2 or Llama): ``model(ids (B, T))`` -> logits ``(B, T, V)``, and
-    ``model(ids, targets)`` -> ``(logits, loss)``. ``positions`` (``(T,)``/``(B, T)``) and a boolean
-    ``attn_mask`` (True = may attend) serve left-padded batches; with a ``kv_cache`` (chapter 9)
-    ``ids`` follow the cached tokens. Submodules: ``model`` (:class:`Decoder`), ``lm_head``."""
+    """GPT-2 or Llama: ``model(ids (B, T))`` -> logits ``(B, T, V)``; with ``targets``, ``(logits,
+    loss)``. ``positions`` and a boolean ``attn_mask`` (True = may attend) serve left-padded
+    batches; with a ``kv_cache`` (chapter 9) ``ids`` follow the cached tokens."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -589,8 +525,9 @@ print(model)
 #     g --> h["next id<br/>(1, 1)"]
 # ```
 #
-# The running example through `stories-small`, one stage at a time, with the real Llama-3.1-8B
-# widths beside it ($C = 4096$, 32 blocks, $V = 128{,}256$):
+# The running example through `stories-small` ($C = 128$, 4 blocks, $V = 2{,}048$), one stage at
+# a time. Llama-3.1-8B goes through the same stages with $C = 4096$, 32 blocks and
+# $V = 128{,}256$:
 
 # %%
 with torch.no_grad():
@@ -694,8 +631,10 @@ for name in (
     "model.layers.0.mlp.down_proj.weight",
     "model.layers.0.input_layernorm.weight",
 ):
-    print(f"{name:42} std {named[name].std().item():.4f}")
+    print(f"{name:42} std {named[name].std().item():.3f}")
 print("0.02 / sqrt(2 * 4) =", round(0.02 / math.sqrt(8), 4))
+o_proj_std = named["model.layers.0.self_attn.o_proj.weight"].std().item()
+assert abs(o_proj_std - 0.02 / math.sqrt(8)) < 0.0005
 
 # %% [markdown]
 # With weights this small the logits are all close to zero, so the model spreads its
@@ -715,15 +654,23 @@ assert abs(loss.item() - math.log(2048)) < 0.05
 assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 2048), y.reshape(-1)))
 
 # %% [markdown]
-# TinyGPT of section 2 kept PyTorch's default initialisation; its tied head turns $N(0,1)$
-# embeddings into logits of a few units, and its untrained loss is far above $\ln V$: it is
+# TinyGPT of section 2 kept PyTorch's default initialisation: its tied head multiplies the
+# normalised hidden vectors by $N(0, 1)$ embeddings, so its logits have a standard deviation of
+# about $\sqrt{C} = 8$ instead of nearly 0, and its untrained loss is far above $\ln V$: it is
 # confidently wrong before it has seen anything, and training first has to undo that.
 
 # %%
 with torch.no_grad():
-    tiny_loss = F.cross_entropy(tiny(x).reshape(-1, 2048), y.reshape(-1))
+    tiny_logits, logits = tiny(x), model(x)
+    tiny_loss = F.cross_entropy(tiny_logits.reshape(-1, 2048), y.reshape(-1))
+print(
+    "logits std: TinyGPT",
+    round(tiny_logits.std().item(), 1),
+    "| DecoderLM",
+    round(logits.std().item(), 2),
+)
 print("TinyGPT, default init: loss", round(tiny_loss.item(), 1))
-assert tiny_loss > 2 * math.log(2048)
+assert 6 < tiny_logits.std() < 11 and logits.std() < 0.5 and tiny_loss > 2 * math.log(2048)
 
 # %% [markdown]
 # An untrained model still generates: **greedy decoding** appends the most probable next token
@@ -778,6 +725,7 @@ from pathlib import Path
 
 import transformers
 
+transformers.utils.logging.disable_progress_bar()  # no progress bars in the stored outputs
 hf_config = transformers.LlamaConfig(
     vocab_size=2048,
     hidden_size=64,
@@ -817,6 +765,27 @@ print(type(again).__name__, sorted(p.name for p in (folder / "ours").iterdir()),
 assert same
 
 # %% [markdown]
+# The GPT-2 family goes through the real table. Its `Conv1D` stores a weight as the math writes
+# it, `(d_in, d_out)`, where `nn.Linear` stores `(d_out, d_in)`; and `c_attn` is q, k and v side
+# by side, so it is three times as wide. `from_hf` transposes and splits; the logits agree:
+
+# %%
+sizes = dict(vocab_size=2048, n_positions=64, n_embd=64, n_layer=2, n_head=4)
+gpt2_hf = transformers.GPT2Config(**sizes, bos_token_id=2047, eos_token_id=2047)  # <|endoftext|>
+reference = transformers.GPT2LMHeadModel(gpt2_hf).eval()
+reference.save_pretrained(folder / "gpt2")
+loaded = DecoderLM.from_hf(folder / "gpt2")
+c_attn, q_proj = reference.transformer.h[0].attn.c_attn, loaded.model.layers[0].self_attn.q_proj
+print("c_attn.weight", tuple(c_attn.weight.shape), "-> q_proj.weight", tuple(q_proj.weight.shape))
+print(
+    "norm", loaded.config.norm, "| mlp", loaded.config.mlp, "| tied", loaded.config.tie_embeddings
+)
+with torch.no_grad():
+    same = torch.allclose(loaded(ids), reference(input_ids=ids).logits, atol=1e-5)
+print("logits equal to transformers' within 1e-5:", same)
+assert same and torch.equal(q_proj.weight, c_attn.weight[:, :64].T)
+
+# %% [markdown]
 # Online, the real models load with the same call. `huggingface_hub` downloads a folder once
 # into its cache:
 #
@@ -834,7 +803,11 @@ assert same
 # ## 9. From notebook to library
 #
 # What the exported model adds for users of the package. First, bad input is stopped at the
-# boundary with a message that says what to do. A configuration that cannot work:
+# boundary with a message that says what to do. The checks live in the hand-written module
+# `llmbook.model_checks`, so that the cells above stay on the model: `check_config` (which
+# `ModelConfig.__post_init__` calls) holds a table of rules, each with its fix, and reports
+# every broken rule at once; `check_ids` (which `DecoderLM.forward` calls) checks the type and
+# the range of ids and positions. A configuration that cannot work:
 
 # %% tags=["raises-exception"]
 ModelConfig(d_model=100, n_heads=3, n_kv_heads=2)

@@ -8,60 +8,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmbook.checks import check_bool, check_dropout, check_int, check_positive_float
+from llmbook.checks import check_int
 from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
+from llmbook.model_checks import MLPS, NORMS, POSITIONS, check_config, check_ids  # noqa: F401
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
-
-
-def check_config(c: "ModelConfig") -> None:
-    """Raise a TypeError or ValueError, saying what to fix, unless ``c`` describes a model."""
-    for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", "n_kv_heads"):
-        check_int(getattr(c, name), name)
-    check_int(c.d_ff, "d_ff")
-    for name in ("norm_eps", "init_std"):
-        check_positive_float(getattr(c, name), name)
-    for name in ("bias", "tie_embeddings"):
-        check_bool(getattr(c, name), name)
-    check_dropout(c.dropout)
-    # fmt: off
-    rules = [
-        (c.d_model % c.n_heads == 0, f"d_model ({c.d_model}) must be divisible by n_heads "
-         f"({c.n_heads}); choose n_heads among the divisors of {c.d_model}"),
-        (c.n_heads % c.n_kv_heads == 0, f"n_heads ({c.n_heads}) must be divisible by n_kv_heads "
-         f"({c.n_kv_heads}): each K/V head serves a whole group of query heads"),
-        (c.norm in NORMS, f"norm must be one of {NORMS}, got {c.norm!r}"),
-        (c.mlp in MLPS, f"mlp must be one of {MLPS}, got {c.mlp!r}"),
-        (c.position in POSITIONS, f"position must be one of {POSITIONS}, got {c.position!r}"),
-        (c.position == "rope" or c.rope_scaling is None,
-         "rope_scaling is set but position is not 'rope'; set rope_scaling=None"),
-        (c.qkv_bias is None or isinstance(c.qkv_bias, bool),
-         f"qkv_bias must be None, True or False, got {c.qkv_bias!r}"),
-    ]
-    # fmt: on
-    problems = [message for ok, message in rules if not ok]
-    if c.position == "rope" and not problems:
-        try:  # RotaryEmbedding checks head_dim (even), the base and the scaling dict
-            RotaryEmbedding(c.d_model // c.n_heads, base=c.rope_base, scaling=c.rope_scaling)
-        except (TypeError, ValueError) as error:
-            problems.append(f"position='rope': {error}")
-    if problems:
-        raise ValueError("invalid ModelConfig: " + "; ".join(problems))
-
-
-NORMS = ("rmsnorm", "layernorm")
-MLPS = ("swiglu", "gelu_tanh", "gelu", "relu", "silu")  # "swiglu": gated; others: FeedForward
-POSITIONS = ("rope", "learned")
 
 
 @dataclass
 class ModelConfig:
-    """Everything that shapes a :class:`DecoderLM`, checked by :func:`check_config` on construction.
-
-    Defaults are Llama's kinds (RMSNorm, SwiGLU, RoPE, no biases, untied head). GPT-2:
-    ``norm="layernorm", mlp="gelu_tanh", position="learned", bias=True, tie_embeddings=True``.
-    ``qkv_bias`` overrides ``bias`` for q/k/v (Qwen2: True). Sizes: :meth:`from_preset`.
-    """
+    """Everything that shapes a :class:`DecoderLM`; defaults are Llama's kinds (RMSNorm, SwiGLU,
+    RoPE, no biases, untied head). GPT-2: ``norm="layernorm", mlp="gelu_tanh",
+    position="learned", bias=True, tie_embeddings=True``. ``qkv_bias`` overrides ``bias`` for
+    q/k/v (Qwen2: True). Checked on construction; sizes of real models: :meth:`from_preset`."""
 
     vocab_size: int = 2048
     context_length: int = 256
@@ -224,28 +183,10 @@ def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None
             nn.init.normal_(p, 0.0, std)
 
 
-def check_ids(ids: object, name: str, upper: int, upper_name: str) -> None:
-    """Raise unless ``ids`` is an integer tensor with values in ``[0, upper)``. The range check
-    reads two numbers from the device; it is skipped while ``torch.compile`` traces."""
-    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
-        got = f"dtype {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise TypeError(f"{name} must be an integer tensor (torch.long), got {got}")
-    if ids.is_complex():
-        raise TypeError(f"{name} must be an integer tensor (torch.long), got dtype {ids.dtype}")
-    if ids.numel() and not torch.compiler.is_compiling():
-        low, high = (int(v) for v in torch.aminmax(ids))
-        if low < 0 or high >= upper:
-            raise ValueError(
-                f"{name} must lie in [0, {upper - 1}] ({upper_name} is {upper}); got values "
-                f"from {low} to {high}"
-            )
-
-
 class DecoderLM(nn.Module):
-    """A decoder-only LM (GPT-2 or Llama): ``model(ids (B, T))`` -> logits ``(B, T, V)``, and
-    ``model(ids, targets)`` -> ``(logits, loss)``. ``positions`` (``(T,)``/``(B, T)``) and a boolean
-    ``attn_mask`` (True = may attend) serve left-padded batches; with a ``kv_cache`` (chapter 9)
-    ``ids`` follow the cached tokens. Submodules: ``model`` (:class:`Decoder`), ``lm_head``."""
+    """GPT-2 or Llama: ``model(ids (B, T))`` -> logits ``(B, T, V)``; with ``targets``, ``(logits,
+    loss)``. ``positions`` and a boolean ``attn_mask`` (True = may attend) serve left-padded
+    batches; with a ``kv_cache`` (chapter 9) ``ids`` follow the cached tokens."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -337,10 +278,6 @@ def default_device() -> torch.device:
 
 
 __all__ = [
-    "check_config",
-    "NORMS",
-    "MLPS",
-    "POSITIONS",
     "ModelConfig",
     "LLAMA3_SCALING",
     "PRESETS",
@@ -349,7 +286,6 @@ __all__ = [
     "TransformerBlock",
     "Decoder",
     "init_weights",
-    "check_ids",
     "DecoderLM",
     "COMPONENTS",
     "parameter_counts",
