@@ -1,0 +1,1085 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 09: Sampling and generation
+#
+# Chapter 8 trained a model whose output, at every position, is a vector of logits: one score
+# for each of the 2,048 tokens that could come next. This chapter turns those scores into text.
+# Choosing the next token is a decision the model does not make for us: take the most likely
+# one, or draw at random, and from which part of the distribution? And running the model once
+# per new token over the whole text so far repeats almost all of its work; the **KV cache**
+# removes that repetition, and is what makes generation fast in every production system.
+#
+# **What you will build**
+#
+# 1. Greedy decoding, and why its text falls into loops.
+# 2. The filters that reshape the next-token distribution: temperature, top-k, top-p (nucleus),
+#    min-p and the repetition penalty, each drawn before and after on the same distribution;
+#    their chain, and seeded, reproducible sampling.
+# 3. Stopping: end-of-text and stop tokens, stop strings, a maximum length, and cropping to the
+#    context window.
+# 4. A preallocated **KV cache** threaded through chapter 7's model: the same tokens and logits
+#    as recomputation, many times faster, and its memory (and how grouped-query attention
+#    shrinks it).
+# 5. Batches of prompts of different lengths (left padding, a padding mask, positions per row),
+#    chat templates, and streaming tokens as they are produced.
+#
+# The code this chapter exports lives in `llmbook.generation`: `generate`, `stream_generate`,
+# the filters, `KVCache`, `left_pad` and `llama3_chat_prompt`. The command `llmbook generate`
+# runs it from a terminal.
+
+# %%
+#| default_exp generation
+
+# %% [markdown]
+# Cells that start with `#| export` go into the package. The seed is fixed so that every run of
+# the notebook prints the same numbers.
+
+# %%
+#| export
+import codecs
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from llmbook.generation_checks import as_prompts, check_generation_args, check_messages
+
+# %%
+torch.manual_seed(0)
+torch.set_printoptions(precision=3, sci_mode=False)
+
+import time
+
+import matplotlib.pyplot as plt
+
+from llmbook import ModelConfig, load_corpus, load_model, load_tokenizer
+
+model = load_model("stories")  # chapter 8's model, in evaluation mode
+tok = load_tokenizer("stories")
+EOT = tok.special_tokens["<|endoftext|>"]
+c = model.config
+n_params = sum(p.numel() for p in model.parameters())
+print(
+    f"{n_params:,} parameters, {c.n_layers} layers, {c.n_heads} query heads, "
+    f"{c.n_kv_heads} K/V heads, context {c.context_length}, vocabulary {c.vocab_size}"
+)
+
+# %% [markdown]
+# ## 1. From logits to a distribution
+#
+# The model maps a prompt of $T$ tokens to logits of shape $(1, T, V)$. Only the last row
+# matters for what comes next: it scores every token of the vocabulary as the continuation of
+# the whole prompt. The softmax turns scores into probabilities,
+# $p_i = e^{z_i} / \sum_j e^{z_j}$: positive, summing to 1, in the order of the scores.
+
+# %%
+prompt = "Once upon a time, there was a little"
+prompt_ids = tok.encode(prompt)
+with torch.no_grad():
+    logits = model(torch.tensor([prompt_ids]))  # (1, T, V)
+z = logits[0, -1]  # (V,): the scores of the token after the prompt
+probs = z.softmax(-1)
+print(
+    "logits",
+    tuple(logits.shape),
+    "-> last row",
+    tuple(z.shape),
+    "sum of p:",
+    round(probs.sum().item(), 4),
+)
+top = probs.topk(8)
+for p, i in zip(top.values.tolist(), top.indices.tolist()):
+    print(f"{tok.decode([i])!r:>12}  p = {p:.3f}")
+
+# %% [markdown]
+# Every filter of this chapter is drawn on this one distribution: the 30 most likely tokens
+# after the prompt, before (grey) and after (colour) the filter.
+
+# %%
+SHOWN = probs.topk(30).indices  # the same 30 tokens in every chart
+LABELS = [repr(tok.decode([i]))[1:-1] for i in SHOWN.tolist()]
+
+
+def compare(panels, title):
+    """Bar charts of p over the SHOWN tokens: one panel per (label, logits) after the original."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True)
+    for ax, (label, filtered) in zip(axes if len(panels) > 1 else [axes], panels):
+        after = filtered.softmax(-1)[SHOWN]
+        _ = ax.bar(range(30), probs[SHOWN], color="lightgrey", label="original")
+        _ = ax.bar(range(30), after, width=0.5, color="tab:blue", label=label)
+        ax.set_xticks(range(30), LABELS, rotation=90, fontsize=7)
+        ax.set(xlabel="next token (30 most likely)", ylabel="probability")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()
+    plt.close(fig)
+
+
+# %% [markdown]
+# **Greedy decoding** takes the most likely token, appends it, and runs the model again on the
+# longer text. The smallest version is a loop of five lines (chapter 7's `greedy_generate` is
+# this loop):
+
+
+# %%
+@torch.no_grad()
+def tiny_greedy(model, ids, n):
+    for _ in range(n):
+        logits = model(torch.tensor([ids]))[0, -1]  # (V,)
+        ids = ids + [int(logits.argmax())]
+    return ids
+
+
+greedy_ids = tiny_greedy(model, prompt_ids, 60)
+print(tok.decode(greedy_ids))
+
+# %% [markdown]
+# Greedy decoding is deterministic: the same prompt always gives the same story. And always
+# taking the most likely word makes it repetitive. Above, the friend of the hero gets the hero's
+# name ("Wendy saw Wendy's white hat"): a name already in the text is the most likely name, so
+# greedy picks it again; weaker models fall into loops outright. Nor does the text end by
+# itself: when a story is over the model writes `<|endoftext|>` and, asked for more, starts
+# another (section 4 stops there). The share of 4-token sequences of a continuation that
+# already occurred earlier in it measures the repetition; exercise 2 brings it down:
+
+
+# %%
+def repeated_ngrams(ids, n=4):
+    """The share of n-grams of ``ids`` that occurred earlier in ``ids``."""
+    grams = [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
+    return sum(g in grams[:i] for i, g in enumerate(grams)) / max(len(grams), 1)
+
+
+greedy_long = tiny_greedy(model, prompt_ids, 240)[len(prompt_ids) :]
+print("repeated 4-grams, greedy:", round(repeated_ngrams(greedy_long), 3))
+
+# %% [markdown]
+# People do not write by always taking their most likely next word, and a model trained on
+# their text reproduces it best by **sampling**: drawing the next token at random with the
+# model's probabilities. Plain sampling has the opposite weakness: the long tail of unlikely
+# tokens (each rare, but together not) now and then puts a wrong word in, and one wrong word
+# derails the rest. The filters of the next section cut or reshape that tail.
+#
+# ## 2. Shaping the distribution
+#
+# Every filter maps logits to logits; a removed token gets $-\infty$, so its probability after
+# the softmax is exactly 0. They work on the last dimension and so take one row `(V,)` or a
+# batch of rows `(B, V)` alike.
+#
+# **Temperature** divides the logits by $\tau > 0$ before the softmax:
+# $p_i \propto e^{z_i / \tau}$. Below 1 the differences grow and the distribution sharpens
+# (as $\tau \to 0$ it becomes greedy: all mass on the argmax); above 1 it flattens towards
+# uniform. The order of the tokens never changes.
+
+
+# %%
+#| export
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits (..., V) / temperature``: below 1 sharper, above 1 flatter (``temperature > 0``)."""
+    return logits / temperature
+
+
+# %%
+compare([(f"T = {t}", apply_temperature(z, t)) for t in (0.5, 1.5)], "temperature")
+for t in (1.0, 0.5, 0.1, 0.01):
+    print(f"T = {t:<5} p(top token) = {apply_temperature(z, t).softmax(-1).max().item():.4f}")
+assert apply_temperature(z, 0.01).softmax(-1).argmax() == z.argmax()
+
+# %% [markdown]
+# **Top-k** keeps the $k$ highest logits and removes the rest, whatever their probabilities:
+# the same $k$ is too many where the model is sure and too few where many words fit. Exactly
+# $k$ are kept even when several tokens tie at the border (`topk` picks one of them).
+
+
+# %%
+#| export
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` highest logits of each row of ``(..., V)``; the others become -inf."""
+    k = min(k, logits.shape[-1])
+    keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.topk(k).indices, True)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+# %%
+compare([(f"top-k, k = {k}", top_k_filter(z, k)) for k in (5, 15)], "top-k")
+assert int(top_k_filter(z, 5).isfinite().sum()) == 5
+
+# %% [markdown]
+# **Top-p** (nucleus sampling, Holtzman et al. 2019) keeps the *smallest* set of most likely
+# tokens whose probabilities add up to at least $p$: few tokens where the model is sure, many
+# where it is not. Sort the probabilities in decreasing order; a token is kept if the tokens
+# ranked above it have not yet reached $p$.
+
+
+# %%
+#| export
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probabilities sum to >= ``p`` (in (0, 1])."""
+    if p >= 1.0:  # everything (a float sum of all probabilities may fall short of 1)
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    sorted_probs = sorted_logits.softmax(-1)
+    mass_above = sorted_probs.cumsum(-1) - sorted_probs  # the mass ranked above each token
+    drop = (mass_above >= p).scatter(-1, order, mass_above >= p)  # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+# %%
+compare([(f"top-p, p = {p}", top_p_filter(z, p)) for p in (0.5, 0.9)], "top-p (nucleus)")
+kept = top_p_filter(z, 0.9).isfinite()
+print("tokens kept at p = 0.9:", int(kept.sum()), "holding", round(probs[kept].sum().item(), 4))
+assert probs[kept].sum() >= 0.9 and probs[kept].sum() - probs[kept].min() < 0.9
+
+# %% [markdown]
+# **Min-p** (Nguyen et al. 2024) keeps the tokens whose probability is at least `min_p` times
+# that of the most likely one. Where the top token is sure (0.9), `min_p = 0.1` keeps only
+# tokens above 0.09; where the distribution is flat, it keeps many.
+
+
+# %%
+#| export
+def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Keep tokens with probability >= ``min_p`` x the highest probability of their row."""
+    probs = logits.softmax(-1)
+    keep = probs >= min_p * probs.amax(-1, keepdim=True)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+# %%
+compare([(f"min-p = {m}", min_p_filter(z, m)) for m in (0.05, 0.2)], "min-p")
+print("tokens kept at min-p = 0.05:", int(min_p_filter(z, 0.05).isfinite().sum()))
+
+# %% [markdown]
+# The **repetition penalty** (Keskar et al. 2019, CTRL) makes every token that already occurs in
+# the text less likely: its logit is divided by the penalty $\theta > 1$ when positive and
+# multiplied by it when negative (both lower it). It works against greedy decoding's loops, and
+# it is blunt: it also punishes the words a story must repeat (names, "the").
+
+
+# %%
+#| export
+def apply_repetition_penalty(logits, ids, penalty: float, mask=None) -> torch.Tensor:
+    """Lower the logits ``(B, V)`` of tokens in ``ids (B, T)`` (where ``mask (B, T)`` is True):
+    divided by ``penalty`` if positive, multiplied if negative. ``penalty`` 1 changes nothing."""
+    weight = torch.ones_like(ids, dtype=logits.dtype) if mask is None else mask.to(logits.dtype)
+    seen = torch.zeros_like(logits).scatter_add_(-1, ids, weight) > 0  # (B, V)
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+
+
+# %%
+text_so_far = torch.tensor([greedy_ids])  # the prompt and greedy's 60 tokens
+penalised = apply_repetition_penalty(z[None], text_so_far, 1.5)[0]
+compare([("penalty 1.5", penalised)], "repetition penalty (tokens already in the text lowered)")
+used = [tok.decode([i]) for i in SHOWN.tolist() if i in greedy_ids]
+print(len(used), "of the 30 shown tokens are in the text so far:", used)
+
+# %% [markdown]
+# ## 3. The chain, and seeded sampling
+#
+# A generation step runs the filters one after the other (Hugging Face calls the list a
+# *logits processor* chain): first the penalty, which needs the text so far, then temperature,
+# then the cuts top-k, top-p and min-p, in that order (Hugging Face's). Each takes
+# `(logits, ids, mask)` and returns logits; a filter that is switched off is not in the chain.
+# Then one token is drawn per row. Temperature 0 means greedy: take the argmax.
+
+# %%
+#| export
+Processor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def logits_processors(
+    temperature=1.0, top_k=None, top_p=None, min_p=None, repetition_penalty=None
+) -> list[Processor]:
+    """The filters that are switched on, in order; each maps ``(logits (B, V), ids, mask)`` to logits."""
+    chain: list[Processor] = []
+    if repetition_penalty is not None and repetition_penalty != 1.0:
+        chain.append(
+            lambda z, ids, mask: apply_repetition_penalty(z, ids, repetition_penalty, mask)
+        )
+    if temperature not in (0, 1):
+        chain.append(lambda z, ids, mask: apply_temperature(z, temperature))
+    if top_k is not None:
+        chain.append(lambda z, ids, mask: top_k_filter(z, top_k))
+    if top_p is not None and top_p < 1.0:
+        chain.append(lambda z, ids, mask: top_p_filter(z, top_p))
+    if min_p is not None and min_p > 0.0:
+        chain.append(lambda z, ids, mask: min_p_filter(z, min_p))
+    return chain
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 1.0, generator=None) -> torch.Tensor:
+    """One token per row of ``logits (B, V)``: the argmax if ``temperature`` is 0, else a draw
+    from the softmax, with ``generator`` (a ``torch.Generator``) if given. Returns ``(B,)``."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    return torch.multinomial(logits.float().softmax(-1), 1, generator=generator).squeeze(-1)
+
+
+# %% [markdown]
+# Randomness comes from a `torch.Generator`: the same seed gives the same draws, whatever else
+# the program does with the global random state. Here are three draws of 12 tokens each, the
+# first two from the same seed:
+
+
+# %%
+@torch.no_grad()
+def tiny_sample(model, ids, n, generator, **filters):
+    chain = logits_processors(**filters)
+    for _ in range(n):
+        logits = model(torch.tensor([ids]))[:, -1]  # (1, V)
+        for process in chain:
+            logits = process(logits, torch.tensor([ids]), None)
+        ids = ids + sample_next(logits, filters.get("temperature", 1.0), generator).tolist()
+    return ids
+
+
+for seed in (1, 1, 2):
+    g = torch.Generator().manual_seed(seed)
+    out = tiny_sample(model, prompt_ids, 12, g, temperature=0.8, top_p=0.9)
+    print(f"seed {seed}: {tok.decode(out[len(prompt_ids) :])!r}")
+
+# %% [markdown]
+# ## 4. Stopping
+#
+# Generation stops at the first of:
+#
+# - a **stop token**: the model writes `<|endoftext|>` (id 2047 here) when its story is over;
+#   chat models end a turn with their own (`<|eot_id|>` for Llama 3);
+# - a **stop string**, such as `"\n\n"` or `"The end."`: text, which may span several tokens
+#   and begin in the middle of one, so it is found by decoding the end of the output;
+# - a **maximum length**: `max_new_tokens`.
+#
+# A stop token may also be a *sequence* of ids. `Stopper` watches one row's new tokens; it
+# decodes no more of the output than a stop string can cover (each token holds at least one
+# byte), so a step costs the same at the end of a long text as at its start.
+
+
+# %%
+#| export
+class Stopper:
+    """Says when one row's generation is over. ``stop``: a token id, a string (needs
+    ``tokenizer``), or a list of those and of token-id sequences (lists of ints)."""
+
+    def __init__(self, stop=None, tokenizer=None) -> None:
+        items = [] if stop is None else [stop] if isinstance(stop, int | str) else list(stop)
+        self.strings = [s for s in items if isinstance(s, str)]
+        self.sequences = [
+            [s] if isinstance(s, int) else list(s) for s in items if not isinstance(s, str)
+        ]
+        self.tokenizer, self.new = tokenizer, []
+
+    def __call__(self, token: int) -> bool:
+        """Record the next token; True once a stop token, sequence or string has appeared."""
+        self.new.append(token)
+        if any(self.new[-len(s) :] == s for s in self.sequences):
+            return True
+        tail = lambda s: self.tokenizer.decode(self.new[-len(s.encode()) :])  # noqa: E731
+        return any(s in tail(s) for s in self.strings)
+
+
+# %%
+story = tok.encode("The cat sat. The end.<|endoftext|>Once", allowed_special="all")
+for stop in (EOT, "The end.", [[tok.encode(" The")[0], tok.encode(" end")[0]]]):
+    stopper = Stopper(stop, tok)
+    n = next(i + 1 for i, t in enumerate(story) if stopper(t))
+    print(f"stop={stop!r:<12} -> stops after {tok.decode(story[:n])!r}")
+
+# %% [markdown]
+# **The context window.** The model was trained on at most `context_length` tokens and cannot
+# take more (learned positions end there; RoPE was never trained further). When prompt and
+# output grow past it, generation **crops**: the model sees the last `context_length` tokens,
+# a sliding window. With `crop=False`, a prompt that cannot fit is an error instead.
+#
+# ## 5. The KV cache
+#
+# Each step of the loops above runs the model on the whole text so far, to use one row of its
+# output. In a causal model, a token's keys and values in every layer depend only on the tokens
+# up to it, so they are the same at every later step: recomputing them is pure waste. The
+# **KV cache** keeps them. Generation then has two phases:
+#
+# ```mermaid
+# flowchart LR
+#     subgraph prefill["prefill: once, the whole prompt"]
+#         P["prompt ids<br/>(B, T)"] --> M1["model: T queries"]
+#         M1 --> K1["cache: k, v of T positions<br/>per layer (B, H_kv, T, D)"]
+#         M1 --> L1["logits of the last position<br/>(B, V) -> token T+1"]
+#     end
+#     subgraph decode["decode: once per new token"]
+#         N["1 new id<br/>(B, 1)"] --> M2["model: 1 query<br/>attends to cache + itself"]
+#         K2["cache: t positions"] --> M2
+#         M2 --> K3["append k, v: t+1 positions"]
+#         M2 --> L2["logits (B, V) -> next token"]
+#     end
+#     K1 --> K2
+# ```
+#
+# The prefill is one ordinary forward pass over $T$ tokens (matrix products: fast per token).
+# Each decode step runs every layer on **one** token: its projections, its MLP, and one row of
+# attention over the cached keys. Queries are not cached: a past query is never used again.
+#
+# The smallest version keeps, for every layer, a pair `(k, v)` and concatenates the new
+# token's to it. It walks chapter 7's model by hand (embedding, then each block's
+# `self_attn.project`, the cache, `self_attn.attend`, then the MLP), so every step is visible:
+
+
+# %%
+@torch.no_grad()
+def forward_with_lists(model, ids, start, cache):
+    """Logits (1, T, V) of ``ids (1, T)`` at positions start..start+T-1; extends ``cache``."""
+    positions = torch.arange(start, start + ids.shape[1])
+    x = model.model.embed_tokens(ids)  # (1, T, C)
+    if model.model.embed_positions is not None:  # GPT-2's learned positions
+        x = x + model.model.embed_positions(positions)
+    for i, block in enumerate(model.model.layers):
+        q, k, v = block.self_attn.project(block.input_layernorm(x), positions)  # RoPE at positions
+        if cache[i] is not None:  # keys and values of the earlier tokens
+            k, v = torch.cat([cache[i][0], k], dim=2), torch.cat([cache[i][1], v], dim=2)
+        cache[i] = (k, v)  # (1, H_kv, start + T, D)
+        x = x + block.self_attn.attend(q, k, v)  # T queries over start + T keys
+        x = x + block.mlp(block.post_attention_layernorm(x))
+    return model.lm_head(model.model.norm(x))
+
+
+cache = [None] * c.n_layers
+ids = list(prompt_ids)
+logits = forward_with_lists(model, torch.tensor([ids]), 0, cache)  # prefill
+for _ in range(20):  # decode: one token at a time
+    ids.append(int(logits[0, -1].argmax()))
+    logits = forward_with_lists(model, torch.tensor([ids[-1:]]), len(ids) - 1, cache)
+print("cache of layer 0: k", tuple(cache[0][0].shape), "v", tuple(cache[0][1].shape))
+print("same tokens as recomputing:", ids == tiny_greedy(model, prompt_ids, 20))
+assert ids == tiny_greedy(model, prompt_ids, 20)
+
+# %% [markdown]
+# `torch.cat` copies the whole cache at every step, and allocates a new one. The exported
+# `KVCache` allocates each layer's tensors once, for the longest sequence it will hold, and
+# writes each step's keys and values into the next free positions: in place, no copy.
+#
+# What it holds, per layer $\ell$ (drawn for one sequence, 2 K/V heads, 8 positions of which 5
+# are filled):
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+for ax, name, colour in zip(axes, ("k[layer]", "v[layer]"), ("tab:blue", "tab:orange")):
+    for h in range(2):
+        for t in range(8):
+            filled = t < 5
+            box = dict(facecolor=colour if filled else "white", alpha=0.35 if filled else 1.0)
+            ax.add_patch(plt.Rectangle((t, 1.4 * h), 0.9, 1.0, edgecolor="black", **box))
+            label = f"pos {t}" if filled else "free"
+            ax.text(t + 0.45, 1.4 * h + 0.5, label, ha="center", va="center", fontsize=8)
+        ax.text(-0.2, 1.4 * h + 0.5, f"K/V head {h}", ha="right", va="center", fontsize=9)
+    arrow = dict(arrowstyle="->")
+    ax.annotate("length = 5: the next token goes here", (5.45, 2.45), (4.0, 3.3), arrowprops=arrow)
+    ax.set(xlim=(-1.6, 8.2), ylim=(-0.3, 3.8), xlabel="position (max_len = 8 slots)")
+    ax.set_title(f"{name}: (B, H_kv, max_len, D); a cell = a vector of D numbers", fontsize=10)
+    ax.set_yticks([])
+fig.tight_layout()
+plt.show()
+plt.close(fig)
+
+
+# %%
+#| export
+class KVCache:
+    """Keys and values of every layer, preallocated: ``k[i]``, ``v[i]`` of shape
+    ``(B, H_kv, max_len, D)``, of which positions ``0 .. length - 1`` are filled."""
+
+    def __init__(
+        self, n_layers, batch_size, n_kv_heads, max_len, head_dim, dtype=None, device=None
+    ):
+        shape = (batch_size, n_kv_heads, max_len, head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
+        self.max_len, self.length = max_len, 0
+
+    @classmethod
+    def for_model(cls, model, batch_size: int, max_len: int | None = None) -> "KVCache":
+        """An empty cache for ``model`` (a DecoderLM), on its device and in its dtype."""
+        c, weight = model.config, model.lm_head.weight
+        max_len = c.context_length if max_len is None else max_len
+        return cls(
+            c.n_layers, batch_size, c.n_kv_heads, max_len, c.head_dim, weight.dtype, weight.device
+        )
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Write ``k, v (B, H_kv, T, D)`` at positions ``length .. length + T - 1`` of ``layer``;
+        return that layer's keys and values so far, ``(B, H_kv, length + T, D)``. The last
+        layer's update moves ``length`` on."""
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"the KV cache holds {self.max_len} positions; {end} needed")
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        if layer == len(self.k) - 1:
+            self.length = end
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by all the tensors (allocated, filled or not)."""
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)
+
+
+# %% [markdown]
+# The model must use it. Chapter 7's `DecoderLM.forward` takes `kv_cache=` and hands it, with
+# each layer's index, to the blocks; a block given a cache does what `forward_with_lists` did:
+#
+# ```python
+# q, k, v = self.self_attn.project(h, positions)
+# k, v = kv_cache.update(layer_idx, k, v)  # (B, H_kv, length + T, D)
+# h = self.self_attn.attend(q, k, v, attn_mask)
+# ```
+#
+# The positions of the new tokens continue those in the cache: without `positions=`, the model
+# takes `length .. length + T - 1` (a RoPE model must rotate the new token to its true place,
+# not to position 0). Chapter 5's
+# `attend` already aligns $T_q$ queries with the **last** $T_q$ of $T_k$ keys, so query $i$
+# sees the keys up to its own position. One prefill and 40 decode steps, against one full
+# forward pass over the same 41 tokens more:
+
+# %%
+cache = KVCache.for_model(model, batch_size=1, max_len=64)
+ids = torch.tensor([prompt_ids])  # (1, T)
+with torch.no_grad():
+    step_logits = [model(ids, kv_cache=cache)[:, -1]]  # prefill: T positions
+    for _ in range(40):
+        ids = torch.cat([ids, step_logits[-1].argmax(-1, keepdim=True)], dim=1)
+        step_logits.append(model(ids[:, -1:], kv_cache=cache)[:, -1])  # at position length
+    full = model(ids)  # (1, T, V): recomputed from scratch
+cached = torch.stack(step_logits, dim=1)  # (1, 41, V): positions T0 - 1 .. T - 1
+print("cache length", cache.length, "| k of layer 0", tuple(cache.k[0].shape))
+diff = (cached - full[:, len(prompt_ids) - 1 :]).abs().max().item()
+print(
+    "largest logit difference:",
+    f"{diff:.1e}",
+    "| same tokens:",
+    ids[0].tolist() == tiny_greedy(model, prompt_ids, 40),
+)
+assert diff < 1e-4 and ids[0].tolist() == tiny_greedy(model, prompt_ids, 40)
+
+# %% [markdown]
+# Same tokens, and logits equal to float rounding: a cached and an uncached step compute the
+# same numbers, summed in a different order. (`tests/test_generation.py` checks this for GPT-2
+# and Llama layouts, grouped-query attention and left-padded batches.)
+#
+# **The speed-up.** Without a cache, step $t$ runs the model on $t$ tokens, so $n$ new tokens
+# cost about $n^2/2$ token-passes; with it, $n$. The time of one step when the text has $L$
+# tokens, with and without the cache (the mean of 8 greedy steps that take a story from
+# $L - 8$ to $L$ tokens):
+
+
+# %%
+@torch.no_grad()
+def seconds_per_step(model, L, use_cache, steps=8):
+    ids = torch.tensor([story_ids[: L - steps]])
+    cache = KVCache.for_model(model, 1, L) if use_cache else None
+    logits = model(ids, kv_cache=cache)[:, -1]  # not timed: the text so far
+    start = time.perf_counter()
+    for _ in range(steps):
+        ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
+        logits = model(ids[:, -1:] if use_cache else ids, kv_cache=cache)[:, -1]
+    return (time.perf_counter() - start) / steps
+
+
+story_ids = tok.encode(load_corpus("stories")[:20_000], allowed_special="all")
+lengths = [16, 64, 128, c.context_length // 2, c.context_length]
+timings = {
+    name: [min(seconds_per_step(model, L, name == "KV cache") for _ in range(3)) for L in lengths]
+    for name in ("recompute", "KV cache")
+}
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for name, seconds in timings.items():
+    _ = ax.plot(lengths, [1000 * s for s in seconds], "o-", label=name)
+ax.set(
+    xlabel="length of the text L (tokens)",
+    ylabel="ms per generated token",
+    title="one greedy step, CPU",
+)
+ax.legend()
+plt.show()
+plt.close(fig)
+speedup = timings["recompute"][-1] / timings["KV cache"][-1]
+print(f"at {lengths[-1]} tokens a step with the cache is {speedup:.1f}x faster")
+assert speedup > 1.5
+
+# %% [markdown]
+# The gap grows with the length: recomputation costs more per token the longer the text,
+# the cache stays nearly flat (its one query attends to a growing cache, a small cost at these
+# lengths). `benchmarks/generation.py` measures it on a 20M-parameter model up to 1,024 tokens,
+# and against `transformers`' `generate`.
+#
+# **What it costs.** Per token, the cache holds a key and a value vector per K/V head per layer:
+# $2 \times n_\text{layers} \times n_\text{kv\_heads} \times d_\text{head}$ numbers. Llama-3.1-8B
+# in bfloat16 (2 bytes): $2 \times 32 \times 8 \times 128 \times 2$ bytes. With one K/V head per
+# query head (32, plain multi-head attention) it would be 4 times as much: grouped-query
+# attention (chapter 5) is first of all a saving of cache memory.
+
+
+# %%
+#| export
+def kv_cache_bytes(config, n_tokens: int = 1, batch_size: int = 1, bytes_per_value: int = 2) -> int:
+    """Bytes of a KV cache for ``config`` (a ModelConfig): ``2 (k and v) x n_layers x n_kv_heads
+    x head_dim x bytes_per_value`` per token, for ``n_tokens`` tokens of ``batch_size`` sequences."""
+    per_token = 2 * config.n_layers * config.n_kv_heads * config.head_dim * bytes_per_value
+    return per_token * n_tokens * batch_size
+
+
+# %%
+llama = ModelConfig.from_preset("llama-3.1-8b")
+llama_mha = ModelConfig.from_preset("llama-3.1-8b", n_kv_heads=32)
+for name, config in (("8 K/V heads (GQA)", llama), ("32 K/V heads (MHA)", llama_mha)):
+    per_token = kv_cache_bytes(config) // 1024
+    full = kv_cache_bytes(config, 131072) / 2**30
+    print(f"Llama-3.1-8B, {name}: {per_token} KiB per token, {full:.0f} GiB for 128k tokens")
+assert kv_cache_bytes(llama) == 128 * 1024 and kv_cache_bytes(llama_mha) == 512 * 1024
+book = KVCache.for_model(model, 1)  # the book's model, full context, float32: what it allocates
+print(f"the book's model: {book.nbytes:,} bytes for {c.context_length} positions in float32")
+assert book.nbytes == kv_cache_bytes(c, c.context_length, bytes_per_value=4)
+
+# %% [markdown]
+# ## 6. Batches of prompts of different lengths
+#
+# Several prompts run faster as one batch than one after the other, but a batch is a
+# rectangle $(B, T)$ and prompts have different lengths. The short ones are **padded on the
+# left**, so that every row's last real token sits in the last column and each step's new
+# tokens all go into one new column. The padding must then be invisible:
+#
+# - a **padding mask** `(B, T)`, True for real tokens, becomes the attention mask
+#   `(B, 1, 1, T)`: no query attends to a padding key;
+# - **positions per row**: a row's first real token is at position 0, however much padding
+#   precedes it (the running count of real tokens, minus one).
+
+
+# %%
+#| export
+def left_pad(prompts: list[list[int]], pad_id: int = 0, device=None):
+    """Prompts of different lengths as one batch: ``ids (B, T)`` padded on the left with
+    ``pad_id``, and ``mask (B, T)``, True at real tokens."""
+    T = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), T), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(prompts), T, dtype=torch.bool)
+    for row, p in enumerate(prompts):
+        ids[row, T - len(p) :] = torch.tensor(p, dtype=torch.long)
+        mask[row, T - len(p) :] = True
+    return ids.to(device), mask.to(device)
+
+
+def mask_positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position of each token ``(B, T)``: 0 at a row's first real token; 0 on the padding."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+# %%
+texts = ["Kai was", "Once upon a time, a dog", "The sun"]
+batch_ids, batch_mask = left_pad([tok.encode(t) for t in texts])
+print("ids ", batch_ids.tolist())
+print("mask", batch_mask.int().tolist())
+print("positions", mask_positions(batch_mask).tolist())
+
+# %% [markdown]
+# The batch drawn, as the model sees it (grey: padding, which no query sees):
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 2.4))
+B, T = batch_ids.shape
+for b in range(B):
+    for t in range(T):
+        real = bool(batch_mask[b, t])
+        label = repr(tok.decode([int(batch_ids[b, t])]))[1:-1] if real else "pad"
+        ax.add_patch(
+            plt.Rectangle(
+                (t, B - 1 - b), 0.95, 0.9, color="tab:green" if real else "lightgrey", alpha=0.5
+            )
+        )
+        ax.text(
+            t + 0.47,
+            B - 0.55 - b,
+            f"{label}\npos {int(mask_positions(batch_mask)[b, t])}" if real else label,
+            ha="center",
+            va="center",
+            fontsize=7,
+        )
+ax.set(
+    xlim=(0, T),
+    ylim=(0, B),
+    xlabel="column t of the batch (B, T): left padding, last column = last real token",
+    title="three prompts as one batch",
+)
+ax.set_yticks([B - 0.55 - b for b in range(B)], [f"row {b}" for b in range(B)])
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# The batch in one forward pass gives each row the next-token logits it gets alone:
+
+# %%
+with torch.no_grad():
+    batch_logits = model(
+        batch_ids, positions=mask_positions(batch_mask), attn_mask=batch_mask[:, None, None, :]
+    )[:, -1]
+    alone = torch.cat([model(torch.tensor([tok.encode(t)]))[:, -1] for t in texts])
+print("batch == each alone:", torch.allclose(batch_logits, alone, atol=1e-4))
+assert torch.allclose(batch_logits, alone, atol=1e-4)
+
+# %% [markdown]
+# Why not pad on the right? Then the last real tokens stand in different columns, and the
+# first new token of a short row would have to go in the middle of the rectangle, over its
+# padding. Training pads on the right (the targets of padding are ignored); generation pads
+# on the left.
+#
+# ## 7. `generate` and `stream_generate`
+#
+# Everything joins in one loop. `next_token_logits` runs the model for one step: with a cache,
+# on the tokens the cache has not seen (the whole prompt at the first step, then one token),
+# else on the last `context_length` tokens. Once the text outgrows the context, the cache has
+# no room and the step falls back to recomputing the window, which is also what the uncached
+# loop does, so both give the same tokens everywhere.
+
+
+# %%
+#| export
+def next_token_logits(model, ids, mask, cache: KVCache | None = None) -> torch.Tensor:
+    """The logits ``(B, V)`` of the token after ``ids (B, T)``; ``mask (B, T)`` marks real
+    tokens (False: left padding). With ``cache``, only the tokens it lacks are run."""
+    padded = not bool(mask.all())
+    if cache is not None and ids.shape[1] <= cache.max_len:
+        start = cache.length
+        positions = mask_positions(mask)[:, start:]
+        attn_mask = mask[:, None, None, :] if padded else None  # (B, 1, 1, Tk)
+        return model(ids[:, start:], positions=positions, attn_mask=attn_mask, kv_cache=cache)[
+            :, -1
+        ]
+    window = model.config.context_length  # crop: the model sees the last window tokens
+    ids, mask = ids[:, -window:], mask[:, -window:]
+    attn_mask = mask[:, None, None, :] if padded else None
+    return model(ids, positions=mask_positions(mask), attn_mask=attn_mask)[:, -1]
+
+
+# %% [markdown]
+# `stream_generate` checks its arguments (section 10), pads the prompts, and returns an
+# iterator that yields each step's tokens as soon as they are drawn: an `int` for one prompt,
+# a list of `B` (`None` for a row that has already stopped) for a batch. A row stops at its
+# stop token or string, which is included in its output; the loop ends when all rows have
+# stopped or after `max_new_tokens` steps.
+
+
+# %%
+#| export
+def stream_generate(
+    model,
+    prompt_ids,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k=None,
+    top_p=None,
+    min_p=None,
+    repetition_penalty=None,
+    stop=None,
+    tokenizer=None,
+    use_cache: bool = True,
+    crop: bool = True,
+    generator=None,
+    pad_id: int = 0,
+) -> Iterator:
+    """Yield the new tokens as they are drawn (arguments as for :func:`generate`): an int per
+    step for one prompt; for a batch, a list of B ints (None for a row that has stopped)."""
+    prompts, single = check_generation_args(**locals())  # every argument, checked once
+    chain = logits_processors(temperature, top_k, top_p, min_p, repetition_penalty)
+    stoppers = [Stopper(stop, tokenizer) for _ in prompts]
+    steps = _stream(model, prompts, max_new_tokens, chain, stoppers, temperature, generator,
+                    use_cache, pad_id)  # fmt: skip
+    return (step[0] for step in steps) if single else steps
+
+
+# %% [markdown]
+# The loop itself. A row that has stopped keeps being computed with the others (rows never
+# mix), but its tokens are no longer reported.
+
+
+# %%
+#| export
+@torch.no_grad()
+def _stream(model, prompts, max_new_tokens, chain, stoppers, temperature, generator, use_cache, pad_id):  # fmt: skip
+    ids, mask = left_pad(prompts, pad_id, model.lm_head.weight.device)  # (B, T)
+    length = min(ids.shape[1] + max_new_tokens, model.config.context_length)
+    cache = KVCache.for_model(model, len(prompts), length) if use_cache else None
+    done, was_training = [False] * len(prompts), model.training
+    model.eval()
+    try:
+        for _ in range(max_new_tokens):
+            logits = next_token_logits(model, ids, mask, cache)  # (B, V)
+            for process in chain:
+                logits = process(logits, ids, mask)
+            new = sample_next(logits, temperature, generator)  # (B,)
+            ids, mask = torch.cat([ids, new[:, None]], 1), F.pad(mask, (0, 1), value=True)
+            step = [None if d else t for d, t in zip(done, new.tolist())]
+            yield step
+            done = [d or stopper(t) for d, stopper, t in zip(done, stoppers, step)]
+            if all(done):
+                return
+    finally:
+        model.train(was_training)
+
+
+# %%
+#| export
+def generate(
+    model,
+    prompt_ids,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k=None,
+    top_p=None,
+    min_p=None,
+    repetition_penalty=None,
+    stop=None,
+    tokenizer=None,
+    use_cache: bool = True,
+    crop: bool = True,
+    generator=None,
+    pad_id: int = 0,
+):
+    """Continue a prompt (a list of ids or a 1-D tensor), or a batch of them (a list of lists
+    of any lengths, or a 2-D tensor); return prompt + new ids, a list (a list per prompt).
+
+    temperature: 0 is greedy, else the softmax is taken of logits / temperature. top_k (>= 1),
+    top_p (in (0, 1]), min_p (in [0, 1]), repetition_penalty (> 0; 1 is off): the filters of
+    chapter 9, in that order after the penalty. stop: token id(s), id sequences or strings
+    (strings need ``tokenizer``); a row stops after one. use_cache: a KVCache (same tokens,
+    faster). crop: past ``context_length``, the model sees the last ``context_length`` tokens;
+    False makes a prompt that cannot fit an error. generator: a ``torch.Generator`` (a seed,
+    reproducible draws). pad_id: the id written into the padding (never seen by the model).
+    """
+    steps = stream_generate(**locals())  # the same arguments, all of them
+    prompts, single = as_prompts(prompt_ids)
+    rows = [list(p) for p in prompts]
+    for step in steps:
+        for row, token in zip(rows, [step] if single else step):
+            if token is not None:
+                row.append(token)
+    return rows[0] if single else rows
+
+
+# %% [markdown]
+# Now the book's model can write. Greedy and the cache against the first loop of this chapter,
+# then three samples with the filters, from a seeded generator, stopping at `<|endoftext|>`:
+
+# %%
+assert generate(model, prompt_ids, 60, temperature=0) == greedy_ids
+assert generate(model, prompt_ids, 60, temperature=0, use_cache=False) == greedy_ids
+g = torch.Generator().manual_seed(42)
+for t in texts:
+    out = generate(model, tok.encode(t), 80, temperature=0.8, top_p=0.95, stop=EOT, generator=g)
+    print(repr(tok.decode(out)), "\n")
+
+# %% [markdown]
+# The same three prompts as one left-padded batch, greedy, equal to each run alone:
+
+# %%
+prompts = [tok.encode(t) for t in texts]
+together = generate(model, prompts, 30, temperature=0)
+print(together == [generate(model, p, 30, temperature=0) for p in prompts])
+assert together == [generate(model, p, 30, temperature=0) for p in prompts]
+for row in together:
+    print(repr(tok.decode(row)))
+
+# %% [markdown]
+# **Streaming.** A chat interface shows the answer as it is written, not after the last
+# token. `stream_generate` yields each token as soon as it is drawn; to print text, the tokens'
+# bytes go through an incremental UTF-8 decoder, because one token can hold part of a character
+# (an emoji is four bytes; the book's tokenizer, which never saw one, spends a token on each),
+# and printing that part alone would show `�`. The decoder holds it back until the character
+# is complete.
+
+
+# %%
+#| export
+def stream_text(tokenizer, tokens: Iterable[int]) -> Iterator[str]:
+    """Yield the text of ``tokens`` as they come, holding back an unfinished UTF-8 character."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for token in tokens:
+        piece = decoder.decode(tokenizer.decode_bytes([token]))
+        if piece:
+            yield piece
+    if tail := decoder.decode(b"", final=True):
+        yield tail
+
+
+# %%
+g = torch.Generator().manual_seed(7)
+tokens = stream_generate(model, prompt_ids, 60, temperature=0.8, top_p=0.95, stop=EOT, generator=g)
+print(prompt, end="")
+for piece in stream_text(tok, tokens):
+    print(piece, end="", flush=True)  # each piece appears as soon as its token is drawn
+print()
+emoji = tok.encode("🙂")
+print(
+    len(emoji),
+    "tokens for one emoji:",
+    [tok.decode([i]) for i in emoji],
+    "->",
+    list(stream_text(tok, emoji)),
+)
+
+# %% [markdown]
+# ## 8. Chat templates
+#
+# A chat model is a language model fine-tuned on conversations written out as one text, with
+# special tokens that mark who speaks. To talk to it, the conversation must be written out
+# exactly as in its training. Llama 3's format:
+#
+# ```mermaid
+# flowchart LR
+#     M["messages<br/>[{role: system, content}, {role: user, content}]"] --> F["template<br/>one string"]
+#     F --> S["&lt;|begin_of_text|&gt;&lt;|start_header_id|&gt;system&lt;|end_header_id|&gt;\n\n...&lt;|eot_id|&gt;<br/>&lt;|start_header_id|&gt;user&lt;|end_header_id|&gt;\n\n...&lt;|eot_id|&gt;<br/>&lt;|start_header_id|&gt;assistant&lt;|end_header_id|&gt;\n\n"]
+#     S --> E["encode, specials allowed<br/>each marker = 1 id"]
+#     E --> G["generate until &lt;|eot_id|&gt;"]
+# ```
+#
+# The prompt ends with the header of the assistant's turn, so what the model writes next is
+# the answer; it ends its turn with `<|eot_id|>`, which is the stop token.
+
+# %%
+#| export
+LLAMA3_SPECIAL_TOKENS = (
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+)
+
+
+def llama3_chat_prompt(messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """Llama 3's chat format of ``messages`` (``{"role": "system" | "user" | "assistant",
+    "content": str}`` each), ending with the assistant's header when ``add_generation_prompt``."""
+    check_messages(messages)
+    text = "<|begin_of_text|>"
+    for m in messages:
+        text += (
+            f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>"
+        )
+    if add_generation_prompt:
+        text += "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    return text
+
+
+# %% [markdown]
+# The special tokens must be **single ids** that no text can produce: a user who types
+# `<|eot_id|>` must not end the turn. The book's tokenizer extended with Llama 3's five
+# markers (ids after its own; a real Llama 3 tokenizer has them built in) shows the difference:
+
+# %%
+from llmbook import BPETokenizer
+
+specials = {
+    **tok.special_tokens,
+    **{s: tok.vocab_size + i for i, s in enumerate(LLAMA3_SPECIAL_TOKENS)},
+}
+chat_tok = BPETokenizer(tok.merges, tok.pattern, specials, tok.byte_ids)
+messages = [
+    {"role": "system", "content": "You tell short stories."},
+    {"role": "user", "content": "A story about a cat, please."},
+]
+chat = llama3_chat_prompt(messages)
+print(chat)
+chat_ids = chat_tok.encode(chat, allowed_special=set(LLAMA3_SPECIAL_TOKENS))
+print(len(chat_ids), "ids; the markers:", [i for i in chat_ids if i >= tok.vocab_size])
+print(
+    "as plain text they would be", len(chat_tok.encode("<|eot_id|>", allowed_special="none")), "ids"
+)
+assert chat_tok.decode(chat_ids) == chat
+
+# %% [markdown]
+# The book's model was never trained on conversations and has no embedding for these ids, so
+# it cannot chat; a Llama 3 Instruct model loaded with `DecoderLM.from_hf` and its tokenizer
+# (`BPETokenizer.from_hf`) is prompted exactly this way, with `stop=<id of <|eot_id|>>`.
+# (`tests/test_generation.py` checks the string against Llama 3's own Jinja template.)
+#
+# ## 9. From notebook to library
+#
+# `generate` is where a user calls in, so it checks everything once, before the first step,
+# and says what to fix; nothing is checked inside the loop. The checks (the prompt's types,
+# ids within the vocabulary, the filter ranges, the stop items, whether the text fits the
+# context) are plain code with nothing to teach, so they live in a hand-written module,
+# `llmbook/generation_checks.py`, which the first cell of this chapter imported.
+
+
+# %% [markdown]
+# Each mistake gets a message that names the argument and what is allowed:
+
+# %% tags=["raises-exception"]
+generate(model, prompt_ids, 20, temperature=-0.5)
+
+# %% tags=["raises-exception"]
+generate(model, prompt_ids, 20, top_p=1.5)
+
+# %% tags=["raises-exception"]
+generate(model, [], 20)
+
+# %% tags=["raises-exception"]
+generate(model, tok.encode(" ".join(["Kai was happy."] * 100)), 20, crop=False)
+
+# %% [markdown]
+# ## Summary
+#
+# - The last row of the logits, through a softmax, is the next-token distribution. **Greedy**
+#   decoding takes its argmax: deterministic, and prone to repeating itself.
+# - **Temperature** sharpens ($\tau < 1$) or flattens ($\tau > 1$) the distribution; $\tau \to 0$
+#   is greedy. **Top-k** keeps $k$ tokens, **top-p** the smallest set holding mass $p$,
+#   **min-p** the tokens within a factor of the best; the **repetition penalty** lowers tokens
+#   already used. They run as one chain, then one token is drawn; a seeded `torch.Generator`
+#   makes the draws reproducible.
+# - Generation stops at a stop token or sequence, a stop string (found by decoding the end of
+#   the output) or `max_new_tokens`; past the context window the model sees the last
+#   `context_length` tokens.
+# - The **KV cache** keeps every layer's keys and values, `(B, H_kv, max_len, D)`, so each step
+#   runs one token: the same tokens and logits (to rounding), and a step barely grows with
+#   the text, where recomputation grows with it (measured above). Its size is $2 \times n_\text{layers} \times n_\text{kv\_heads}
+#   \times d_\text{head}$ values per token: 128 KiB for Llama-3.1-8B in bfloat16, 512 KiB
+#   without GQA.
+# - Batches of prompts are **left-padded**, with a padding mask and positions per row; each row
+#   gets the tokens it gets alone.
+# - **Chat templates** write a conversation as one prompt with special tokens (single ids);
+#   **streaming** yields tokens as they come, decoded through an incremental UTF-8 decoder.
+# - `llmbook.generation` exports `generate`, `stream_generate`, the filters, `KVCache`,
+#   `left_pad`, `stream_text` and `llama3_chat_prompt`; `llmbook generate "Once upon a time"`
+#   runs it in a terminal.
+#
+# ## Exercises
+#
+# 1. **Temperature and entropy.** Plot the entropy of the distribution of section 1 against
+#    the temperature, from 0.05 to 10 on a log axis. What are its limits as $\tau \to 0$ and
+#    $\tau \to \infty$? Check both numerically.
+# 2. **Frequency and presence penalties.** OpenAI's API subtracts
+#    `frequency_penalty * count + presence_penalty * (count > 0)` from the logit of each token
+#    already generated. Write it as a processor `(logits, ids, mask) -> logits`, add it to a
+#    chain, and compare the share of repeated 4-grams of greedy decoding with and without it.
+# 3. **The cache of real models.** With `kv_cache_bytes`, compute how many tokens of cache fit
+#    in 80 GB beside the weights of Llama-3.1-8B in bfloat16 (8,030,261,248 parameters), and how
+#    many with plain multi-head attention. Check the per-token figure against a `KVCache`
+#    built on the `meta` device.
+# 4. **Where does the time go?** Measure the prefill and the decode steps of `generate`
+#    separately for prompts of 16 to 240 tokens. Which grows with the prompt length, and why
+#    does the time per decode step barely change?
+#
+# Worked solutions: `chapters/solutions/09_sampling.ipynb`.

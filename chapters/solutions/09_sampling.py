@@ -1,0 +1,190 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 09 solutions: sampling and generation
+#
+# Solutions to the exercises at the end of `chapters/09_sampling.ipynb`. They use the book's
+# model and what the chapter exported to `llmbook.generation`.
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+from llmbook import ModelConfig, load_model, load_tokenizer
+from llmbook.generation import (
+    KVCache,
+    apply_temperature,
+    generate,
+    kv_cache_bytes,
+    logits_processors,
+    next_token_logits,
+    sample_next,
+)
+
+torch.manual_seed(0)
+model = load_model("stories")  # chapter 8's model, in evaluation mode
+tok = load_tokenizer("stories")
+prompt_ids = tok.encode("Once upon a time, there was a little")
+with torch.no_grad():
+    z = model(torch.tensor([prompt_ids]))[0, -1]  # (V,): the distribution of chapter 9's section 1
+
+# %% [markdown]
+# ## Exercise 1: temperature and entropy
+#
+# The entropy $H = -\sum_i p_i \ln p_i$ of the softmax of $z / \tau$. As $\tau \to 0$ all mass
+# goes to the argmax (a unique one here), so $H \to 0$; as $\tau \to \infty$ every $z_i/\tau \to 0$
+# and the distribution becomes uniform over the $V$ tokens, so $H \to \ln V$.
+
+
+# %%
+def entropy(logits: torch.Tensor) -> float:
+    logp = logits.log_softmax(-1)
+    return float(-(logp.exp() * logp).sum())
+
+
+temperatures = torch.logspace(math.log10(0.05), 1, 40).tolist()
+H = [entropy(apply_temperature(z, t)) for t in temperatures]
+fig, ax = plt.subplots(figsize=(6, 3.5))
+_ = ax.plot(temperatures, H, label="entropy of softmax(z / T)")
+_ = ax.axhline(math.log(tok.vocab_size), color="grey", ls="--", label="ln V (uniform)")
+ax.set(xscale="log", xlabel="temperature T", ylabel="entropy (nats)")
+ax.legend()
+plt.show()
+plt.close(fig)
+print("T = 1:", round(entropy(z), 3), "| T = 0.001:", round(abs(entropy(apply_temperature(z, 1e-3))), 6),
+      "| T = 1e6:", round(entropy(apply_temperature(z, 1e6)), 4), "| ln V:", round(math.log(2048), 4))  # fmt: skip
+assert entropy(apply_temperature(z, 1e-3)) < 1e-3
+assert abs(entropy(apply_temperature(z, 1e6)) - math.log(2048)) < 1e-3
+
+# %% [markdown]
+# The entropy rises monotonically with the temperature: a cooler distribution is always a
+# sharper one.
+#
+# ## Exercise 2: frequency and presence penalties
+#
+# A processor `(logits (B, V), ids (B, T), mask (B, T)) -> logits` counts each token's
+# occurrences (padding excluded) with `scatter_add_` and subtracts the two penalties.
+
+
+# %%
+def frequency_presence(frequency_penalty=0.0, presence_penalty=0.0):
+    def process(logits, ids, mask):
+        weight = torch.ones_like(ids, dtype=logits.dtype) if mask is None else mask.to(logits.dtype)
+        counts = torch.zeros_like(logits).scatter_add_(-1, ids, weight)  # (B, V)
+        return logits - frequency_penalty * counts - presence_penalty * (counts > 0)
+
+    return process
+
+
+@torch.no_grad()
+def greedy_with(chain, ids, n):
+    ids = torch.tensor([ids])
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    for _ in range(n):
+        logits = next_token_logits(model, ids, mask)
+        for process in chain:
+            logits = process(logits, ids, mask)
+        ids = torch.cat([ids, sample_next(logits, 0)[:, None]], 1)
+        mask = torch.ones_like(ids, dtype=torch.bool)
+    return ids[0].tolist()
+
+
+def repeated_ngrams(ids, n=4):
+    grams = [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
+    return sum(g in grams[:i] for i, g in enumerate(grams)) / max(len(grams), 1)
+
+
+plain = greedy_with(logits_processors(temperature=0), prompt_ids, 240)
+penalised = greedy_with([frequency_presence(0.3, 0.3)] + logits_processors(temperature=0), prompt_ids, 240)  # fmt: skip
+assert plain == generate(model, prompt_ids, 240, temperature=0)
+for name, ids in (("greedy", plain), ("greedy + penalties", penalised)):
+    print(f"{name:<19} repeated 4-grams: {repeated_ngrams(ids[len(prompt_ids) :]):.3f}")
+print(repr(tok.decode(penalised[len(prompt_ids) :])[:200]))
+assert repeated_ngrams(penalised[len(prompt_ids) :]) < repeated_ngrams(plain[len(prompt_ids) :])
+
+# %% [markdown]
+# Unlike the repetition penalty, which treats a token seen once like one seen ten times, the
+# frequency penalty grows with every use, and both subtract instead of dividing, so they act
+# the same on positive and negative logits.
+#
+# ## Exercise 3: the cache of real models
+#
+# Llama-3.1-8B in bfloat16: the weights take $8{,}030{,}261{,}248 \times 2$ bytes; what is left of
+# 80 GB (here $80 \times 10^9$ bytes) holds the cache.
+
+# %%
+llama = ModelConfig.from_preset("llama-3.1-8b")
+llama_mha = ModelConfig.from_preset("llama-3.1-8b", n_kv_heads=32)
+free = 80e9 - 8_030_261_248 * 2
+for name, config in (("GQA, 8 K/V heads", llama), ("MHA, 32 K/V heads", llama_mha)):
+    tokens = int(free // kv_cache_bytes(config))
+    print(f"{name}: {kv_cache_bytes(config) // 1024} KiB per token -> {tokens:,} tokens "
+          f"= {tokens / 131072:.1f} full 128k contexts")  # fmt: skip
+meta = KVCache(llama.n_layers, 1, llama.n_kv_heads, 1, llama.head_dim, torch.bfloat16, "meta")
+print("KVCache on the meta device, one position:", meta.nbytes, "bytes")
+assert meta.nbytes == kv_cache_bytes(llama) == 131072
+
+# %% [markdown]
+# GQA buys four times the tokens: one 128k-token conversation and then some fit next to the
+# weights with 8 K/V heads, not even one with 32. (Serving systems also quantise the cache to 8
+# bits, and page it in blocks so that no sequence reserves memory it does not use.)
+#
+# ## Exercise 4: where does the time go?
+#
+# Time the prefill (the first call, over the whole prompt) and the mean of 16 decode steps,
+# for growing prompts.
+
+
+# %%
+@torch.no_grad()
+def prefill_and_decode(T, steps=16):
+    ids = torch.randint(0, 2047, (1, T), generator=torch.Generator().manual_seed(T))
+    cache = KVCache.for_model(model, 1, T + steps)
+    start = time.perf_counter()
+    logits = model(ids, kv_cache=cache)[:, -1]
+    prefill = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        logits = model(logits.argmax(-1, keepdim=True), kv_cache=cache)[:, -1]
+    return prefill, (time.perf_counter() - start) / steps
+
+
+prompt_lengths = [16, 64, 128, model.config.context_length - 16]
+results = [min(prefill_and_decode(T) for _ in range(3)) for T in prompt_lengths]
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, ax = plt.subplots(figsize=(6, 3.5))
+_ = ax.plot(prompt_lengths, [1000 * p for p, _ in results], "o-", label="prefill (whole prompt)")
+_ = ax.plot(prompt_lengths, [1000 * d for _, d in results], "o-", label="one decode step")
+ax.set(xlabel="prompt length (tokens)", ylabel="milliseconds", title="prefill vs decode, CPU")
+ax.legend()
+plt.show()
+plt.close(fig)
+for T, (p, d) in zip(prompt_lengths, results):
+    print(f"T = {T:>3}: prefill {1000 * p:6.1f} ms, decode step {1000 * d:5.2f} ms")
+assert results[-1][0] > 2 * results[0][0]  # the prefill grows with the prompt
+assert results[-1][1] < 3 * results[0][1]  # a decode step barely does
+
+# %% [markdown]
+# The prefill runs all $T$ tokens through every layer, so its cost grows with $T$ (the
+# attention part even as $T^2$, though it is small at these lengths). A decode step
+# runs one token through the same weights; only its one row of attention grows with the
+# cache, by $T \times d_\text{head}$ multiply-adds per head, little next to the $d_\text{model}^2$
+# of each projection. On a GPU the decode step is limited by reading the weights and the cache
+# from memory, not by arithmetic, which is why batching many sequences pays so well.

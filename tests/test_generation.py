@@ -1,0 +1,565 @@
+"""Tests of llmbook.generation (chapter 09): the filters against Hugging Face's logits
+processors, the KV cache against recomputation (GPT-2 and Llama layouts, GQA, RoPE offsets,
+left-padded batches, past the context window), greedy tokens against `transformers`'
+`generate` after a Hugging Face import, stopping, streaming, chat templates and bad input."""
+
+import warnings
+
+import pytest
+import torch
+
+from llmbook.generation import (
+    LLAMA3_SPECIAL_TOKENS,
+    KVCache,
+    Stopper,
+    apply_repetition_penalty,
+    apply_temperature,
+    generate,
+    kv_cache_bytes,
+    left_pad,
+    llama3_chat_prompt,
+    min_p_filter,
+    stream_generate,
+    stream_text,
+    top_k_filter,
+    top_p_filter,
+)
+from llmbook.model import DecoderLM, ModelConfig, greedy_generate
+from llmbook.pretrained import load_tokenizer
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import transformers
+    from transformers.generation.logits_process import (
+        MinPLogitsWarper,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+STYLES = {
+    "llama": dict(norm="rmsnorm", mlp="swiglu", position="rope", n_kv_heads=2),
+    "gpt2": dict(
+        norm="layernorm", mlp="gelu_tanh", position="learned", bias=True, tie_embeddings=True
+    ),
+}
+
+
+def tiny(style: str, seed: int = 0, **changes) -> DecoderLM:
+    """A small random model whose logits are far from flat (init_std 0.1), so argmax ties and
+    rounding do not decide the tokens."""
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        vocab_size=97,
+        context_length=48,
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        init_std=0.1,
+        **{**STYLES[style], **changes},
+    )
+    return DecoderLM(config).eval()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Many small steps: one thread is faster than two fighting over a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=sorted(STYLES), scope="module")
+def model(request):
+    return tiny(request.param)
+
+
+PROMPTS = [[5, 17, 3], [42], [8, 9, 10, 11, 12, 13, 14], [60, 2]]
+
+
+# ---------------------------------------------------------------------------- the KV cache
+
+
+def test_cached_logits_equal_recomputed(model):
+    ids = torch.tensor([[4, 8, 15, 16, 23, 42, 7, 1]])
+    cache = KVCache.for_model(model, 1, 20)
+    with torch.no_grad():
+        full = model(ids)  # (1, T, V)
+        parts = [model(ids[:, :3], kv_cache=cache)]  # prefill of 3, then 1, then 4 tokens
+        parts.append(model(ids[:, 3:4], kv_cache=cache))
+        parts.append(model(ids[:, 4:], kv_cache=cache))
+    assert cache.length == 8
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_rope_offsets_are_the_cache_length():
+    model = tiny("llama")
+    ids = torch.tensor([[3, 1, 4, 1, 5]])
+    with torch.no_grad():
+        cache = KVCache.for_model(model, 1)
+        model(ids[:, :4], kv_cache=cache)
+        implicit = model(ids[:, 4:], kv_cache=cache)
+        cache = KVCache.for_model(model, 1)
+        model(ids[:, :4], kv_cache=cache)
+        explicit = model(ids[:, 4:], positions=torch.tensor([4]), kv_cache=cache)
+        cache = KVCache.for_model(model, 1)
+        model(ids[:, :4], kv_cache=cache)
+        wrong = model(ids[:, 4:], positions=torch.tensor([0]), kv_cache=cache)
+    torch.testing.assert_close(implicit, explicit)
+    assert not torch.allclose(implicit, wrong, atol=1e-3)  # the offset matters
+
+
+@pytest.mark.parametrize("sampled", [False, True], ids=["greedy", "sampled"])
+def test_generate_cached_equals_uncached(model, sampled):
+    options = dict(temperature=0.9, top_k=20) if sampled else dict(temperature=0)
+    runs = [
+        generate(
+            model,
+            PROMPTS[0],
+            30,
+            use_cache=use_cache,
+            generator=torch.Generator().manual_seed(3),
+            **options,
+        )
+        for use_cache in (True, False)
+    ]
+    assert runs[0] == runs[1] and len(runs[0]) == 33
+
+
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no-cache"])
+def test_left_padded_batch_equals_each_prompt_alone(model, use_cache):
+    batch = generate(model, PROMPTS, 12, temperature=0, use_cache=use_cache, pad_id=7)
+    assert batch == [generate(model, p, 12, temperature=0) for p in PROMPTS]
+
+
+def test_left_padded_logits_equal_alone(model):
+    from llmbook.generation import mask_positions
+
+    ids, mask = left_pad(PROMPTS, pad_id=0)
+    with torch.no_grad():
+        batch = model(ids, positions=mask_positions(mask), attn_mask=mask[:, None, None, :])
+        for row, p in enumerate(PROMPTS):
+            alone = model(torch.tensor([p]))[0]
+            torch.testing.assert_close(batch[row, -len(p) :], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_is_argmax_and_crops_past_the_context(model):
+    """Chapter 7's greedy_generate (argmax, last context_length tokens) is the reference; 60
+    new tokens run 16 past the 48-token window, where the cache gives way to recomputation."""
+    prompt = list(range(1, 5))
+    expected = greedy_generate(model, torch.tensor([prompt]), 60)[0].tolist()
+    assert generate(model, prompt, 60, temperature=0) == expected
+    assert generate(model, prompt, 60, temperature=0, use_cache=False) == expected
+    long_prompt = [i % 90 for i in range(70)]  # longer than the context: cropped
+    expected = greedy_generate(model, torch.tensor([long_prompt]), 5)[0].tolist()
+    assert generate(model, long_prompt, 5, temperature=0) == expected
+
+
+def test_temperature_to_zero_approaches_greedy(model):
+    greedy = generate(model, PROMPTS[2], 20, temperature=0)
+    cold = generate(
+        model, PROMPTS[2], 20, temperature=1e-4, generator=torch.Generator().manual_seed(0)
+    )
+    hot = generate(
+        model, PROMPTS[2], 20, temperature=5.0, generator=torch.Generator().manual_seed(0)
+    )
+    assert cold == greedy and hot != greedy
+
+
+def test_same_seed_same_output(model):
+    def run(seed):
+        g = torch.Generator().manual_seed(seed)
+        return generate(model, PROMPTS, 15, temperature=1.0, top_p=0.95, generator=g)
+
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+
+
+def test_kv_cache_memory_and_overflow():
+    model = tiny("llama")
+    cache = KVCache.for_model(model, batch_size=3, max_len=10)
+    assert cache.k[0].shape == (3, 2, 10, 8)  # (B, H_kv, max_len, D)
+    assert cache.nbytes == kv_cache_bytes(model.config, 10, 3, bytes_per_value=4)
+    llama = ModelConfig.from_preset("llama-3.1-8b")
+    assert kv_cache_bytes(llama) == 2 * 32 * 8 * 128 * 2 == 128 * 1024
+    with torch.no_grad(), pytest.raises(ValueError, match="holds 10 positions"):
+        model(torch.ones(3, 11, dtype=torch.long), kv_cache=cache)
+
+
+# ---------------------------------------------------------------------------- the filters
+
+LOGITS = torch.randn(4, 97, generator=torch.Generator().manual_seed(0)) * 3
+
+
+@pytest.mark.parametrize("k", [1, 5, 96, 97, 500])
+def test_top_k_keeps_exactly_k_as_hf(k):
+    out = top_k_filter(LOGITS, k)
+    assert (out.isfinite().sum(-1) == min(k, 97)).all()
+    hf = TopKLogitsWarper(k)(None, LOGITS.clone())
+    assert torch.equal(out.isfinite(), hf.isfinite())
+    ties = torch.zeros(1, 10)  # ten equal logits: still exactly k
+    assert int(top_k_filter(ties, 3).isfinite().sum()) == 3
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.9, 0.99, 1.0])
+def test_top_p_keeps_the_smallest_set_reaching_p(p):
+    out = top_p_filter(LOGITS, p)
+    probs = LOGITS.softmax(-1)
+    for row in range(len(LOGITS)):
+        ranked = probs[row].sort(descending=True).values
+        n = int((ranked.cumsum(0) < p).sum()) + 1  # the smallest prefix whose sum reaches p
+        n = 97 if p == 1.0 else n  # p = 1 keeps all (the float sum may reach 1 a token early)
+        assert int(out[row].isfinite().sum()) == min(n, 97)
+        kept = probs[row][out[row].isfinite()]
+        assert kept.min() >= ranked[min(n, 97) - 1]  # and those are the most likely
+    hf = TopPLogitsWarper(p)(None, LOGITS.clone())
+    assert torch.equal(out.isfinite(), hf.isfinite())
+
+
+@pytest.mark.parametrize("min_p", [0.0, 0.01, 0.1, 0.5, 1.0])
+def test_min_p_as_hf(min_p):
+    out = min_p_filter(LOGITS, min_p)
+    probs = LOGITS.softmax(-1)
+    assert torch.equal(out.isfinite(), probs >= min_p * probs.max(-1, keepdim=True).values)
+    if min_p > 0:
+        assert torch.equal(out.isfinite(), MinPLogitsWarper(min_p)(None, LOGITS.clone()).isfinite())
+
+
+@pytest.mark.parametrize("penalty", [0.5, 1.0, 1.3, 2.0])
+def test_repetition_penalty_as_hf(penalty):
+    ids = torch.tensor([[1, 2, 2, 50], [3, 3, 3, 3], [0, 96, 5, 6], [7, 8, 9, 10]])
+    out = apply_repetition_penalty(LOGITS, ids, penalty)
+    hf = RepetitionPenaltyLogitsProcessor(penalty)(ids, LOGITS.clone())
+    torch.testing.assert_close(out, hf)
+
+
+def test_repetition_penalty_skips_padding():
+    ids = torch.tensor([[0, 0, 5]])
+    mask = torch.tensor([[False, False, True]])
+    out = apply_repetition_penalty(LOGITS[:1], ids, 2.0, mask)
+    assert out[0, 0] == LOGITS[0, 0] and out[0, 5] != LOGITS[0, 5]
+
+
+@pytest.mark.parametrize("t", [0.1, 0.7, 1.0, 3.0])
+def test_temperature_as_hf(t):
+    torch.testing.assert_close(
+        apply_temperature(LOGITS, t), TemperatureLogitsWarper(t)(None, LOGITS.clone())
+    )
+
+
+def test_chain_order_as_hf_generate():
+    """A sampled run equals one where the same filters are applied by hand, in HF's order."""
+    model = tiny("llama")
+    options = dict(temperature=0.7, top_k=30, top_p=0.8, min_p=0.05, repetition_penalty=1.2)
+    out = generate(model, PROMPTS[0], 1, generator=torch.Generator().manual_seed(5), **options)
+    with torch.no_grad():
+        z = model(torch.tensor([PROMPTS[0]]))[:, -1]
+    ids = torch.tensor([PROMPTS[0]])
+    for warper in (
+        RepetitionPenaltyLogitsProcessor(1.2),
+        TemperatureLogitsWarper(0.7),
+        TopKLogitsWarper(30),
+        TopPLogitsWarper(0.8),
+        MinPLogitsWarper(0.05),
+    ):
+        z = warper(ids, z)
+    expected = torch.multinomial(z.softmax(-1), 1, generator=torch.Generator().manual_seed(5))
+    assert out[-1] == int(expected)
+
+
+# ---------------------------------------------------------------------------- Hugging Face
+
+
+def hf_pair(kind: str, tmp_path):
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        config = transformers.GPT2Config(
+            vocab_size=101, n_positions=64, n_embd=32, n_layer=2, n_head=4, initializer_range=0.2
+        )
+        hf = transformers.GPT2LMHeadModel(config)
+    else:
+        config = transformers.LlamaConfig(
+            vocab_size=101,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+            initializer_range=0.2,
+        )
+        hf = transformers.LlamaForCausalLM(config)
+    hf.eval().save_pretrained(tmp_path)
+    return hf, DecoderLM.from_hf(tmp_path).eval()
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_greedy_tokens_equal_transformers_generate(kind, tmp_path):
+    hf, ours = hf_pair(kind, tmp_path)
+    prompts = [[5, 6, 7, 8], [90, 3]]
+    for prompt in prompts:
+        expected = hf.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            do_sample=False,
+            max_new_tokens=25,
+            min_new_tokens=25,
+            pad_token_id=0,
+            eos_token_id=None,
+        )
+        assert generate(ours, prompt, 25, temperature=0) == expected[0].tolist()
+        assert generate(ours, prompt, 25, temperature=0, use_cache=False) == expected[0].tolist()
+
+
+# ---------------------------------------------------------------------------- stopping, streaming
+
+
+def test_stop_tokens_sequences_and_strings():
+    tok = load_tokenizer("stories")
+    text = tok.encode("The cat sat. The end.<|endoftext|>More", allowed_special="all")
+
+    def stops_after(stop):
+        stopper = Stopper(stop, tok)
+        return next((i + 1 for i, t in enumerate(text) if stopper(t)), None)
+
+    assert stops_after(2047) == text.index(2047) + 1
+    assert tok.decode(text[: stops_after("end.")]).endswith("The end.")
+    assert tok.decode(text[: stops_after("at. T")]).endswith("at. The")  # across tokens
+    assert stops_after([[text[1], text[2]]]) == 3  # a sequence of ids
+    assert stops_after([[text[2], text[1]]]) is None
+    assert stops_after(["nowhere", 2047]) == text.index(2047) + 1
+
+
+def test_generation_stops_per_row(model):
+    free = generate(model, PROMPTS, 20, temperature=0)
+    stop = free[0][len(PROMPTS[0]) + 4]  # the 5th new token of row 0
+    out = generate(model, PROMPTS, 20, temperature=0, stop=stop)
+    for row, full in zip(out, free):
+        new = full[len(row) - len(full) :] if len(row) < len(full) else []
+        assert row == full[: len(row)]
+        assert len(row) == len(full) or row[-1] == stop
+        assert stop not in row[len(full) - 20 : -1] or new == []
+    assert len(out[0]) == len(PROMPTS[0]) + 5
+
+
+def test_stream_yields_what_generate_returns(model):
+    g = lambda: torch.Generator().manual_seed(9)  # noqa: E731
+    streamed = list(stream_generate(model, PROMPTS[1], 10, temperature=1.0, generator=g()))
+    assert PROMPTS[1] + streamed == generate(model, PROMPTS[1], 10, temperature=1.0, generator=g())
+    assert all(isinstance(t, int) for t in streamed)
+    steps = list(stream_generate(model, PROMPTS, 4, temperature=0))
+    assert len(steps) == 4 and all(len(s) == len(PROMPTS) for s in steps)
+
+
+def test_stream_text_holds_back_partial_characters():
+    tok = load_tokenizer("stories")
+    text = "Kai saw 🙂 and 今晚月色真美."
+    ids = tok.encode(text)
+    pieces = list(stream_text(tok, ids))
+    assert "".join(pieces) == text and "\ufffd" not in "".join(pieces)
+    assert len(pieces) < len(ids)  # the emoji's bytes came in several tokens
+
+
+def test_model_mode_is_restored(model):
+    model.train()
+    generate(model, PROMPTS[0], 3, temperature=0)
+    assert model.training
+    model.eval()
+
+
+# ---------------------------------------------------------------------------- chat templates
+
+LLAMA3_TEMPLATE = (  # Meta-Llama-3-8B-Instruct's tokenizer_config.json "chat_template"
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | "
+    "trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+    "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+
+
+@pytest.mark.parametrize("add_generation_prompt", [True, False])
+def test_chat_prompt_equals_llama3_template(add_generation_prompt):
+    jinja2 = pytest.importorskip("jinja2")
+    messages = [
+        {"role": "system", "content": "You tell short stories. "},
+        {"role": "user", "content": "\nA cat, please."},
+        {"role": "assistant", "content": "Kai the cat sat."},
+        {"role": "user", "content": "Another!"},
+    ]
+    expected = jinja2.Template(LLAMA3_TEMPLATE).render(
+        messages=messages,
+        bos_token="<|begin_of_text|>",
+        add_generation_prompt=add_generation_prompt,
+    )
+    assert llama3_chat_prompt(messages, add_generation_prompt) == expected
+    assert len(LLAMA3_SPECIAL_TOKENS) == 5
+
+
+# ---------------------------------------------------------------------------- bad input
+
+M = tiny("llama")
+BAD = [
+    pytest.param(dict(temperature=-0.5), ValueError, "temperature", id="temperature<0"),
+    pytest.param(dict(temperature=float("nan")), ValueError, "temperature", id="temperature-nan"),
+    pytest.param(dict(temperature="hot"), TypeError, "temperature", id="temperature-str"),
+    pytest.param(dict(top_k=0), ValueError, "top_k", id="top_k<1"),
+    pytest.param(dict(top_k=2.5), TypeError, "top_k", id="top_k-float"),
+    pytest.param(dict(top_p=0.0), ValueError, "top_p", id="top_p=0"),
+    pytest.param(dict(top_p=1.5), ValueError, "top_p", id="top_p>1"),
+    pytest.param(dict(min_p=-0.1), ValueError, "min_p", id="min_p<0"),
+    pytest.param(dict(repetition_penalty=0.0), ValueError, "repetition_penalty", id="penalty=0"),
+    pytest.param(dict(max_new_tokens=-1), ValueError, "max_new_tokens", id="max_new_tokens<0"),
+    pytest.param(dict(prompt_ids=[]), ValueError, "non-empty", id="empty-prompt"),
+    pytest.param(dict(prompt_ids=[[1, 2], []]), ValueError, "empty prompt", id="empty-row"),
+    pytest.param(dict(prompt_ids=[1.0, 2.0]), TypeError, "ints", id="float-ids"),
+    pytest.param(dict(prompt_ids=torch.ones(3)), TypeError, "integer tensor", id="float-tensor"),
+    pytest.param(dict(prompt_ids="hello"), ValueError, "list of ids", id="text-prompt"),
+    pytest.param(dict(prompt_ids=[1, 500]), ValueError, "vocab_size", id="id>=vocab"),
+    pytest.param(dict(prompt_ids=[-1, 2]), ValueError, "vocab_size", id="negative-id"),
+    pytest.param(
+        dict(prompt_ids=list(range(60)), crop=False), ValueError, "crop=True", id="too-long"
+    ),
+    pytest.param(dict(max_new_tokens=46, crop=False), ValueError, "context", id="output-too-long"),
+    pytest.param(dict(stop="The end"), ValueError, "tokenizer", id="stop-string-no-tokenizer"),
+    pytest.param(dict(stop=1.5), TypeError, "stop", id="stop-float"),
+    pytest.param(dict(stop=[[]]), TypeError, "stop", id="stop-empty-sequence"),
+    pytest.param(dict(use_cache=1), TypeError, "use_cache", id="use_cache-int"),
+    pytest.param(dict(model=torch.nn.Linear(2, 2)), TypeError, "DecoderLM", id="not-a-model"),
+]
+
+
+@pytest.mark.parametrize("change, error, match", BAD)
+def test_bad_arguments(change, error, match):
+    args = {**dict(model=M, prompt_ids=[1, 2, 3], max_new_tokens=5), **change}
+    with pytest.raises(error, match=match):
+        generate(**args)
+    with pytest.raises(error, match=match):  # raised on the call, not at the first step
+        stream_generate(**args)
+
+
+def test_bad_chat_messages():
+    with pytest.raises(TypeError, match="messages"):
+        llama3_chat_prompt([{"role": "user"}])
+
+
+# ---------------------------------------------------------------------------- llmbook generate
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory):
+    """A small Llama-style model for the stories tokenizer (2,048 ids), as a Hugging Face folder
+    without tokenizer files: the command falls back to the stories tokenizer."""
+    torch.manual_seed(0)
+    config = ModelConfig(
+        vocab_size=2048,
+        context_length=64,
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        init_std=0.1,
+    )
+    folder = tmp_path_factory.mktemp("hf_model")
+    DecoderLM(config).save_hf(folder)
+    return folder
+
+
+def run_cli(capsys, *args):
+    from llmbook.cli import main
+
+    status = main(["generate", *args])
+    return status, capsys.readouterr().out
+
+
+def test_cli_generate_streams_the_continuation(hf_folder, capsys):
+    common = [
+        "Once upon a time",
+        "--model",
+        str(hf_folder),
+        "--max-new-tokens",
+        "12",
+        "--device",
+        "cpu",
+    ]
+    status, out = run_cli(capsys, *common, "--temperature", "0")
+    tok = load_tokenizer("stories")
+    model = DecoderLM.from_hf(hf_folder)
+    expected = generate(model, tok.encode("Once upon a time"), 12, temperature=0, stop=2047)
+    assert status == 0
+    assert out == tok.decode([t for t in expected if t != 2047]) + "\n"
+    first = run_cli(capsys, *common, "--seed", "5", "--top-k", "50")
+    assert first == run_cli(capsys, *common, "--seed", "5", "--top-k", "50")  # reproducible
+    assert first != run_cli(capsys, *common, "--seed", "6", "--top-k", "50")
+
+
+def test_cli_generate_help_documents_every_option(capsys):
+    import argparse
+
+    from llmbook.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = [a for a in sub.choices["generate"]._actions if a.option_strings and a.dest != "help"]
+    assert len(options) >= 11
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(capsys, "--help")
+    assert exit_info.value.code == 0
+    shown = capsys.readouterr().out
+    for action in options:
+        assert action.help and action.option_strings[0] in shown
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        pytest.param(["--model", "no/such/folder"], "not 'stories'", id="unknown-model"),
+        pytest.param(["--temperature", "-1"], "temperature", id="temperature<0"),
+        pytest.param(["--top-p", "2"], "top_p", id="top_p>1"),
+        pytest.param(["--max-new-tokens", "-3"], "max_new_tokens", id="max_new_tokens<0"),
+        pytest.param(["--tokenizer", "nonsense"], "tokenizer", id="unknown-tokenizer"),
+    ],
+)
+def test_cli_generate_errors(hf_folder, capsys, args, message):
+    from llmbook.cli import main
+
+    full = ["generate", "Hi", "--model", str(hf_folder), "--device", "cpu", *args]
+    with pytest.raises(SystemExit) as exit_info:
+        main(full)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_generate_in_a_subprocess(hf_folder):
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "llmbook.cli",
+        "generate",
+        "Kai was",
+        "--model",
+        str(hf_folder),
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Kai was") and len(result.stdout) > len("Kai was\n")
+
+
+def test_cli_generate_with_the_books_model(capsys):
+    from llmbook.pretrained import ASSETS
+
+    if not (ASSETS / "stories_model" / "config.json").is_file():
+        pytest.skip("the book's model (llmbook/assets/stories_model) is not there yet")
+    status, out = run_cli(capsys, "Once upon a time", "--max-new-tokens", "20", "--seed", "0")
+    assert status == 0 and out.startswith("Once upon a time") and len(out) > 30
