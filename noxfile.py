@@ -22,7 +22,11 @@ OLDEST_PYTHON, NEWEST_PYTHON = "3.10", "3.13"
 
 
 def _run_suite(session: nox.Session) -> None:
-    session.run("python", "-c", "import torch, transformers; print(torch.__version__, transformers.__version__)")
+    session.run(
+        "python",
+        "-c",
+        "import torch, transformers; print(torch.__version__, transformers.__version__)",
+    )
     env = {}
     cache = os.path.join(os.path.dirname(__file__), "..", "shared", "tiktoken_cache")
     if os.path.isdir(cache) and "TIKTOKEN_CACHE_DIR" not in os.environ:

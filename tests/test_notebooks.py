@@ -22,7 +22,11 @@ ids = [p.relative_to(CHAPTERS).as_posix() for p in NOTEBOOKS]
 def cells_of(notebook) -> list[tuple[str, str, list[str]]]:
     """(type, source, tags) of each cell: what the pair must agree on."""
     return [
-        (cell["cell_type"], "".join(cell["source"]).strip(), sorted(cell.get("metadata", {}).get("tags", [])))
+        (
+            cell["cell_type"],
+            "".join(cell["source"]).strip(),
+            sorted(cell.get("metadata", {}).get("tags", [])),
+        )
         for cell in notebook["cells"]
     ]
 
@@ -44,7 +48,9 @@ def test_pair_in_sync(path):
     )
 
 
-SOURCES = sorted(p for p in CHAPTERS.rglob("[0-9][0-9]_*.py") if ".ipynb_checkpoints" not in p.parts)
+SOURCES = sorted(
+    p for p in CHAPTERS.rglob("[0-9][0-9]_*.py") if ".ipynb_checkpoints" not in p.parts
+)
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=[p.relative_to(CHAPTERS).as_posix() for p in SOURCES])

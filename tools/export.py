@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         if current == text:
             continue
         if current is not None and not HEADER_RE.match(current):
-            problems.append(f"{rel}: hand-written (no generated header); rename the chapter's module or the file")
+            problems.append(
+                f"{rel}: hand-written (no generated header); rename the chapter's module or the file"
+            )
             continue
         if args.check:
             problems.append(f"{rel}: {'missing' if current is None else 'out of date'}")
