@@ -1,0 +1,1268 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 08: Training
+#
+# Chapter 7 ended with a model that talks gibberish: its weights are random, so every next token
+# is about as likely as any other. This chapter makes it learn. We measure how wrong its
+# predictions are with one number, the **cross-entropy loss**, and change the weights a little,
+# many times, in the direction that lowers it. The loop that does this fits in fifteen lines;
+# the rest of the chapter is what turns those lines into a trainer you can leave running.
+#
+# **What you will build**
+#
+# 1. Cross-entropy worked by hand on one window, a numerically stable version (log-sum-exp),
+#    perplexity, and the loss floor of the book's corpus in nats per character.
+# 2. The training loop written out plainly, and a tiny text over-fitted on purpose.
+# 3. AdamW from its update rule, weight decay on matrices only, warm-up and cosine decay,
+#    gradient clipping and gradient accumulation, each checked against PyTorch's own.
+# 4. `train`: random batches, evaluation at intervals, samples as it goes, a progress bar; then a
+#    small model trained on the book's corpus in about a minute, with its loss curves.
+# 5. Checkpoints that resume exactly, and the same loop on several processes with
+#    DistributedDataParallel.
+#
+# The code this chapter exports lives in `llmbook.training`; the command `llmbook train` and the
+# model the book ships (`llmbook.load_model("stories")`) are built on it.
+
+# %%
+#| default_exp training
+
+# %%
+#| export
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from llmbook.data import encode_text
+from llmbook.files import atomic_write
+from llmbook.training_support import (
+    catch_sigint,
+    check_checkpoint_folder,
+    check_train_args,
+    check_train_config,
+    load_weights,
+    new_history,
+    record,
+    rng_states,
+    set_rng_states,
+    unique_tensors,
+)
+
+# %%
+torch.manual_seed(0)
+torch.set_printoptions(precision=3, sci_mode=False)
+
+# %% [markdown]
+# ## 1. Cross-entropy: how wrong is a prediction?
+#
+# At every position the model outputs a vector of `vocab_size` **logits**, one score per token.
+# Softmax turns them into probabilities $p(v)$. The model was right to the extent that it gave a
+# high probability to the token that actually came next, the **target** $y$. The loss at one
+# position is the negative log of that probability,
+#
+# $$\ell = -\log p(y) = -\log \frac{e^{z_y}}{\sum_v e^{z_v}},$$
+#
+# which is 0 when the model was certain and right, and grows without bound as $p(y) \to 0$. The
+# loss of a window is the mean over its positions. Take one window of the book's corpus, cut with
+# the book's tokenizer, and an untrained model from chapter 7.
+
+# %%
+import matplotlib.pyplot as plt
+import torch.nn.functional as F
+
+from llmbook import load_corpus, load_tokenizer, train_val_split
+
+tokenizer = load_tokenizer("stories")
+text = load_corpus("stories")
+window = torch.tensor(tokenizer.encode(text[:200])[:9])  # 9 ids: 8 inputs and 8 targets
+inputs, targets = window[:-1], window[1:]
+print("inputs ", [tokenizer.decode([i]) for i in inputs.tolist()])
+print("targets", [tokenizer.decode([i]) for i in targets.tolist()])
+
+
+# %% [markdown]
+# The model below is chapter 7's `DecoderLM` in the Llama style (RMSNorm, RoPE, SwiGLU,
+# grouped-query attention) at toy size, with the book's vocabulary of 2,048 ids. Called without
+# targets it returns the logits `(B, T, V)`. We follow the formula position by position:
+# softmax over the vocabulary, pick out the probability of the target, take minus its log.
+
+# %%
+from llmbook.model import DecoderLM, ModelConfig
+
+config = ModelConfig(
+    vocab_size=tokenizer.vocab_size,
+    context_length=64,
+    d_model=64,
+    n_layers=2,
+    n_heads=4,
+    n_kv_heads=2,
+    d_ff=176,
+    norm="rmsnorm",
+    mlp="swiglu",
+    position="rope",
+)
+model = DecoderLM(config)
+logits = model(inputs[None])  # (1, T, V) = (1, 8, 2048)
+probs = torch.softmax(logits[0], dim=-1)  # (T, V): one distribution per position
+p_target = probs[torch.arange(len(targets)), targets]  # (T,): the probability of what came next
+losses = -torch.log(p_target)
+print("logits", tuple(logits.shape))
+for token, p, loss in zip(targets.tolist(), p_target.tolist(), losses.tolist()):
+    print(f"  target {tokenizer.decode([token])!r:>10}  p = {p:.5f}  -log p = {loss:.3f}")
+loss_by_hand = losses.mean()
+print(
+    "mean loss", round(loss_by_hand.item(), 3), "  ln(V) =", round(math.log(config.vocab_size), 3)
+)
+assert abs(loss_by_hand.item() - math.log(config.vocab_size)) < 0.5
+
+# %% [markdown]
+# An untrained model spreads its probability almost evenly, about $1/V$ on every token, so its
+# loss is close to $\ln V = \ln 2048$. That is the number training starts from. (For GPT-2's
+# vocabulary of 50,257 it would be $\ln 50257 \approx 10.8$; for Llama 3's 128,256, $11.8$.)
+#
+# ## 2. Whole batches, flattened; perplexity
+#
+# In training, the logits come as a batch `(B, T, V)` and the targets as `(B, T)`: the inputs
+# shifted by one token (chapter 2). Every one of the $B \cdot T$ positions is a separate
+# prediction with its own target, so we flatten both to `(B*T, V)` and `(B*T,)` and hand them to
+# `F.cross_entropy`, which does softmax, pick and mean in one fused call. Given targets,
+# `DecoderLM` does exactly this itself and returns `(logits, loss)`.
+
+# %%
+ids = torch.tensor(encode_text(tokenizer, text[:5000]))
+B, T = 4, 16
+x = torch.stack([ids[i * T : (i + 1) * T] for i in range(B)])  # (B, T)
+y = torch.stack([ids[i * T + 1 : (i + 1) * T + 1] for i in range(B)])  # (B, T), shifted by one
+logits = model(x)  # (B, T, V)
+flat = F.cross_entropy(logits.view(B * T, -1), y.view(B * T))  # (B*T, V) against (B*T,)
+_, loss_model = model(x, y)
+print("logits", tuple(logits.shape), "-> flat", (B * T, logits.shape[-1]), " targets", (B * T,))
+print("F.cross_entropy", round(flat.item(), 4), " model(x, y)", round(loss_model.item(), 4))
+print("perplexity", round(math.exp(flat.item()), 1), " vocabulary", config.vocab_size)
+assert torch.allclose(flat, loss_model)
+
+# %% [markdown]
+# **Perplexity** is $e^{\text{loss}}$: the number of equally likely tokens the model is, on
+# average, choosing among. The untrained model's perplexity is near the vocabulary size; a
+# perfect model's would be 1. It is the same information as the loss on a friendlier scale, and
+# it only compares models that share a tokenizer (a token is a different unit in each).
+#
+# ## 3. The numerically stable version: log-sum-exp
+#
+# Written literally, $-\log \big(e^{z_y} / \sum_v e^{z_v}\big)$ breaks for large logits:
+# `exp(100.0)` is about $2.7 \cdot 10^{43}$, `exp(1000.0)` overflows float32 to infinity, and
+# `inf / inf` is NaN. Taking the log first turns the quotient into a difference,
+#
+# $$\ell = \log \sum_v e^{z_v} - z_y, \qquad \log \sum_v e^{z_v} = m + \log \sum_v e^{z_v - m},
+# \quad m = \max_v z_v,$$
+#
+# and subtracting the largest logit before exponentiating keeps every exponential in $(0, 1]$.
+# This **log-sum-exp** trick is what `F.cross_entropy` does inside.
+
+# %%
+big = torch.tensor([[1000.0, 0.0, -1000.0]])  # one position, three tokens; the target is id 1
+target = torch.tensor([1])
+naive = -torch.log(big.exp()[0, 1] / big.exp().sum())
+m = big.max()
+stable = m + torch.log(torch.exp(big - m).sum()) - big[0, 1]
+print(
+    "naive ",
+    naive.item(),
+    "  stable",
+    stable.item(),
+    "  torch",
+    F.cross_entropy(big, target).item(),
+)
+assert not torch.isfinite(naive) and stable.item() == 1000.0
+
+# %% [markdown]
+# The exported version does the same for every position of a batch at once:
+
+
+# %%
+#| export
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean of ``-log softmax(logits)[target]`` over all positions (the teaching version).
+
+    ``logits`` is ``(N, V)`` or ``(B, T, V)``; ``targets`` holds ids, ``(N,)`` or ``(B, T)``.
+    ``log sum_v exp(z_v)`` is computed as ``m + log sum_v exp(z_v - m)`` with ``m = max_v z_v``,
+    so no exponential can overflow.
+    """
+    logits = logits.reshape(-1, logits.shape[-1])  # (B*T, V)
+    targets = targets.reshape(-1)  # (B*T,)
+    m = logits.max(dim=-1, keepdim=True).values  # (B*T, 1)
+    log_z = (m + (logits - m).exp().sum(dim=-1, keepdim=True).log()).squeeze(-1)  # (B*T,)
+    return (log_z - logits.gather(1, targets[:, None]).squeeze(1)).mean()
+
+
+# %%
+mine = cross_entropy(logits, y)  # (B, T, V) and (B, T): it flattens itself
+print("ours", round(mine.item(), 4), " torch", round(flat.item(), 4))
+assert torch.allclose(mine, flat, atol=1e-5)
+assert torch.allclose(cross_entropy(big, target), F.cross_entropy(big, target))
+
+# %% [markdown]
+# ## 4. How low can the loss go? The floor of the book's corpus
+#
+# A loss of 0 would mean the model knows every next token for certain. Real text has genuine
+# surprise in it, and no model can average fewer nats per prediction than the **entropy** of the
+# source. For real text nobody knows that number. For the book's corpus we do: the stories are
+# written by a program (`llmbook.stories`), and every random choice it made (which hero, which
+# plot, which of the alternative sentences, which word in a slot) has a known probability. It
+# adds up their logarithms while it writes. Minus the total, divided by the number of
+# characters, estimates the entropy of the source in **nats per character**. (Strictly an upper
+# bound on the entropy of the text, because two different sequences of choices could write the
+# same words; the module's docstring says why we expect the bound to be tight.)
+#
+# The model's loss is in nats per *token*. To compare, convert with the number of characters
+# per token of the validation text: a token of the book's tokenizer covers several characters,
+# so a nat per token is a fraction of a nat per character.
+
+# %%
+import llmbook.stories
+
+meta = llmbook.stories.read_meta()
+floor_per_char = meta["nats_per_char"]
+train_text, val_text = train_val_split(text)
+val_ids = torch.tensor(encode_text(tokenizer, val_text))  # <|endoftext|> as its special id
+chars_per_token = len(val_text) / len(val_ids)
+print(f"floor: {floor_per_char:.4f} nats/char")
+print(
+    f"validation text: {len(val_text):,} chars, {len(val_ids):,} tokens, {chars_per_token:.2f} chars/token"
+)
+print(f"floor in the model's unit: {floor_per_char * chars_per_token:.3f} nats/token")
+print(f"untrained model: {loss_model.item() / chars_per_token:.3f} nats/char")
+assert 0.05 < floor_per_char < 0.15 and 3 < chars_per_token < 5
+
+# %% [markdown]
+# So the untrained model starts near 7.6 nats per token, and the best any model could do on
+# these stories is under half a nat per token. The floor a real model meets is somewhat higher:
+# a model that reads windows of `context_length` tokens cannot see choices made before its window
+# began (the hero's name, picked at the start of a story, when the window starts mid-story) and
+# has to guess them again. The rest of the chapter is about walking down that gap.
+#
+# ## 5. The training loop, plainly
+#
+# The gradient of the loss with respect to every weight says which way is uphill. Training is
+# that, repeated: take a batch, compute the loss (**forward**), compute the gradients
+# (**backward**), move every weight a little against its gradient (the optimizer's **step**),
+# forget the gradients (**zero**), and go again.
+#
+# ```mermaid
+# flowchart LR
+#     D["batch of windows<br/>x, y: (B, T)"] --> F["forward<br/>logits (B, T, V)"]
+#     F --> L["loss<br/>cross-entropy, a number"]
+#     L --> Bk["backward<br/>.grad of every weight"]
+#     Bk --> S["optimizer step<br/>w -= lr * update(grad)"]
+#     S --> Z["zero the grads"]
+#     Z -->|next batch| D
+#     S -.->|every N steps| E["evaluate on validation text<br/>print a sample, save a checkpoint"]
+# ```
+#
+# The smallest version, on one short story that we want the model to learn *by heart*: if a
+# model cannot over-fit a tiny text, something in the loop is broken (the loss is a cheap
+# self-test). The batches are random windows of the story.
+
+# %%
+story = text[: text.index("<|endoftext|>")]
+story_ids = torch.tensor(tokenizer.encode(story))
+print(f"one story: {len(story)} characters, {len(story_ids)} tokens")
+
+torch.manual_seed(0)
+tiny = DecoderLM(config)
+optimizer = torch.optim.AdamW(tiny.parameters(), lr=3e-3)
+T = 32
+for step in range(150):
+    starts = torch.randint(0, len(story_ids) - T, (8,))  # 8 random windows
+    x = torch.stack([story_ids[s : s + T] for s in starts])  # (8, T)
+    y = torch.stack([story_ids[s + 1 : s + T + 1] for s in starts])  # (8, T)
+    logits, loss = tiny(x, y)  # forward and loss
+    loss.backward()  # backward: fills p.grad for every weight
+    optimizer.step()  # step: move the weights
+    optimizer.zero_grad()  # zero: gradients accumulate otherwise
+    if step % 30 == 0 or step == 149:
+        print(f"step {step:3d}  loss {loss.item():.3f}")
+final_tiny_loss = loss.item()
+
+# %%
+prompt = story_ids[None, :8]  # the first 8 tokens of the story
+with torch.no_grad():
+    out = prompt
+    for _ in range(30):  # greedy: always the most likely next token
+        out = torch.cat([out, tiny(out[:, -T:])[:, -1].argmax(-1, keepdim=True)], dim=1)
+recited = tokenizer.decode(out[0].tolist())
+print(repr(recited))
+print("recited the story:", story.startswith(recited))
+assert final_tiny_loss < 0.5
+
+# %% [markdown]
+# The loss fell from about $\ln 2048$ to a small fraction of a nat, and greedy decoding recites
+# the story. That is memorisation, not language: the model has seen nothing else. The remaining
+# sections turn these fifteen lines into a trainer that generalises to text it has not seen,
+# and then into one that can be left running for hours.
+#
+# ## 6. AdamW, from its update rule
+#
+# Plain gradient descent moves every weight by $\text{lr} \cdot g$. **Adam** keeps two running
+# averages per weight, of the gradient $m$ (momentum: a direction that persists across noisy
+# batches) and of its square $v$ (a per-weight scale), and moves by $m / \sqrt{v}$: about
+# $\text{lr}$ per step for every weight, whatever the size of its gradients. Both averages start
+# at 0, so early on they are too small; dividing by $1 - \beta^t$ corrects that bias. **AdamW**
+# adds *decoupled* weight decay: it shrinks each weight by a factor $1 - \text{lr} \cdot \lambda$
+# directly, instead of adding $\lambda w$ to the gradient (where Adam's scaling would weaken it).
+#
+# $$m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,
+# \quad w_t = w_{t-1}(1 - \text{lr}\,\lambda) - \text{lr}\,
+# \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}$$
+
+
+# %%
+#| export
+class AdamW(torch.optim.Optimizer):
+    """AdamW written from its update rule (Loshchilov and Hutter, 2019); the teaching version.
+
+    For each parameter ``p`` with gradient ``g``, at step ``t``: decay the weight, then move it
+    along the bias-corrected running mean of the gradient divided by its running RMS.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                state["t"] += 1
+                t, m, v, g = state["t"], state["m"], state["v"], p.grad
+                p.mul_(1 - lr * group["weight_decay"])  # decoupled weight decay
+                m.mul_(beta1).add_(g, alpha=1 - beta1)  # m = b1 m + (1 - b1) g
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v = b2 v + (1 - b2) g^2
+                m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)  # bias correction
+                p.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+
+
+# %% [markdown]
+# The same steps on two identical copies of the model, one with our `AdamW` and one with
+# `torch.optim.AdamW`, must leave the same weights:
+
+
+# %%
+def adamw_run(optimizer_class, steps=5):
+    torch.manual_seed(0)
+    net = DecoderLM(config)
+    opt = optimizer_class(net.parameters(), lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1)
+    for step in range(steps):
+        g = torch.Generator().manual_seed(step)
+        x = torch.randint(0, config.vocab_size, (2, 16), generator=g)
+        net(x[:, :-1], x[:, 1:])[1].backward()
+        opt.step()
+        opt.zero_grad()
+    return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+
+ours, theirs = adamw_run(AdamW), adamw_run(torch.optim.AdamW)
+print(
+    "largest difference",
+    f"{(ours - theirs).abs().max().item():.1e}",
+    " same:",
+    torch.allclose(ours, theirs, atol=1e-5),
+)
+assert torch.allclose(ours, theirs, atol=1e-5)
+
+# %% [markdown]
+# They agree to float32 rounding (torch orders the divisions differently). The trainer uses
+# torch's, in its **fused** form: one kernel updates all weights at once, instead of a loop of
+# small operations per tensor. The state costs two numbers per weight, $m$ and $v$: for
+# Llama-3.1-8B's 8.03 billion weights that is 64 GB in float32, more than the weights themselves.
+#
+# **Which weights decay?** Weight decay pulls weights towards 0, a prior that prefers small
+# weights. It makes sense for the matrices that mix features: the linear layers, and the
+# embedding table (whose rows are also the LM head when the two are tied). It does not for the
+# gains of the norms, which should stay near 1, or for biases, which shift rather than scale.
+# The rule the book uses, like nanoGPT: **decay every parameter with two or more dimensions,
+# and nothing else.**
+
+
+# %%
+#| export
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two optimizer groups: matrices (``dim >= 2``: linear weights, embedding tables) decay;
+    vectors (norm gains, biases) do not."""
+    params = [p for p in model.parameters() if p.requires_grad]  # tied weights counted once
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+# %%
+decay, no_decay = param_groups(model, weight_decay=0.1)
+count = lambda group: sum(p.numel() for p in group["params"])  # noqa: E731
+print(f"decayed:     {len(decay['params']):2d} tensors, {count(decay):,} weights (matrices)")
+print(
+    f"not decayed: {len(no_decay['params']):2d} tensors, {count(no_decay):,} weights (norm gains)"
+)
+assert count(decay) + count(no_decay) == sum(p.numel() for p in model.parameters())
+
+# %% [markdown]
+# ## 7. Learning-rate warm-up and cosine decay
+#
+# The learning rate is the size of each step. Two things go wrong with a fixed one. At the
+# start, Adam's $v$ is estimated from very few gradients and the weights are random, so large
+# steps can throw the model into a bad region: a **linear warm-up** raises the rate from almost 0
+# to its peak over the first few hundred steps. At the end, a large rate keeps the weights
+# bouncing around a minimum instead of settling into it: a **cosine decay** lowers it smoothly
+# to a small final value. The schedule is a pure function of the step, so a resumed run gets
+# exactly the rate it would have had.
+
+
+# %%
+#| export
+def lr_schedule(step: int, *, lr: float, min_lr: float, warmup_steps: int, max_steps: int) -> float:
+    """Learning rate at ``step`` (counted from 0): linear warm-up to ``lr`` over
+    ``warmup_steps``, then half a cosine down to ``min_lr`` at ``max_steps``, then ``min_lr``."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if step >= max_steps:
+        return min_lr
+    progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)  # 0 -> 1
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+# %%
+steps = list(range(1200))
+schedule = [lr_schedule(s, lr=1e-3, min_lr=1e-4, warmup_steps=100, max_steps=1000) for s in steps]
+fig, ax = plt.subplots(figsize=(7, 3))
+_ = ax.plot(steps, schedule, label="lr_schedule(step)")
+_ = ax.axvline(100, color="gray", ls=":", label="end of warm-up (100)")
+_ = ax.axvline(1000, color="gray", ls="--", label="max_steps (1000)")
+ax.set(xlabel="optimizer step", ylabel="learning rate", title="Linear warm-up, then cosine decay")
+_ = ax.legend()
+plt.show()
+plt.close(fig)
+print(
+    "step 0:",
+    schedule[0],
+    " peak:",
+    max(schedule),
+    " step 550:",
+    round(schedule[550], 6),
+    " end:",
+    schedule[-1],
+)
+assert schedule[99] == max(schedule) == 1e-3 and schedule[-1] == 1e-4
+
+# %% [markdown]
+# ## 8. Gradient clipping
+#
+# Now and then a batch produces a huge gradient (an unusual window, a spike in the loss), and one
+# step with it can undo hours of training. **Gradient clipping** caps the size of the step: if the
+# norm of all gradients taken together, $\lVert g \rVert = \sqrt{\sum_i g_i^2}$ over every weight
+# of the model, exceeds `max_norm`, every gradient is scaled by `max_norm / ||g||`. The direction
+# is kept; only the length shrinks. A common `max_norm` is 1.0.
+
+
+# %%
+#| export
+def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
+    """Scale all gradients together so that their joint L2 norm is at most ``max_norm``; return
+    the norm before clipping (the teaching version of ``torch.nn.utils.clip_grad_norm_``)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = torch.stack([g.norm() for g in grads]).norm()  # sqrt of the sum of all squares
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)  # 1 when already small enough
+    for g in grads:
+        g.mul_(scale)
+    return total
+
+
+# %%
+def grads_of(net):
+    return [p.grad.clone() for p in net.parameters()]
+
+
+torch.manual_seed(0)
+net = DecoderLM(config)
+net(x, y)[1].backward()
+before = grads_of(net)
+norm_ours = clip_grad_norm(list(net.parameters()), max_norm=0.5)
+clipped_ours = grads_of(net)
+for p, g in zip(net.parameters(), before):
+    p.grad = g.clone()
+norm_torch = torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.5)
+print("norm before:", round(norm_ours.item(), 4), " torch:", round(norm_torch.item(), 4))
+print("norm after: ", round(torch.stack([g.norm() for g in clipped_ours]).norm().item(), 4))
+assert torch.allclose(norm_ours, norm_torch)
+assert all(torch.allclose(a, p.grad) for a, p in zip(clipped_ours, net.parameters()))
+
+# %% [markdown]
+# ## 9. Gradient accumulation
+#
+# A larger batch gives a less noisy gradient, but memory limits how many windows fit through the
+# model at once. **Gradient accumulation** gets the large batch anyway: run $k$ micro-batches,
+# call `backward()` on each loss divided by $k$ (PyTorch *adds* into `.grad`), and step once. The
+# mean over the big batch is the mean of the micro-batch means when they are of equal size, so
+# the gradient is the same as the big batch's, up to the order of the float additions.
+
+# %%
+torch.manual_seed(0)
+net = DecoderLM(config)
+xa, ya = x[:4], y[:4]  # one batch of 4 windows of the story
+net(xa, ya)[1].backward()
+big_batch = grads_of(net)
+net.zero_grad()
+k = 4
+for i in range(k):  # 4 micro-batches of 1 window each
+    (net(xa[i : i + 1], ya[i : i + 1])[1] / k).backward()  # .grad adds up
+accumulated = grads_of(net)
+largest = max((a - b).abs().max().item() for a, b in zip(big_batch, accumulated))
+print(
+    "largest difference",
+    f"{largest:.1e}",
+    " same:",
+    all(torch.allclose(a, b, atol=1e-6) for a, b in zip(big_batch, accumulated)),
+)
+assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(big_batch, accumulated))
+
+# %% [markdown]
+# ## 10. Batches and evaluation
+#
+# The loop above drew random windows with the global random generator. The trainer draws them
+# from a generator seeded by `(seed, step)`: the batch of step 5000 is then the same whether the
+# run got there in one go or was stopped at 4000 and resumed, and the checkpoint needs nothing
+# more than the step to know where in the data it was. Windows are cut from any 1-D sequence of
+# ids: a tensor, a NumPy array, or chapter 2's memory-mapped `TokenFile`, so a corpus larger
+# than memory trains the same way.
+#
+# The loss of the training batches is noisy and tells nothing about text the model has not seen.
+# Every `eval_interval` steps the trainer measures the mean loss of a fixed set of windows of the
+# **validation** text (and of the training text, for comparison), with dropout off and without
+# gradients. When the training loss keeps falling while the validation loss rises, the model has
+# started to memorise.
+
+
+# %%
+#| export
+def batch_starts(n_tokens: int, context_length: int, batch_size: int, seed: int, step: int):
+    """Start offsets ``(batch_size,)`` of the random windows of one step: a function of
+    ``(seed, step)`` alone, so a resumed run draws exactly the batches it would have drawn."""
+    generator = torch.Generator().manual_seed(seed * 2**32 + step)
+    return torch.randint(0, n_tokens - context_length, (batch_size,), generator=generator)
+
+
+def get_batch(data, starts: torch.Tensor, context_length: int):
+    """Inputs and targets ``(B, T)`` (targets shifted by one) from the windows of a 1-D id
+    sequence (tensor or numpy array, e.g. a memory-mapped token file) starting at ``starts``."""
+    index = starts[:, None] + torch.arange(context_length + 1)  # (B, T + 1)
+    if isinstance(data, torch.Tensor):
+        windows = data[index].long()
+    else:
+        windows = torch.from_numpy(np.asarray(data[index.numpy()], dtype=np.int64))
+    return windows[:, :-1], windows[:, 1:]
+
+
+@torch.no_grad()
+def evaluate(model, data, *, context_length, batch_size=8, n_batches=10, seed=1234) -> float:
+    """Mean loss of ``model`` over ``n_batches`` random windows of ``data``: the same windows on
+    every call (fixed ``seed``), so the numbers of one run are comparable over time."""
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    losses = []
+    for i in range(n_batches):
+        starts = batch_starts(len(data), context_length, batch_size, seed, i)
+        x, y = get_batch(data, starts, context_length)
+        losses.append(model(x.to(device), y.to(device))[1].float())
+    model.train(was_training)
+    return torch.stack(losses).mean().item()
+
+
+# %%
+train_ids = torch.tensor(encode_text(tokenizer, train_text))
+starts = batch_starts(len(train_ids), context_length=32, batch_size=4, seed=0, step=0)
+xb, yb = get_batch(train_ids, starts, context_length=32)
+print("starts", starts.tolist(), " x", tuple(xb.shape), " y", tuple(yb.shape))
+print(
+    "same windows for the same step:",
+    torch.equal(starts, batch_starts(len(train_ids), 32, 4, 0, 0)),
+)
+val_loss = evaluate(model, val_ids, context_length=32, batch_size=4, n_batches=2)
+print("untrained validation loss", round(val_loss, 2))
+assert torch.equal(xb[:, 1:], yb[:, :-1]) and abs(val_loss - math.log(config.vocab_size)) < 0.5
+
+# %% [markdown]
+# ## 11. The trainer
+#
+# One object holds every choice of a run, checked when it is made (a typo in a learning rate
+# should fail now, not after an hour). Its defaults are the usual ones for small models:
+# $\beta_2 = 0.95$ rather than Adam's 0.999 (steadier when the gradient scale shifts, as it does
+# in language models), weight decay 0.1 on the matrices, clipping at 1.0.
+
+
+# %%
+#| export
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (validated on construction)."""
+
+    max_steps: int = 1000  # optimizer steps
+    batch_size: int = 16  # sequences per optimizer step, over all processes and micro-steps
+    context_length: int = 128  # tokens per sequence
+    grad_accum_steps: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3  # peak learning rate, reached after the warm-up
+    min_lr: float = 1e-4  # learning rate at the end of the cosine decay
+    warmup_steps: int = 50
+    weight_decay: float = 0.1  # on matrices only (param_groups)
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0  # maximum gradient norm; 0 turns clipping off
+    eval_interval: int = 100  # steps between evaluations (and checkpoints)
+    eval_batches: int = 10  # batches per evaluation
+    out_dir: str | None = None  # where checkpoints go; None keeps nothing on disk
+    keep_checkpoints: int = 2  # newest checkpoints kept in out_dir
+    seed: int = 0  # data order and dropout
+    device: str = "auto"  # "auto" picks cuda, then mps, then cpu
+    precision: str = "auto"  # "float32", "bfloat16" (autocast); "auto": bfloat16 on CUDA only
+    compile: bool = False  # torch.compile the model (worth it on a GPU)
+    sample_tokens: int = 32  # tokens sampled (greedy) at each evaluation when a tokenizer is given
+
+    def __post_init__(self):
+        check_train_config(self)
+
+
+# %% [markdown]
+# The loop also needs to know *where* it runs: on which device, at which precision, and (section
+# 14) as which of several processes. `Run` holds that, with the few operations that differ
+# between one process and many; this base class is the single-process case.
+
+
+# %%
+#| export
+@dataclass
+class Run:
+    """Where and how this process trains: device, autocast dtype, its place among processes.
+    This base class is the single-process case; ``DistributedRun`` (section 14) adds DDP."""
+
+    device: torch.device
+    dtype: torch.dtype | None = None  # autocast dtype; None for plain float32
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def wrap(self, model: nn.Module, config) -> nn.Module:
+        return torch.compile(model) if config.compile else model
+
+    def progress_bar(self, start: int, max_steps: int, progress: bool):
+        """tqdm.auto: a widget in Jupyter, a line on stderr in a terminal; main process only."""
+        show = progress and self.is_main
+        return tqdm(range(start, max_steps), initial=start, total=max_steps, disable=not show)
+
+    def no_sync(self, model, last: bool):
+        return contextlib.nullcontext()  # one process: nothing to synchronise
+
+    def reduce(self, loss: torch.Tensor, stop: bool) -> tuple[float, bool]:
+        return loss.item(), stop
+
+    def close(self) -> None:
+        pass
+
+
+# %% [markdown]
+# `start_run` reads what `torchrun` set (section 14; on a plain `python` run there is nothing,
+# and it is process 0 of 1), picks the device (`cuda` if there is one, Apple's `mps`, else the
+# CPU) and the precision: bfloat16 autocast on GPUs that support it, float32 on the CPU, where
+# autocast is slow. `torch.compile` (`compile=True`) pays off on a GPU, not on a small CPU run.
+
+
+# %%
+#| export
+def start_run(config: TrainConfig) -> Run:
+    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), join the process group, and
+    pick the device and the autocast dtype."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(config.device)
+    if device.type == "cuda" and world_size > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    precision = config.precision
+    if precision == "auto":
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        precision = "bfloat16" if bf16 else "float32"
+    dtype = torch.bfloat16 if precision == "bfloat16" else None
+    if world_size == 1:
+        return Run(device, dtype)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistributedRun(device, dtype, rank, world_size)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``"auto"``: CUDA if available, then Apple's MPS, then the CPU; otherwise ``name``."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+# %% [markdown]
+# One optimizer step of the trainer is the loop of section 5 with the ideas since added: the
+# step's own windows, gradient accumulation over `grad_accum_steps` micro-batches, autocast to
+# bfloat16 where asked, clipping, the fused optimizer. `run` says where this process trains
+# (section 14 explains its `rank` and `world_size`: on one process they are 0 and 1).
+
+
+# %%
+#| export
+def train_step(model, optimizer, data, step: int, config: TrainConfig, run) -> torch.Tensor:
+    """One optimizer step on the global batch of ``step``: this process takes its share of the
+    windows, in ``grad_accum_steps`` micro-batches; returns the mean loss (a 0-d tensor)."""
+    accum, T = config.grad_accum_steps, config.context_length
+    starts = batch_starts(len(data), T, config.batch_size, config.seed, step)
+    share = config.batch_size // run.world_size  # this process's windows
+    starts = starts[run.rank * share : (run.rank + 1) * share]
+    micro = share // accum
+    total = torch.zeros((), device=run.device)
+    for i in range(accum):
+        x, y = get_batch(data, starts[i * micro : (i + 1) * micro], T)
+        x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+        last = i == accum - 1  # DDP averages gradients over processes on the last micro-step
+        with run.no_sync(model, last), run.autocast():
+            _, loss = model(x, y)
+        (loss / accum).backward()
+        total += loss.detach().float() / accum
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device):
+    """torch's AdamW with the two weight-decay groups; fused (one kernel) on CUDA and CPU."""
+    groups = param_groups(model, config.weight_decay)
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused)
+
+
+def set_lr(optimizer, step: int, config: TrainConfig) -> float:
+    lr = lr_schedule(
+        step,
+        lr=config.lr,
+        min_lr=config.min_lr,
+        warmup_steps=config.warmup_steps,
+        max_steps=config.max_steps,
+    )
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+# %% [markdown]
+# `train` wraps the step in everything a run needs around it: the optimizer with its two
+# weight-decay groups, the learning rate of each step, a progress bar (`tqdm.auto`: a widget in
+# Jupyter, a line in a terminal) showing loss, learning rate and tokens per second, a check that
+# the loss is a finite number (a NaN never recovers: stop at once, naming the step, and keep the
+# last good checkpoint), evaluation and checkpoints every `eval_interval` steps, and Ctrl-C,
+# which finishes the current step, saves, and returns.
+
+
+# %%
+#| export
+def train(
+    model,
+    train_data,
+    val_data,
+    config: TrainConfig,
+    *,
+    tokenizer=None,
+    prompt="\n",
+    resume: bool = False,
+    callback=None,
+    progress: bool = True,
+) -> dict:
+    """Train ``model`` (``model(ids, targets) -> (logits, loss)``) on 1-D id sequences; return
+    the history. ``resume=True`` continues from the newest checkpoint in ``config.out_dir``."""
+    data = check_train_args(model, train_data, val_data, config, resume)  # (train, val)
+    run = start_run(config)
+    raw = model.to(run.device)
+    optimizer = make_optimizer(raw, config, run.device)
+    torch.manual_seed(config.seed + run.rank)  # dropout; the data order has its own seed
+    start, history = 0, new_history()
+    if resume:  # weights, optimizer, RNG states, step and history from the checkpoint
+        start, history = resume_from(config.out_dir, raw, optimizer, run.device)
+    model = run.wrap(raw, config)
+    with catch_sigint() as stop, run.progress_bar(start, config.max_steps, progress) as bar:
+        for step in bar:
+            lr = set_lr(optimizer, step, config)
+            t0 = time.perf_counter()
+            loss = train_step(model, optimizer, data[0], step, config, run)
+            loss, stopping = run.reduce(loss, stop.requested)  # the mean over processes
+            check_finite(loss, step, config)
+            log_step(bar, history, config, step, loss, lr, seconds=time.perf_counter() - t0)
+            done = step + 1
+            if done % config.eval_interval == 0 or done == config.max_steps or stopping:
+                eval_and_save(raw, optimizer, data, config, run, history, done, (tokenizer, prompt))
+            if callback is not None:
+                callback(done, history)
+            if stopping:
+                history["interrupted"] = True
+                tqdm.write(f"interrupted after step {done}")
+                break
+    run.close()
+    return history
+
+
+# %%
+#| export
+def log_step(bar, history: dict, config, step: int, loss: float, lr: float, seconds: float):
+    """Append the step to the history; show loss, learning rate and tokens/s on the bar."""
+    tokens_per_s = config.batch_size * config.context_length / seconds
+    record(history, step=step, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
+    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", tok_s=round(tokens_per_s), refresh=False)
+
+
+def check_finite(loss: float, step: int, config: TrainConfig) -> None:
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"loss is {loss} at step {step}; the last good checkpoint is "
+            f"{latest_checkpoint(config.out_dir)}"
+        )
+
+
+# %% [markdown]
+# At each evaluation, the losses on both splits go into the history, a greedy sample shows what
+# the model has learned so far, and the main process saves a checkpoint (section 13).
+
+
+# %%
+#| export
+def eval_and_save(model, optimizer, data, config, run, history, done, sampler):
+    """Evaluate on both splits ``data = (train, val)``, print a sample (``sampler = (tokenizer,
+    prompt)``), and (main process only) write a checkpoint."""
+    (train_data, val_data), (tokenizer, prompt) = data, sampler
+    kwargs = dict(
+        context_length=config.context_length,
+        batch_size=config.batch_size,
+        n_batches=config.eval_batches,
+    )
+    with run.autocast():
+        train_loss = evaluate(model, train_data, **kwargs)
+        val_loss = evaluate(model, val_data, **kwargs)
+    record(history, eval_step=done, train_loss=train_loss, val_loss=val_loss)
+    if tokenizer is not None and config.sample_tokens > 0 and run.is_main:
+        ids = torch.tensor([encode_text(tokenizer, prompt)], device=run.device)
+        sample = tokenizer.decode(greedy(model, ids, config.sample_tokens, config.context_length))
+        history["samples"].append((done, sample))
+        tqdm.write(f"step {done}: val loss {val_loss:.3f} | {sample!r}")
+    if config.out_dir is not None and run.is_main:
+        rotate_checkpoints(config, model, optimizer, done, history)
+
+
+@torch.no_grad()
+def greedy(model, ids: torch.Tensor, n_tokens: int, context_length: int) -> list[int]:
+    """Continue ``ids`` ``(1, T)`` by ``n_tokens`` most likely tokens; return the new ids."""
+    was_training = model.training
+    model.eval()
+    start = ids.shape[1]
+    for _ in range(n_tokens):
+        logits = model(ids[:, -context_length:])  # (1, T, V)
+        ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    model.train(was_training)
+    return ids[0, start:].tolist()
+
+
+# %% [markdown]
+# ## 12. A small model on the book's corpus
+#
+# Now the real thing: the book's corpus, split at a story boundary, encoded with the book's
+# tokenizer, and a Llama-style model small enough to learn something within about a minute on a
+# laptop CPU. (`llmbook train` runs the same function from the command line, and the model the
+# book ships was trained with it for longer: see the README.)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+torch.manual_seed(0)
+SMALL_T, SMALL_STEPS = 64, 500
+small = DecoderLM(dataclasses.replace(config, context_length=SMALL_T))
+small_config = TrainConfig(
+    max_steps=SMALL_STEPS,
+    batch_size=16,
+    context_length=SMALL_T,
+    lr=3e-3,
+    min_lr=3e-4,
+    warmup_steps=20,
+    eval_interval=SMALL_STEPS // 4,
+    eval_batches=4,
+    sample_tokens=24,
+    device="cpu",
+)
+n_weights, passes = (
+    sum(p.numel() for p in small.parameters()),
+    SMALL_STEPS * 16 * SMALL_T / len(train_ids),
+)
+print(
+    f"{n_weights:,} weights, {len(train_ids):,} training tokens, each seen {passes:.1f} times on average"
+)
+start = time.perf_counter()
+history = train(
+    small, train_ids, val_ids, small_config, tokenizer=tokenizer, prompt="Once upon a time"
+)
+seconds = time.perf_counter() - start
+print(
+    f"{SMALL_STEPS} steps in {seconds:.0f} s, {sum(history['tokens_per_s']) / SMALL_STEPS:,.0f} tokens/s"
+)
+assert history["val_loss"][-1] < 3.0
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4))
+_ = ax.plot([s + 1 for s in history["step"]], history["loss"], alpha=0.35, label="training batches")
+_ = ax.plot(history["eval_step"], history["train_loss"], "o-", label="training text (evaluation)")
+_ = ax.plot(history["eval_step"], history["val_loss"], "s-", label="validation text")
+_ = ax.axhline(floor_per_char * chars_per_token, color="k", ls=":", label="floor of the corpus")
+ax.set(
+    xlabel="optimizer step",
+    ylabel="loss (nats per token)",
+    title="Training a small model on the stories",
+)
+_ = ax.legend()
+plt.show()
+plt.close(fig)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+final = history["val_loss"][-1]
+print(
+    f"validation loss {final:.3f} nats/token = {final / chars_per_token:.3f} nats/char; floor {floor_per_char:.4f}"
+)
+print("sample:", history["samples"][-1][1])
+assert final / chars_per_token < 0.75
+
+# %% [markdown]
+# In about a minute the loss has come down from $\ln 2048 \approx 7.6$ to a fraction of that. The
+# training and validation curves lie on top of each other: the model has about 355,000 weights
+# and has seen each of the 236,000 training tokens about twice, far from memorising them.
+# The samples have gone from noise to sentences in the style of the corpus, with its names and
+# its turns of phrase, though they lose the thread from one sentence to the next. The floor is
+# still far below. The book's shipped model, larger and trained for longer with `llmbook train`,
+# gets much closer; chapter 9 samples from it.
+#
+# ## 13. Checkpoints: stop, and carry on exactly
+#
+# A long run will be interrupted: a laptop lid, a preempted cloud machine, a bug found at hour
+# three. A **checkpoint** holds everything needed to carry on as if nothing had happened, and
+# "everything" is more than the weights:
+
+# %%
+from matplotlib.patches import FancyBboxPatch
+
+parts = [  # (file, what, why it is needed to resume exactly)
+    ("model.safetensors", "the weights", "safetensors: tensors only, no code runs on load"),
+    ("state.pt", "optimizer state", "AdamW's m and v for every weight, and its step count"),
+    ("state.pt", "step", "the schedule's position and, with the seed, the data's"),
+    ("state.pt", "RNG states", "torch's generators: the same dropout masks"),
+    ("state.pt", "history, config", "the curves so far; the settings of the run"),
+]
+fig, ax = plt.subplots(figsize=(9, 3.6))
+colours = {"model.safetensors": "#9ecae1", "state.pt": "#fdd0a2"}
+for row, (file, what, why) in enumerate(parts):
+    y0 = 4 - row
+    _ = ax.add_patch(
+        FancyBboxPatch((0, y0), 2.4, 0.8, boxstyle="round,pad=0.03", fc=colours[file], ec="k")
+    )
+    _ = ax.text(1.2, y0 + 0.4, what, ha="center", va="center", fontsize=10)
+    _ = ax.text(2.6, y0 + 0.4, why, va="center", fontsize=9)
+handles = [plt.Rectangle((0, 0), 1, 1, fc=c, ec="k") for c in colours.values()]
+_ = ax.legend(handles, list(colours), loc="center right", title="file in step_NNNNNNN/")
+ax.set(xlim=(-0.2, 12.5), ylim=(-0.2, 5.0), title="What a checkpoint holds, and why")
+ax.set_axis_off()
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# The weights go into a **safetensors** file: a header of names, shapes and dtypes, then the raw
+# bytes. Loading it cannot run code, unlike a pickle (`torch.save`'s format), which can execute
+# anything it was built to, so it is the format to share weights in. The rest is small and goes
+# through `torch.save`, but it holds only tensors, numbers, strings, lists and dicts, so it
+# loads with `torch.load(weights_only=True)`, which refuses anything else. Both files are
+# written **atomically** (`llmbook.files.atomic_write`: a temporary file, flushed to disk, then
+# renamed over the target), so a kill in the middle of a write leaves the old file or the new
+# one, never half of one.
+
+
+# %%
+#| export
+def save_checkpoint(folder, model: nn.Module, optimizer=None, **state) -> Path:
+    """Write ``folder/model.safetensors`` (the weights) and ``folder/state.pt`` (optimizer,
+    step, RNG states, ... everything ``torch.load(weights_only=True)`` can read back)."""
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "model.safetensors") as f:
+        f.write(save(unique_tensors(model.state_dict())))
+    state["optimizer"] = None if optimizer is None else optimizer.state_dict()
+    state["rng"] = rng_states()
+    with atomic_write(folder / "state.pt") as f:
+        torch.save(state, f)
+    return folder
+
+
+def load_checkpoint(folder, model: nn.Module, optimizer=None, map_location="cpu") -> dict:
+    """Load the weights into ``model`` (and ``optimizer``'s state) from a folder written by
+    ``save_checkpoint``; return the rest of the state (step, history, config, rng, ...)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    check_checkpoint_folder(folder)
+    load_weights(model, load_file(folder / "model.safetensors"))
+    state = torch.load(folder / "state.pt", map_location=map_location, weights_only=True)
+    if optimizer is not None and state.get("optimizer") is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return state
+
+
+# %% [markdown]
+# The trainer keeps the newest `keep_checkpoints` of them in `out_dir/checkpoints/step_NNNNNNN/`
+# and a small file `latest` naming the newest *complete* one. It rewrites `latest` only after
+# the new folder is whole: if the process is killed while writing step 600, `latest` still says
+# step 500, and resuming starts from there.
+
+
+# %%
+#| export
+def rotate_checkpoints(config, model, optimizer, step, history) -> Path:
+    """Save ``out_dir/checkpoints/step_NNNNNNN``, then point ``latest`` at it, then delete all
+    but the newest ``keep_checkpoints``. A kill at any moment leaves ``latest`` naming a whole
+    checkpoint: it is rewritten (atomically) only after the new folder is complete."""
+    root = Path(config.out_dir) / "checkpoints"
+    folder = save_checkpoint(
+        root / f"step_{step:07d}",
+        model,
+        optimizer,
+        step=step,
+        history=history,
+        config=dataclasses.asdict(config),
+    )
+    with atomic_write(root / "latest", "w", encoding="utf-8") as f:
+        f.write(folder.name)
+    for old in sorted(root.glob("step_*"))[: -config.keep_checkpoints]:
+        for file in old.iterdir():
+            file.unlink()
+        old.rmdir()
+    return folder
+
+
+def latest_checkpoint(out_dir) -> Path | None:
+    """The newest complete checkpoint folder under ``out_dir``, or None."""
+    if out_dir is None or not (Path(out_dir) / "checkpoints" / "latest").exists():
+        return None
+    root = Path(out_dir) / "checkpoints"
+    return root / (root / "latest").read_text(encoding="utf-8").strip()
+
+
+def resume_from(out_dir, model, optimizer, device) -> tuple[int, dict]:
+    """Restore weights, optimizer and RNG states from the newest checkpoint; return
+    ``(steps done, history)``."""
+    folder = latest_checkpoint(out_dir)
+    if folder is None:
+        raise FileNotFoundError(f"no checkpoint to resume from in {str(out_dir)!r}")
+    state = load_checkpoint(folder, model, optimizer, map_location=device)
+    set_rng_states(state["rng"])
+    return state["step"], state["history"]
+
+
+# %% [markdown]
+# The test of it all: 12 steps in one go against a run that is interrupted and resumed, in two
+# separate calls of `train` with fresh models, as after a restart. The interruption is a real
+# SIGINT, what Ctrl-C sends, raised here by the callback after step 6: the trainer finishes the
+# step under way, saves, and returns. With dropout on, the data drawn per step and the random
+# state restored, the weights must come out bit for bit equal. (The test suite does the same
+# with a real process killed by SIGKILL mid-run, which gets no chance to save anything.)
+
+# %%
+import signal
+import tempfile
+
+resume_config = dataclasses.replace(config, context_length=16, dropout=0.1)
+data_kwargs = dict(
+    max_steps=12,
+    batch_size=4,
+    context_length=16,
+    eval_interval=3,
+    eval_batches=1,
+    sample_tokens=0,
+    device="cpu",
+)
+
+
+def fresh():
+    torch.manual_seed(0)
+    return DecoderLM(resume_config)
+
+
+with tempfile.TemporaryDirectory() as folder_a, tempfile.TemporaryDirectory() as folder_b:
+    whole = fresh()
+    train(whole, train_ids, val_ids, TrainConfig(**data_kwargs, out_dir=folder_a))
+    first = fresh()
+    stop_at_6 = lambda done, history: signal.raise_signal(signal.SIGINT) if done == 6 else None  # noqa: E731
+    part = train(
+        first, train_ids, val_ids, TrainConfig(**data_kwargs, out_dir=folder_b), callback=stop_at_6
+    )
+    print(
+        "first run interrupted after step",
+        len(part["loss"]),
+        "->",
+        latest_checkpoint(folder_b).name,
+    )
+    resumed = fresh()  # a new process would start from fresh weights too
+    train(resumed, train_ids, val_ids, TrainConfig(**data_kwargs, out_dir=folder_b), resume=True)
+same = all(
+    torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values())
+)
+print("12 steps in one go == interrupted at 7, resumed to 12, bit for bit:", same)
+assert same
+
+# %% [markdown]
+# ## 14. Scaling out: DistributedDataParallel
+#
+# When one device is not enough, **data parallelism** is the first step out: start one process
+# per device, give each a full copy of the model, let each compute the gradients of its own
+# share of the batch, and average the gradients across processes before every optimizer step.
+# Every copy then takes the same step and stays identical. PyTorch's `DistributedDataParallel`
+# (DDP) does the averaging, overlapped with the backward pass; `torchrun` starts the processes
+# and tells each its `RANK` (0, 1, ...) and the `WORLD_SIZE` through environment variables.
+#
+# ```mermaid
+# flowchart TB
+#     S["global batch of step t<br/>batch_starts(seed, t): 8 windows"] --> R0["rank 0: windows 0-3<br/>forward, backward"]
+#     S --> R1["rank 1: windows 4-7<br/>forward, backward"]
+#     R0 --> A["all-reduce: average the gradients"]
+#     R1 --> A
+#     A --> O0["rank 0: optimizer step<br/>evaluates, samples, writes checkpoints"]
+#     A --> O1["rank 1: the same optimizer step"]
+# ```
+#
+# Because every process draws the same global batch from `(seed, step)` and takes its own slice,
+# the sharding needs no coordination, and two processes with 4 windows each take the same steps
+# as one process with 8 (up to the order of float additions). With gradient accumulation, DDP's
+# `no_sync()` skips the averaging on all but the last micro-batch. Only rank 0 prints, shows
+# the progress bar and writes checkpoints. The same script runs on one process or many:
+#
+# ```bash
+# torchrun --standalone --nproc_per_node 2 my_training_script.py      # CPU (gloo) or GPUs (NCCL)
+# ```
+#
+# `DistributedRun` is section 11's `Run` with the four things that change on several processes.
+
+
+# %%
+#| export
+class DistributedRun(Run):
+    """One of ``world_size`` processes started by ``torchrun``: DDP averages the gradients."""
+
+    def wrap(self, model: nn.Module, config) -> nn.Module:
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(super().wrap(model, config), device_ids=ids)
+
+    def no_sync(self, model, last: bool):
+        """DDP's ``no_sync`` on all but the last micro-step: gradients are averaged once."""
+        return contextlib.nullcontext() if last else model.no_sync()
+
+    def reduce(self, loss: torch.Tensor, stop: bool) -> tuple[float, bool]:
+        """Mean loss over processes, and whether any process was asked to stop."""
+        both = torch.stack([loss, torch.tensor(float(stop), device=loss.device)])
+        torch.distributed.all_reduce(both)
+        return both[0].item() / self.world_size, both[1].item() > 0
+
+    def close(self) -> None:
+        torch.distributed.destroy_process_group()
+
+
+# %% [markdown]
+# `DistributedRun.wrap` wraps the (possibly compiled) model in DDP; `start_run` (section 11)
+# returns a `DistributedRun` when `torchrun` started more than one process. On this machine:
+
+# %%
+run = start_run(TrainConfig())
+print("device:", run.device.type, " autocast:", run.dtype, " rank", run.rank, "of", run.world_size)
+assert run.world_size == 1 and (run.device.type != "cpu" or run.dtype is None)
+
+# %% [markdown]
+# ## 15. From notebook to library
+#
+# The module also uses plumbing that no section teaches, kept in the hand-written
+# `llmbook.training_support` so that the cells above stay on the ideas: the history's lists, the
+# Ctrl-C handler, the random states a checkpoint keeps, safetensors' rule that no two tensors
+# share memory (a tied LM head *is* the embedding table, so it is saved once and tied again on
+# load), and the checks of the arguments, which give a clear message where a user calls in:
+
+# %% tags=["raises-exception"]
+TrainConfig(batch_size=12, grad_accum_steps=5)
+
+# %% [markdown]
+# ## Summary
+#
+# - The loss of a language model is the **cross-entropy**: the mean over positions of
+#   $-\log p(\text{target})$, computed stably with log-sum-exp on logits flattened to
+#   `(B*T, V)`. An untrained model scores about $\ln V$; **perplexity** $e^{\text{loss}}$ is the
+#   effective number of choices.
+# - The book's corpus has a known **floor**, 0.0913 nats per character; a loss in nats per
+#   token converts with the characters per token of the validation text.
+# - The **loop** is forward, loss, backward, step, zero. Over-fitting one story is its self-test.
+# - **AdamW** keeps a running mean and RMS of each gradient and decays weights directly; decay
+#   applies to matrices only. **Warm-up** and **cosine decay** shape the learning rate;
+#   **clipping** caps the gradient norm; **accumulation** gives a large batch in small pieces.
+# - `train` adds evaluation, samples, a progress bar, NaN detection, Ctrl-C, and **checkpoints**
+#   (safetensors weights, the rest loadable with `weights_only=True`, written atomically) that
+#   resume bit for bit, and runs unchanged under `torchrun` with **DDP**.
+#
+# ## Exercises
+#
+# 1. **The unigram baseline.** A model that ignores the context and always predicts the token
+#    frequencies of the training text has a loss equal to the entropy of those frequencies.
+#    Compute it on the validation text in nats per token and per character. Where does it sit
+#    between $\ln V$, the small model of section 12 and the floor?
+# 2. **Too large a learning rate.** Over-fit the story of section 5 with `lr=0.05`, with and
+#    without clipping the gradient norm to 1.0. Plot both losses. What does clipping change?
+# 3. **Accumulation with unequal micro-batches.** Split a batch of windows of different lengths
+#    into micro-batches with different numbers of tokens. Show that the mean of the micro-batch
+#    means is not the mean over all tokens, and fix the accumulation so that it is.
+# 4. **What does training cost in memory?** For Llama-3.1-8B (8.03 billion weights), trained in
+#    float32 with AdamW, add up the bytes of weights, gradients and optimizer state. Check your
+#    formula on the model of section 12 against the sizes of the tensors themselves.

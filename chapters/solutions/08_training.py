@@ -1,0 +1,176 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 08 solutions: training
+#
+# Solutions to the exercises at the end of `chapters/08_training.ipynb`. They use the book's
+# corpus and tokenizer, chapter 7's `DecoderLM` and the functions the chapter exported to
+# `llmbook.training`.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+import llmbook.stories
+from llmbook import encode_text, load_corpus, load_tokenizer, train_val_split
+from llmbook.model import DecoderLM, ModelConfig
+
+_ = torch.manual_seed(0)
+tokenizer = load_tokenizer("stories")
+text = load_corpus("stories")
+train_text, val_text = train_val_split(text)
+encode = lambda t: torch.tensor(encode_text(tokenizer, t))  # noqa: E731
+train_ids, val_ids = encode(train_text), encode(val_text)
+chars_per_token = len(val_text) / len(val_ids)
+floor = llmbook.stories.read_meta()["nats_per_char"]
+
+# %% [markdown]
+# ## Exercise 1: the unigram baseline
+#
+# Count each token in the training text; the probability of token $v$ is its share of the count
+# (plus one for every token, so that a token never seen in training does not get probability 0
+# and an infinite loss: add-one smoothing). The loss of this model on the validation text is
+# the mean of $-\log p(v)$ over the validation tokens, the cross-entropy between the two
+# frequency tables.
+
+# %%
+V = tokenizer.vocab_size
+counts = torch.bincount(train_ids, minlength=V).double() + 1  # add-one smoothing
+log_p = (counts / counts.sum()).log()  # (V,)
+unigram = -log_p[val_ids].mean().item()
+print(f"ln V:     {math.log(V):.3f} nats/token = {math.log(V) / chars_per_token:.3f} nats/char")
+print(f"unigram:  {unigram:.3f} nats/token = {unigram / chars_per_token:.3f} nats/char")
+print(f"floor:    {floor * chars_per_token:.3f} nats/token = {floor:.4f} nats/char")
+assert floor * chars_per_token < unigram < math.log(V)
+
+# %% [markdown]
+# Knowing only which tokens are common already removes a large part of the untrained model's
+# loss. The small model of the chapter's section 12 ends below this line after a minute: it has
+# learned something about *order*, which is what the rest of the gap to the floor is made of.
+#
+# ## Exercise 2: too large a learning rate, with and without clipping
+#
+# The over-fitting loop of section 5, at `lr=0.05` (about 17 times the chapter's), with the
+# gradient norm clipped to 1.0 or not.
+
+# %%
+config = ModelConfig(vocab_size=V, context_length=32, d_model=64, n_layers=2, n_heads=4,
+                     n_kv_heads=2, d_ff=176)  # fmt: skip
+story_ids = encode(text[: text.index("<|endoftext|>")])
+
+
+def overfit(lr, clip, steps=80, T=32):
+    torch.manual_seed(0)
+    model = DecoderLM(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(steps):
+        starts = torch.randint(0, len(story_ids) - T, (8,), generator=g)
+        x = torch.stack([story_ids[s : s + T] for s in starts])
+        y = torch.stack([story_ids[s + 1 : s + T + 1] for s in starts])
+        loss = model(x, y)[1]
+        loss.backward()
+        norms = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0 if clip else float("inf"))
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return losses, norms.item()
+
+
+runs = {name: overfit(lr, clip) for name, lr, clip in
+        [("lr 0.003", 3e-3, False), ("lr 0.05, no clipping", 0.05, False), ("lr 0.05, clipped to 1.0", 0.05, True)]}  # fmt: skip
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4))
+for name, (losses, _) in runs.items():
+    _ = ax.plot(losses, label=name)
+ax.set(xlabel="step", ylabel="training loss (nats per token)", yscale="log",
+       title="Over-fitting one story at two learning rates")  # fmt: skip
+_ = ax.legend()
+plt.show()
+plt.close(fig)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for name, (losses, _) in runs.items():
+    print(f"{name:24} loss after 10 steps {losses[10]:.2f}, at the end {losses[-1]:.3f}")
+assert runs["lr 0.003"][0][-1] < runs["lr 0.05, no clipping"][0][-1]
+
+# %% [markdown]
+# At 0.05 the first steps are far too long: the loss jumps around, may rise above its starting
+# value, and ends well above the run at 0.003. Clipping shortens only the steps whose gradient
+# norm exceeds 1.0 (early ones, mostly), so it softens the first spikes; it does not fix a
+# learning rate that is too large for every step, because Adam's update is about `lr` per weight
+# whatever the gradient's size. Clipping guards against rare spikes; the learning rate and its
+# warm-up set the step size.
+#
+# ## Exercise 3: accumulation when micro-batches hold different numbers of tokens
+#
+# With padding, or windows of different lengths, micro-batches contribute different numbers of
+# real tokens. The mean of the micro-batch means weighs every micro-batch equally, so the tokens
+# of a short one count more. The fix: add up the per-token losses (`reduction="sum"`) and divide
+# by the total number of tokens in the whole batch, known before the micro-steps start.
+
+# %%
+g = torch.Generator().manual_seed(0)
+logits = torch.randn(12, V, generator=g)  # 12 target positions in all
+targets = torch.randint(0, V, (12,), generator=g)
+micro = [slice(0, 3), slice(3, 12)]  # 3 tokens, then 9
+whole = F.cross_entropy(logits, targets)
+mean_of_means = sum(F.cross_entropy(logits[s], targets[s]) for s in micro) / len(micro)
+summed = sum(F.cross_entropy(logits[s], targets[s], reduction="sum") for s in micro) / len(targets)
+print("mean over all tokens   ", round(whole.item(), 4))
+print("mean of micro-batch means", round(mean_of_means.item(), 4))
+print("sums / total tokens    ", round(summed.item(), 4))
+assert not torch.isclose(whole, mean_of_means) and torch.isclose(whole, summed)
+
+# %% [markdown]
+# In a training loop: compute `n_tokens` of the whole batch first, then call
+# `(loss_sum / n_tokens).backward()` in each micro-step; the accumulated gradient is then the
+# gradient of the mean over all tokens. (The chapter's trainer uses windows of equal length,
+# where the two agree.)
+#
+# ## Exercise 4: what training costs in memory
+#
+# In float32 every weight takes 4 bytes, its gradient 4 more, and AdamW's two running averages
+# 8 more: 16 bytes per weight before any activations.
+
+# %%
+n_8b = 8.03e9
+print(f"Llama-3.1-8B: {n_8b * 16 / 1e9:.1f} GB (weights {n_8b * 4 / 1e9:.1f}, gradients "
+      f"{n_8b * 4 / 1e9:.1f}, AdamW state {n_8b * 8 / 1e9:.1f})")  # fmt: skip
+
+model = DecoderLM(ModelConfig.from_preset("stories-small"))
+optimizer = torch.optim.AdamW(model.parameters())
+x = train_ids[:65].view(1, -1)
+model(x[:, :-1], x[:, 1:])[1].backward()
+optimizer.step()
+n_params = sum(p.numel() for p in model.parameters())
+weights = sum(p.numel() * p.element_size() for p in model.parameters())
+grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters())
+state = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values()
+            if t.dim() > 0)  # fmt: skip
+print(f"stories-small: {n_params:,} weights; formula {16 * n_params:,} bytes, measured {weights + grads + state:,}")
+assert weights + grads + state == 16 * n_params
+
+# %% [markdown]
+# About 128 GB for the 8B model: more than the 80 GB of one large GPU, before the activations
+# of a single batch. This is why large models are trained with the optimizer state sharded
+# across devices (ZeRO / FSDP), in bfloat16 with float32 master weights, or with 8-bit optimizer
+# states, and why fine-tuning often trains small adapters instead of all the weights.

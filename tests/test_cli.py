@@ -1,0 +1,204 @@
+"""Tests of the ``llmbook`` command line (llmbook/cli.py): ``llmbook train`` in-process and in a
+subprocess, its output folder, --resume, --help and the errors a user meets."""
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from llmbook import load_corpus
+from llmbook.cli import build_parser, main
+from llmbook.training import latest_checkpoint
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--model", "stories-tiny", "--context-length", "16", "--batch-size", "4", "--steps", "4",
+        "--eval-interval", "2", "--eval-batches", "1", "--sample-tokens", "4", "--device", "cpu"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    text = load_corpus("stories")
+    path = tmp_path_factory.mktemp("data") / "stories_part.txt"
+    path.write_text(text[: text.index("<|endoftext|>", 20_000) + 14], encoding="utf-8")
+    return path
+
+
+def train_subparser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return actions[0].choices["train"]
+
+
+def test_help_documents_every_option(capsys):
+    options = [a for a in train_subparser()._actions if a.option_strings and a.dest != "help"]
+    assert len(options) >= 20
+    for action in options:
+        assert action.help and len(action.help) > 10, f"{action.option_strings} has no help"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    shown = capsys.readouterr().out
+    for action in options:
+        assert action.option_strings[0] in shown
+
+
+def test_console_script_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["llmbook"] == "llmbook.cli:main"
+    assert "assets/*/*" in project["tool"]["setuptools"]["package-data"]["llmbook"]
+
+
+def test_train_writes_the_run_folder(tmp_path, text_file, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--text", str(text_file), "--out", str(out), *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "nats/char" in printed and "parameters" in printed
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"]["context_length"] == 16 and run["model"]["vocab_size"] == 2048
+    assert run["command"].startswith("llmbook train --text")
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 4 and history["eval_step"] == [2, 4]
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert latest_checkpoint(out).name == "step_0000004"
+    from llmbook.model import DecoderLM
+
+    model = DecoderLM.from_hf(out / "model")  # the final weights, in the Hugging Face layout
+    assert model.config.context_length == 16
+
+
+def test_resume_continues_exactly(tmp_path, text_file):
+    args = ["train", "--text", str(text_file), *FAST, "--steps", "6", "--eval-interval", "3"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 0
+    # Pretend the second run died after step 3: its newest complete checkpoint is step 3.
+    (tmp_path / "cut" / "checkpoints" / "latest").write_text("step_0000003")
+    assert main(["train", "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    whole = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    resumed = load_file(tmp_path / "cut" / "model" / "model.safetensors")
+    assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+    history = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert history["step"] == list(range(6))
+
+
+def test_tiktoken_tokenizer(tmp_path, text_file, tiktoken_encoding):
+    tiktoken_encoding("gpt2")  # skips offline without TIKTOKEN_CACHE_DIR
+    out = tmp_path / "gpt2"
+    args = ["train", "--text", str(text_file), "--tokenizer", "gpt2", "--out", str(out), *FAST]
+    assert main([*args, "--steps", "2"]) == 0
+    assert json.loads((out / "run.json").read_text())["model"]["vocab_size"] == 50257
+
+
+def test_subprocess(tmp_path, text_file):
+    cmd = [sys.executable, "-m", "llmbook.cli", "train", "--text", str(text_file),
+           "--out", str(tmp_path / "sub"), *FAST, "--steps", "2"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nats/char" in result.stdout
+    assert (tmp_path / "sub" / "checkpoints" / "latest").exists()
+
+
+def test_ctrl_c_saves_and_exits_130(tmp_path, text_file):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "llmbook.cli", "train", "--text", str(text_file),
+           "--out", str(out), *FAST, "--steps", "5000"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while latest_checkpoint(out) is None and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert f"continue with: llmbook train --out {out} --resume" in stdout
+    history = json.loads((out / "history.json").read_text())
+    assert history["interrupted"] and 2 <= len(history["loss"]) < 5000
+    assert latest_checkpoint(out).name == f"step_{len(history['loss']):07d}"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        pytest.param(
+            ["--text", "missing.txt"], "--text 'missing.txt': no such file", id="missing-file"
+        ),
+        pytest.param(
+            ["--corpus", "nope"], "--corpus 'nope' is unknown; available: stories", id="corpus"
+        ),
+        pytest.param(
+            ["--corpus", "stories", "--model", "gpt5"],
+            "--model 'gpt5' is not a preset",
+            id="preset",
+        ),
+        pytest.param(
+            ["--corpus", "stories", "--tokenizer", "p50k_nope"],
+            "--tokenizer 'p50k_nope'",
+            id="tokenizer",
+        ),
+        pytest.param(["--model", None], "--model is required", id="no-model"),
+        pytest.param([], "give the data: --corpus NAME or --text FILE", id="no-data"),
+        pytest.param(["--corpus", "stories", "--lr", "-1"], "lr must be a number >= 0", id="lr"),
+        pytest.param(
+            ["--corpus", "stories", "--batch-size", "6", "--grad-accum", "4"],
+            "multiple of grad_accum_steps",
+            id="accum",
+        ),
+        pytest.param(["--resume"], "run.json' not found", id="resume-empty"),
+        pytest.param(
+            ["--corpus", "stories", "--precision", "fp8"], "invalid choice", id="precision"
+        ),
+    ],
+)
+def test_errors(tmp_path, capsys, args, message):
+    base = ["train", "--out", str(tmp_path / "run"), "--model", "stories-tiny"]
+    if args[:2] == ["--model", None]:
+        base, args = base[:3], ["--corpus", "stories"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*base, *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_folder_holding_another_run(tmp_path, text_file, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--text", str(text_file), "--out", str(out), *FAST, "--steps", "2"]) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--text", str(text_file), "--out", str(out), *FAST])
+    assert exit_info.value.code == 2
+    assert "holds another run; pass --resume" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- the shipped model
+
+
+def test_shipped_stories_model():
+    from llmbook import load_model, load_tokenizer, train_val_split
+    from llmbook.data import encode_text
+    from llmbook.pretrained import ASSETS
+    from llmbook.stories import read_meta
+    from llmbook.training import evaluate
+
+    model = load_model("stories")
+    assert not model.training and model.config.vocab_size == load_tokenizer("stories").vocab_size
+    folder = ASSETS / "stories_model"
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    assert run["command"] in readme and run["tokenizer"] == "stories"
+    _, val_text = train_val_split(load_corpus("stories"), run["val_fraction"])
+    val_ids = torch.tensor(encode_text(load_tokenizer("stories"), val_text))
+    loss = evaluate(model, val_ids, context_length=model.config.context_length, n_batches=4)
+    per_char = loss * len(val_ids) / len(val_text)
+    assert read_meta()["nats_per_char"] < per_char < 0.25  # well on its way to the floor
+    with pytest.raises(ValueError, match="name must be one of"):
+        load_model("gpt-5")
