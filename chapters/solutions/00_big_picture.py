@@ -146,7 +146,7 @@ assert loop == greedy_generate(model, ids, 20)[0].tolist()
 
 # %% [markdown]
 # Greedy decoding has no randomness: the prompt always continues with the single most likely
-# story (here the silly boy Arlo), and on longer runs it tends to repeat itself. Three seeds of
+# story (here a sleepy mouse called Button), and on longer runs it tends to repeat itself. Three seeds of
 # the chapter's sampler (temperature 0.8, top-50) give three different continuations:
 
 # %%
