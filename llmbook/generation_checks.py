@@ -41,8 +41,13 @@ def check_range(value, name: str, low: float, high: float, low_open: bool = True
     """Raise unless ``value`` is a number in ``(low, high]`` (``low_open``) or ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
-    if not (low < value <= high if low_open else low <= value <= high):
-        raise ValueError(f"{name} must be in {'(' if low_open else '['}{low}, {high}], got {value}")
+    finite = value == value and value not in (float("inf"), float("-inf"))
+    if not finite or not (low < value <= high if low_open else low <= value <= high):
+        if high == float("inf"):
+            allowed = f"{'>' if low_open else '>='} {low} and finite"
+        else:
+            allowed = f"in {'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
 
 
 def check_messages(messages) -> None:

@@ -404,6 +404,7 @@ M = tiny("llama")
 BAD = [
     pytest.param(dict(temperature=-0.5), ValueError, "temperature", id="temperature<0"),
     pytest.param(dict(temperature=float("nan")), ValueError, "temperature", id="temperature-nan"),
+    pytest.param(dict(temperature=float("inf")), ValueError, "finite", id="temperature-inf"),
     pytest.param(dict(temperature="hot"), TypeError, "temperature", id="temperature-str"),
     pytest.param(dict(top_k=0), ValueError, "top_k", id="top_k<1"),
     pytest.param(dict(top_k=2.5), TypeError, "top_k", id="top_k-float"),
