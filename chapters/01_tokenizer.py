@@ -329,11 +329,16 @@ assert (
 #| export
 def pair_counts(ids: list[int]) -> Counter:
     """Count each adjacent pair of ``ids``: ``[1, 2, 1, 2]`` -> ``{(1, 2): 2, (2, 1): 1}``."""
+    ### BEGIN SOLUTION
+    # TASK: a Counter of the adjacent pairs (ids[i], ids[i + 1])
     return Counter(zip(ids, ids[1:]))
+    ### END SOLUTION
 
 
 def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace each occurrence of ``pair`` in ``ids`` by ``new_id``, scanning left to right."""
+    ### BEGIN SOLUTION
+    # TASK: the list out: ids scanned left to right, each occurrence of pair replaced by new_id
     out, i = [], 0
     while i < len(ids):
         if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
@@ -342,6 +347,7 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
         else:
             out.append(ids[i])
             i += 1
+    ### END SOLUTION
     return out
 
 
@@ -766,10 +772,13 @@ class RegexBPE(ByteBPE):
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text`` chunk by chunk (lone surrogates become U+FFFD, as in tiktoken)."""
+        ### BEGIN SOLUTION
+        # TASK: split _valid_unicode(check_text(text)) with self._compiled; _encode_chunk each
         ids: list[int] = []
         for chunk in self._compiled.findall(_valid_unicode(check_text(text))):
             ids.extend(self._encode_chunk(chunk.encode("utf-8")))
         return ids
+        ### END SOLUTION
 
     def encode(self, text: str) -> list[int]:
         """Encode ``text`` (this layer has no special tokens: the same as ``encode_ordinary``)."""
@@ -816,11 +825,14 @@ assert regex_bpe.decode(regex_bpe.encode(recipe)) == recipe
 #| export
 def _split_specials(text: str, specials: Iterable[str]) -> list[str]:
     """Split ``text`` around occurrences of the special tokens, keeping them as separate pieces."""
+    ### BEGIN SOLUTION
+    # TASK: the non-empty pieces of text cut around the specials (longest first), specials kept
     specials = sorted(specials, key=len, reverse=True)  # longest first, so no prefix wins
     if not specials:
         return [text]
     pattern = "(" + "|".join(regex.escape(s) for s in specials) + ")"
     return [piece for piece in regex.split(pattern, text) if piece]
+    ### END SOLUTION
 
 
 def _allowed_specials(special_tokens: dict[str, int], text: str, allowed_special) -> set[str]:

@@ -331,7 +331,10 @@ def repeat_kv(x: torch.Tensor, n_groups: int) -> torch.Tensor:
     ``h // n_groups`` (the convention of Llama checkpoints). ``n_groups == 1`` returns ``x``.
     """
     check_int(n_groups, "n_groups")
+    ### BEGIN SOLUTION
+    # TASK: x itself if n_groups == 1, else each K/V head copied n_groups times in a row (dim 1)
     return x if n_groups == 1 else x.repeat_interleave(n_groups, dim=1)
+    ### END SOLUTION
 
 
 # %%
@@ -463,11 +466,14 @@ def rotate_pairs(x: torch.Tensor, layout: str = "half") -> torch.Tensor:
     """
     check_choice(layout, "layout", ROPE_LAYOUTS)
     check_rope_input(x)  # floating, even last axis
+    ### BEGIN SOLUTION
+    # TASK: each pair (a, b) -> (-b, a); pairs are the two halves ("half") or neighbours
     if layout == "half":
         a, b = x.chunk(2, dim=-1)  # (..., D/2) each
         return torch.cat((-b, a), dim=-1)
     a, b = x[..., 0::2], x[..., 1::2]  # (..., D/2) each
     return torch.stack((-b, a), dim=-1).flatten(-2)  # (..., D/2, 2) -> (..., D)
+    ### END SOLUTION
 
 
 # %%
@@ -498,10 +504,13 @@ def apply_rope(
     :meth:`RotaryEmbedding.cos_sin` returns them).
     """
     check_cos_sin(x, cos, sin)
+    ### BEGIN SOLUTION
+    # TASK: x * cos + rotate_pairs(x) * sin, in x's dtype; (B, T, D) angles serve every head
     if x.dim() == 4 and cos.dim() == 3:  # (B, T, D) -> (B, 1, T, D): same angles for every head
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return x * cos + rotate_pairs(x, layout) * sin
+    ### END SOLUTION
 
 
 # %% [markdown]
@@ -986,10 +995,13 @@ class MultiHeadProjections(nn.Module):
         """``x (B, T, C)`` -> ``q (B, H, T, D)``, ``k, v (B, H_kv, T, D)``; RoPE (if any) at
         ``positions``: integer ``(T,)`` or ``(B, T)``, default ``0 .. T-1``."""
         check_sequence_batch(x, self.d_model, self.q_proj.weight)
+        ### BEGIN SOLUTION
+        # TASK: B, T of x; q (B, H, T, D), k and v (B, H_kv, T, D): x projected, cut into heads
         (B, T, _), D = x.shape, self.head_dim
         q = self.q_proj(x).view(B, T, self.n_heads, D).transpose(1, 2)  # (B, H, T, D)
         k = self.k_proj(x).view(B, T, self.n_kv_heads, D).transpose(1, 2)  # (B, H_kv, T, D)
         v = self.v_proj(x).view(B, T, self.n_kv_heads, D).transpose(1, 2)
+        ### END SOLUTION
         if self.rope is not None:
             if positions is None:  # 0 .. T-1: rows of the table
                 cos, sin = self.rope.table(T, x.device)

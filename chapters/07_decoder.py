@@ -389,6 +389,8 @@ class Decoder(nn.Module):
         self.norm = make_norm(config)
 
     def forward(self, ids, positions=None, attn_mask=None, kv_cache=None) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        # TASK: embed (+ learned positions if any), dropout, every layer (index i), final norm
         x = self.embed_tokens(ids)  # (B, T, C)
         if self.embed_positions is not None:
             x = x + self.embed_positions(ids.shape[1] if positions is None else positions)
@@ -396,6 +398,7 @@ class Decoder(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x, positions, attn_mask, kv_cache, i)  # (B, T, C)
         return self.norm(x)
+        ### END SOLUTION
 
 
 # %% [markdown]
@@ -411,6 +414,8 @@ class Decoder(nn.Module):
 def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None:
     """GPT-2's initialisation, in place: weights ``N(0, std^2)``, ``o_proj`` and ``down_proj``
     ``N(0, (std / sqrt(2 n_layers))^2)``, biases 0, norm gains 1."""
+    ### BEGIN SOLUTION
+    # TASK: biases 0, 1-d gains 1, o_proj/down_proj ~ N(0, std/sqrt(2 n_layers)), others ~ N(0, std)
     for name, p in model.named_parameters():  # a tied weight is visited once
         if name.endswith("bias"):
             nn.init.zeros_(p)
@@ -420,6 +425,7 @@ def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None
             nn.init.normal_(p, 0.0, std / math.sqrt(2 * n_layers))
         else:
             nn.init.normal_(p, 0.0, std)
+    ### END SOLUTION
 
 
 # %% [markdown]
@@ -689,10 +695,13 @@ def greedy_generate(model: DecoderLM, ids: torch.Tensor, max_new_tokens: int) ->
     check_int(max_new_tokens, "max_new_tokens", minimum=0)
     was_training = model.training
     model.eval()
+    ### BEGIN SOLUTION
+    # TASK: max_new_tokens times: model on the last context_length ids, append the last argmax
     for _ in range(max_new_tokens):
         logits = model(ids[:, -model.config.context_length :])  # (B, T, V)
         next_id = logits[:, -1].argmax(dim=-1, keepdim=True)  # (B, 1)
         ids = torch.cat([ids, next_id], dim=1)
+    ### END SOLUTION
     model.train(was_training)
     return ids
 

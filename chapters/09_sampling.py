@@ -211,9 +211,12 @@ assert apply_temperature(z, 0.01).softmax(-1).argmax() == z.argmax()
 #| export
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the ``k`` highest logits of each row of ``(..., V)``; the others become -inf."""
+    ### BEGIN SOLUTION
+    # TASK: a mask of each row's k (at most V) highest logits, exactly k even on ties; rest -inf
     k = min(k, logits.shape[-1])
     keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.topk(k).indices, True)
     return logits.masked_fill(~keep, float("-inf"))
+    ### END SOLUTION
 
 
 # %%
@@ -231,6 +234,8 @@ assert int(top_k_filter(z, 5).isfinite().sum()) == 5
 #| export
 def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Keep the smallest set of most likely tokens whose probabilities sum to >= ``p`` (in (0, 1])."""
+    ### BEGIN SOLUTION
+    # TASK: p >= 1 keeps all; else -inf where the mass of the tokens ranked above reaches p
     if p >= 1.0:  # everything (a float sum of all probabilities may fall short of 1)
         return logits
     sorted_logits, order = logits.sort(dim=-1, descending=True)
@@ -238,6 +243,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     mass_above = sorted_probs.cumsum(-1) - sorted_probs  # the mass ranked above each token
     drop = (mass_above >= p).scatter(-1, order, mass_above >= p)  # back to vocabulary order
     return logits.masked_fill(drop, float("-inf"))
+    ### END SOLUTION
 
 
 # %%
@@ -327,9 +333,12 @@ def logits_processors(
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, generator=None) -> torch.Tensor:
     """One token per row of ``logits (B, V)``: the argmax if ``temperature`` is 0, else a draw
     from the softmax, with ``generator`` (a ``torch.Generator``) if given. Returns ``(B,)``."""
+    ### BEGIN SOLUTION
+    # TASK: argmax if temperature is 0, else one draw per row from the float32 softmax
     if temperature == 0:
         return logits.argmax(-1)
     return torch.multinomial(logits.float().softmax(-1), 1, generator=generator).squeeze(-1)
+    ### END SOLUTION
 
 
 # %% [markdown]
@@ -527,11 +536,14 @@ class KVCache:
         start, end = self.length, self.length + k.shape[2]
         if end > self.max_len:
             raise ValueError(f"the KV cache holds {self.max_len} positions; {end} needed")
+        ### BEGIN SOLUTION
+        # TASK: write k, v at start:end of the layer; the last layer sets length; return :end
         self.k[layer][:, :, start:end] = k
         self.v[layer][:, :, start:end] = v
         if layer == len(self.k) - 1:
             self.length = end
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        ### END SOLUTION
 
     @property
     def nbytes(self) -> int:

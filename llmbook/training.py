@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # tqdm.write: print a line without breaking the progress bar
 
 from llmbook.data import encode_text
 from llmbook.files import atomic_write
+from llmbook.progress import progress_bar
 from llmbook.training_support import (
     catch_sigint,
     check_checkpoint_folder,
@@ -188,9 +189,10 @@ class Run:
         return torch.compile(model) if config.compile else model
 
     def progress_bar(self, start: int, max_steps: int, progress: bool):
-        """tqdm.auto: a widget in Jupyter, a line on stderr in a terminal; main process only."""
+        """tqdm.auto: a widget in Jupyter, a line on stderr in a terminal; main process only
+        (``llmbook.progress.progress_bar`` also honours TQDM_DISABLE=1 in Jupyter)."""
         show = progress and self.is_main
-        return tqdm(range(start, max_steps), initial=start, total=max_steps, disable=not show)
+        return progress_bar(range(start, max_steps), enabled=show, initial=start, total=max_steps)
 
     def no_sync(self, model, last: bool):
         return contextlib.nullcontext()  # one process: nothing to synchronise
