@@ -54,7 +54,7 @@ from llmbook import (
     parameter_counts,
     top_k_filter,
 )
-from llmbook.generation import LLAMA3_SPECIAL_TOKENS
+from llmbook.generation import LLAMA3_SPECIAL_TOKENS, sample_next
 
 torch.manual_seed(0)
 tok = load_tokenizer("stories")  # the book's tokenizer: 2,048 ids (chapter 1)
@@ -210,7 +210,9 @@ assert torch.allclose(logits, model(ids), atol=1e-5)
 # The **logits processor** reshapes the scores before a token is drawn (chapter 9): dividing by
 # a temperature below 1 sharpens the distribution, and top-$k$ keeps only the $k$ best tokens.
 # The softmax turns the $V$ scores into probabilities, and a seeded random generator draws one
-# id from them.
+# id from them: a uniform number $u$ in [0, 1), and the first id whose cumulative probability
+# passes $u$ (chapter 9 explains why the book draws this way rather than with
+# `torch.multinomial`: the same seed then gives the same text on every torch version).
 
 # %%
 temperature, k = 0.8, 50
@@ -222,7 +224,8 @@ top = probs[0].topk(5)
 for p, i in zip(top.values.tolist(), top.indices.tolist()):
     print(f"{tok.decode([i])!r:>14}  p = {p:.3f}")
 g = torch.Generator().manual_seed(0)
-next_id = torch.multinomial(probs, 1, generator=g)  # (1, 1)
+u = torch.rand(1, 1, generator=g)  # (1, 1), uniform in [0, 1)
+next_id = torch.searchsorted(probs.cumsum(-1), u, right=True)  # (1, 1): first id with cdf > u
 print("next id", tuple(next_id.shape), next_id.item(), repr(tok.decode(next_id[0].tolist())))
 
 # %% [markdown]
@@ -236,7 +239,7 @@ print("next id", tuple(next_id.shape), next_id.item(), repr(tok.decode(next_id[0
 def next_token(ids, generator):
     last = model(ids[:, -c.context_length :])[:, -1]  # (1, V): crop to the context window
     z = top_k_filter(apply_temperature(last, temperature), k)
-    return torch.multinomial(z.float().softmax(-1), 1, generator=generator)  # (1, 1)
+    return sample_next(z, temperature, generator)[:, None]  # (1, 1): chapter 9's draw
 
 
 g = torch.Generator().manual_seed(0)

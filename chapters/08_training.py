@@ -397,9 +397,10 @@ def adamw_run(optimizer_class, steps=5):
 
 
 ours, theirs = adamw_run(AdamW), adamw_run(torch.optim.AdamW)
+largest = (ours - theirs).abs().max().item()  # float32 rounding: its digits vary by machine
 print(
-    "largest difference",
-    f"{(ours - theirs).abs().max().item():.1e}",
+    "largest difference below 1e-5:",
+    largest < 1e-5,
     " same:",
     torch.allclose(ours, theirs, atol=1e-5),
 )
@@ -558,8 +559,8 @@ for i in range(k):  # 4 micro-batches of 1 window each
 accumulated = grads_of(net)
 largest = max((a - b).abs().max().item() for a, b in zip(big_batch, accumulated))
 print(
-    "largest difference",
-    f"{largest:.1e}",
+    "largest difference below 1e-6:",
+    largest < 1e-6,  # its digits are float32 rounding and vary by machine and torch version
     " same:",
     all(torch.allclose(a, b, atol=1e-6) for a, b in zip(big_batch, accumulated)),
 )

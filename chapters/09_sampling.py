@@ -303,7 +303,13 @@ print(len(used), "of the 30 shown tokens are in the text so far:", used)
 # *logits processor* chain): first the penalty, which needs the text so far, then temperature,
 # then the cuts top-k, top-p and min-p, in that order (Hugging Face's). Each takes
 # `(logits, ids, mask)` and returns logits; a filter that is switched off is not in the chain.
-# Then one token is drawn per row. Temperature 0 means greedy: take the argmax.
+# Then one token is drawn per row. Temperature 0 means greedy: take the argmax. Otherwise we
+# draw by *inverse transform sampling*: one uniform number `u` in [0, 1) per row, and the first
+# token whose cumulative probability exceeds `u`, so each token is chosen with exactly its
+# probability (a filtered token adds nothing to the sum and can never be the first to pass `u`).
+# `torch.multinomial` does the same job, but its algorithm has changed between torch releases
+# (the same seed gave other tokens on torch 2.5 than on 2.13); `torch.rand` has not, so the
+# book's samples, and yours, are the same on every torch version.
 
 # %%
 #| export
@@ -334,10 +340,13 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, generator=None) 
     """One token per row of ``logits (B, V)``: the argmax if ``temperature`` is 0, else a draw
     from the softmax, with ``generator`` (a ``torch.Generator``) if given. Returns ``(B,)``."""
     ### BEGIN SOLUTION
-    # TASK: argmax if temperature is 0, else one draw per row from the float32 softmax
+    # TASK: argmax if temperature is 0, else the first id whose cumulative probability exceeds u
     if temperature == 0:
         return logits.argmax(-1)
-    return torch.multinomial(logits.float().softmax(-1), 1, generator=generator).squeeze(-1)
+    cdf = logits.float().softmax(-1).cumsum(-1)  # (B, V), rising to about 1
+    cdf = cdf / cdf[:, -1:]  # ends at exactly 1, so every u in [0, 1) finds a token
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device)  # (B, 1)
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1)  # first id with cdf > u
     ### END SOLUTION
 
 

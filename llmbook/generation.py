@@ -76,7 +76,10 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, generator=None) 
     from the softmax, with ``generator`` (a ``torch.Generator``) if given. Returns ``(B,)``."""
     if temperature == 0:
         return logits.argmax(-1)
-    return torch.multinomial(logits.float().softmax(-1), 1, generator=generator).squeeze(-1)
+    cdf = logits.float().softmax(-1).cumsum(-1)  # (B, V), rising to about 1
+    cdf = cdf / cdf[:, -1:]  # ends at exactly 1, so every u in [0, 1) finds a token
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device)  # (B, 1)
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1)  # first id with cdf > u
 
 
 class Stopper:

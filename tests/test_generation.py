@@ -19,6 +19,7 @@ from llmbook.generation import (
     left_pad,
     llama3_chat_prompt,
     min_p_filter,
+    sample_next,
     stream_generate,
     stream_text,
     top_k_filter,
@@ -265,8 +266,33 @@ def test_chain_order_as_hf_generate():
         MinPLogitsWarper(0.05),
     ):
         z = warper(ids, z)
-    expected = torch.multinomial(z.softmax(-1), 1, generator=torch.Generator().manual_seed(5))
-    assert out[-1] == int(expected)
+    u = torch.rand(1, generator=torch.Generator().manual_seed(5)).item()
+    cdf = z.softmax(-1)[0].cumsum(0).tolist()
+    expected = next(i for i, c in enumerate(cdf) if c / cdf[-1] > u)  # inverse transform
+    assert out[-1] == expected
+
+
+def test_sample_next_draws_each_token_with_its_probability():
+    probs = torch.tensor([0.1, 0.0, 0.2, 0.0, 0.7])
+    logits = probs.log().expand(40_000, 5)  # 40,000 rows, one draw each
+    draws = sample_next(logits, 1.0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=5) / 40_000
+    assert freq[1] == 0 and freq[3] == 0  # filtered (zero-probability) tokens never come out
+    torch.testing.assert_close(freq, probs, atol=0.01, rtol=0)  # 5 standard errors or more
+
+
+def test_sample_next_is_the_same_on_every_torch_version():
+    # torch.rand's stream for a seed has been the same across torch 2.x; torch.multinomial's
+    # has not, which is why the sampler does not use it.
+    g = torch.Generator().manual_seed(0)
+    assert [round(x, 6) for x in torch.rand(3, generator=g).tolist()] == [
+        0.496257,
+        0.768222,
+        0.088477,
+    ]
+    logits = torch.tensor([[0.0, 1.0, 2.0, 3.0]]).expand(6, 4)
+    draws = sample_next(logits, 1.0, torch.Generator().manual_seed(1)).tolist()
+    assert draws == [3, 2, 3, 3, 0, 3]  # from the uniforms above: the same on torch 2.5 and 2.15
 
 
 # ---------------------------------------------------------------------------- Hugging Face
