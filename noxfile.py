@@ -37,12 +37,12 @@ def _run_suite(session: nox.Session) -> None:
 @nox.session(python=OLDEST_PYTHON)
 def oldest(session: nox.Session) -> None:
     """The declared floors: Python 3.10 and every direct dependency at its lowest version."""
-    session.install("--resolution", "lowest-direct", "-e", ".[dev]")
+    session.install("--resolution", "lowest-direct", "-e", ".[dev,book]")
     _run_suite(session)
 
 
 @nox.session(python=NEWEST_PYTHON)
 def newest(session: nox.Session) -> None:
     """The newest releases of everything, on the newest Python the project declares."""
-    session.install("--resolution", "highest", "-e", ".[dev]")
+    session.install("--resolution", "highest", "-e", ".[dev,book]")
     _run_suite(session)
