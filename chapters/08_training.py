@@ -56,6 +56,7 @@ from tqdm import tqdm  # tqdm.write: print a line without breaking the progress 
 
 from llmbook.data import encode_text
 from llmbook.files import atomic_write
+from llmbook.model import default_device
 from llmbook.progress import progress_bar
 from llmbook.training_support import (
     catch_sigint,
@@ -747,14 +748,8 @@ def start_run(config: TrainConfig) -> Run:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"``: CUDA if available, then Apple's MPS, then the CPU; otherwise ``name``."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """``"auto"``: chapter 7's ``default_device()`` (CUDA, then MPS, then CPU); otherwise ``name``."""
+    return default_device() if name == "auto" else torch.device(name)
 
 
 # %% [markdown]
