@@ -362,12 +362,18 @@ def generation_tokenizer(name):
     return make_tokenizer(name)
 
 
-def end_of_text_ids(tokenizer, folder: Path) -> list[int]:
-    """The tokenizer's ``<|endoftext|>`` and the ``eos_token_id`` of ``folder/config.json``."""
+def end_of_text_id(tokenizer) -> int | None:
+    """The id of the tokenizer's ``<|endoftext|>`` (ours or tiktoken's), or None."""
     specials = getattr(tokenizer, "special_tokens", None) or getattr(
         tokenizer, "_special_tokens", {}
     )
-    ids = [specials["<|endoftext|>"]] if "<|endoftext|>" in specials else []
+    return specials.get("<|endoftext|>")
+
+
+def end_of_text_ids(tokenizer, folder: Path) -> list[int]:
+    """The tokenizer's ``<|endoftext|>`` and the ``eos_token_id`` of ``folder/config.json``."""
+    eot = end_of_text_id(tokenizer)
+    ids = [] if eot is None else [eot]
     config = folder / "config.json"
     if config.is_file():
         eos = json.loads(config.read_text(encoding="utf-8")).get("eos_token_id")
@@ -460,10 +466,12 @@ def write_text(path: Path, text: str) -> None:
 def finish(out: Path, model, history: dict, tokenizer, val_ids) -> None:
     """history.json, loss.png, the final model as a Hugging Face folder, and the loss per
     character of the validation text (comparable across tokenizers)."""
+    from llmbook.hf import save_hf
+
     write_text(out / "history.json", json.dumps(history) + "\n")
     plot_history(history, out / "loss.png")
     try:
-        model.save_hf(out / "model")
+        save_hf(model, out / "model", eos_token_id=end_of_text_id(tokenizer))
     except (ValueError, AttributeError) as error:  # no Hugging Face twin: the checkpoint remains
         print(f"model/ not written: {error}")
     if history["val_loss"]:

@@ -33,6 +33,7 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
+from llmbook.checks import check_int
 from llmbook.files import atomic_write
 
 __all__ = [
@@ -181,14 +182,27 @@ def _architecture_for(config) -> str:
     )
 
 
-def config_to_hf(config, dtype: torch.dtype = torch.float32) -> dict:
-    """The ``config.json`` dict (transformers 4.x spelling, read by 4.x and 5.x) of a ModelConfig."""
+def config_to_hf(
+    config, dtype: torch.dtype = torch.float32, eos_token_id: int | None = None
+) -> dict:
+    """The ``config.json`` dict (transformers 4.x spelling, read by 4.x and 5.x) of a ModelConfig.
+
+    ``eos_token_id`` (also written as ``bos_token_id``, as GPT-2 does) is the tokenizer's
+    end-of-text id. It is written even when unknown, as null: transformers' defaults (50256 for
+    GPT-2; 1 and 2 for Llama) belong to other vocabularies.
+    """
     architecture = _architecture_for(config)
+    if eos_token_id is not None and check_int(eos_token_id, "eos_token_id", 0) >= config.vocab_size:
+        raise ValueError(
+            f"eos_token_id must be < vocab_size {config.vocab_size}, got {eos_token_id}"
+        )
     common = {
         "architectures": [architecture],
         "vocab_size": config.vocab_size,
         "tie_word_embeddings": config.tie_embeddings,
         "torch_dtype": str(dtype).removeprefix("torch."),
+        "bos_token_id": eos_token_id,
+        "eos_token_id": eos_token_id,
     }
     if architecture == "GPT2LMHeadModel":
         activation = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}[config.mlp]
@@ -386,11 +400,12 @@ def _rebuild_after_meta(model) -> None:
         model.lm_head.weight = model.model.embed_tokens.weight
 
 
-def save_hf(model, path: str | os.PathLike) -> None:
+def save_hf(model, path: str | os.PathLike, *, eos_token_id: int | None = None) -> None:
     """Write ``model`` as a Hugging Face folder: ``config.json`` and ``model.safetensors``.
 
-    ``transformers.AutoModelForCausalLM.from_pretrained(path)`` loads it. Each file is written
-    atomically (a temporary file, then a rename).
+    ``transformers.AutoModelForCausalLM.from_pretrained(path)`` loads it. ``eos_token_id``: the
+    tokenizer's end-of-text id, which ``generate`` stops at (see ``config_to_hf``). Each file is
+    written atomically (a temporary file, then a rename).
     """
     from llmbook.model import DecoderLM
 
@@ -398,7 +413,8 @@ def save_hf(model, path: str | os.PathLike) -> None:
         raise TypeError(f"model must be a DecoderLM, got {type(model).__name__}")
     tensors = llmbook_to_hf(model)  # fails before anything is written if there is no twin
     dtype = next(iter(tensors.values())).dtype
-    text = json.dumps(config_to_hf(model.config, dtype), indent=2, sort_keys=True) + "\n"
+    hf_config = config_to_hf(model.config, dtype, eos_token_id)  # checked before writing
+    text = json.dumps(hf_config, indent=2, sort_keys=True) + "\n"
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder / "model.safetensors", "wb") as file:

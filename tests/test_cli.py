@@ -76,6 +76,8 @@ def test_train_writes_the_run_folder(tmp_path, text_file, capsys):
 
     model = DecoderLM.from_hf(out / "model")  # the final weights, in the Hugging Face layout
     assert model.config.context_length == 16
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["eos_token_id"] == config["bos_token_id"] == 2047  # stories' <|endoftext|>
 
 
 def test_resume_continues_exactly(tmp_path, text_file):

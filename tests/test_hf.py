@@ -322,6 +322,20 @@ def test_bad_checkpoints_name_the_key(make, error, words, tmp_path):
         DecoderLM.from_hf(tmp_path / "ckpt")
 
 
+@pytest.mark.parametrize("preset", ["stories-tiny", "gpt2"])
+def test_save_hf_writes_the_end_of_text_id(preset, tmp_path):
+    """Unknown: null, so transformers does not assume its own defaults (GPT-2's 50256 is out of
+    a 2,048-id vocabulary; Llama's 2 is a byte here); given: what generate stops at."""
+    config = ModelConfig.from_preset(preset, vocab_size=2048, d_model=32, n_layers=1, n_heads=2)
+    model = DecoderLM(config)
+    save_hf(model, tmp_path / "unknown")
+    assert transformers.AutoConfig.from_pretrained(tmp_path / "unknown").eos_token_id is None
+    save_hf(model, tmp_path / "known", eos_token_id=2047)
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "known")
+    assert loaded.config.eos_token_id == loaded.config.bos_token_id == 2047
+    assert loaded.generation_config.eos_token_id == 2047
+
+
 BAD_SAVES = [
     pytest.param("not a model", TypeError, "DecoderLM", id="not-a-model"),
     pytest.param(
@@ -336,13 +350,23 @@ BAD_SAVES = [
         "no Hugging Face twin",
         id="gpt2-with-gqa",
     ),  # fmt: skip
+    pytest.param(
+        dict(eos_token_id=2048),
+        ValueError,
+        "eos_token_id must be < vocab_size 2048",
+        id="eos-out-of-vocab",
+    ),
+    pytest.param(dict(eos_token_id=-1), ValueError, "eos_token_id must be >= 0", id="eos-negative"),
+    pytest.param(dict(eos_token_id=3.0), TypeError, "eos_token_id must be an int", id="eos-float"),
 ]
 
 
 @pytest.mark.parametrize("model, error, words", BAD_SAVES)
 def test_bad_saves(model, error, words, tmp_path):
+    eos_token_id = None
     if isinstance(model, dict):
+        eos_token_id = model.pop("eos_token_id", None)
         model = DecoderLM(ModelConfig.from_preset("stories-tiny", **model))
     with pytest.raises(error, match=words):
-        save_hf(model, tmp_path / "out")
+        save_hf(model, tmp_path / "out", eos_token_id=eos_token_id)
     assert not (tmp_path / "out").exists()
