@@ -155,6 +155,33 @@ def test_save_hf_loads_in_transformers(architecture, config, tmp_path):
     "architecture, config",
     [
         pytest.param("GPT2LMHeadModel", gpt2(), id="gpt2"),
+        pytest.param("LlamaForCausalLM", llama(num_key_value_heads=2), id="llama-gqa"),
+    ],
+)
+def test_one_block_equals_transformers_layer(architecture, config, tmp_path):
+    """Block by block, so a mismatch is found where it starts: our TransformerBlock against
+    GPT2Block / LlamaDecoderLayer holding the same weights, on the same hidden states."""
+    theirs = reference(architecture, config, tmp_path)
+    ours = DecoderLM.from_hf(tmp_path)
+    x = torch.randn(2, 11, 32, generator=torch.Generator().manual_seed(2))
+    _, positions = ids_and_positions(config)
+    with torch.no_grad():
+        if architecture == "GPT2LMHeadModel":
+            expected = theirs.transformer.h[1](x)
+            got = ours.model.layers[1](x)
+        else:  # RoPE: HF passes the rotary (cos, sin) into each layer; ours holds one rotary
+            cos_sin = theirs.model.rotary_emb(x, positions)
+            expected = theirs.model.layers[1](x, position_embeddings=cos_sin)
+            got = ours.model.layers[1](x, positions)
+    expected = expected[0] if isinstance(expected, tuple) else expected  # transformers 4.x
+    assert_close(got, expected)
+    assert not torch.allclose(got, ours.model.layers[0](x, positions), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "architecture, config",
+    [
+        pytest.param("GPT2LMHeadModel", gpt2(), id="gpt2"),
         pytest.param("LlamaForCausalLM", llama(num_key_value_heads=2), id="llama"),
     ],
 )

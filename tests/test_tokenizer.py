@@ -201,6 +201,16 @@ def test_specials_outside_the_allowed_set_raise_as_in_tiktoken():
     assert eot not in ids and pad not in ids and tok.decode(ids) == text
 
 
+@pytest.mark.parametrize("specials", [["<|im|>", "<|im|>!"], ["<|im|>!", "<|im|>"]])
+def test_the_longest_special_token_wins_whatever_the_order(specials):
+    """One special token may begin another; the text holds the longer, so it must be kept whole."""
+    tok = BPETokenizer.train(TRAINING_TEXT, 300, special_tokens=specials)
+    short, long = tok.special_tokens["<|im|>"], tok.special_tokens["<|im|>!"]
+    ids = tok.encode("a<|im|>!b<|im|>c", allowed_special="all")
+    assert ids.count(long) == 1 and ids.count(short) == 1
+    assert ids.index(long) < ids.index(short) and tok.decode(ids) == "a<|im|>!b<|im|>c"
+
+
 def test_decode_accepts_numpy_and_torch_integers(trained):
     import numpy as np
     import torch
