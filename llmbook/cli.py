@@ -136,11 +136,12 @@ def run_train(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
-    print(
-        f"llmbook train: {n_params:,} parameters, {len(train_ids):,} training tokens, "
-        f"{len(val_ids):,} validation tokens -> {out}",
-        flush=True,
-    )
+    if is_main:
+        print(
+            f"llmbook train: {n_params:,} parameters, {len(train_ids):,} training tokens, "
+            f"{len(val_ids):,} validation tokens -> {out}",
+            flush=True,
+        )
     history = train(
         model,
         train_ids,

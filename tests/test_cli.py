@@ -3,6 +3,7 @@ subprocess, its output folder, --resume, --help and the errors a user meets."""
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -109,6 +110,24 @@ def test_subprocess(tmp_path, text_file):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "nats/char" in result.stdout
     assert (tmp_path / "sub" / "checkpoints" / "latest").exists()
+
+
+def test_under_torchrun_rank_0_writes_and_the_losses_match_one_process(tmp_path, text_file):
+    """2 processes (gloo, CPU), each with half of the global batch of 4 windows: the same losses
+    as one process, to float32 rounding (DDP averages the gradients in another order)."""
+    args = ["train", "--text", str(text_file), *FAST]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = [sys.executable, *launcher, "-m", "llmbook.cli", *args, "--out", str(tmp_path / "two")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("llmbook train:") == result.stdout.count("nats/char") == 1
+    one, two = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("one", "two"))
+    assert len(two["loss"]) == 4
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5, abs=1e-5)
+    assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-5, abs=1e-5)
+    assert (tmp_path / "two" / "model" / "model.safetensors").is_file()
 
 
 def test_ctrl_c_saves_and_exits_130(tmp_path, text_file):
