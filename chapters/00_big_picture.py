@@ -229,9 +229,11 @@ next_id = torch.searchsorted(probs.cumsum(-1), u, right=True)  # (1, 1): first i
 print("next id", tuple(next_id.shape), next_id.item(), repr(tok.decode(next_id[0].tolist())))
 
 # %% [markdown]
-# Appending the new id gives a prompt one token longer, and the loop starts again from the
-# embedding. It stops at the end-of-text token or after `max_new_tokens`; the ids are then
-# turned back into text. Written out, the loop is a few lines:
+# The draw picked `' sleepy'`, which is not among the five most likely tokens: sampling follows
+# the probabilities, it does not take the best one. Appending the new id gives a prompt one token
+# longer, and the loop starts again from the embedding. It stops at the end-of-text token or
+# after `max_new_tokens`; the ids are then turned back into text. Written out, the loop is a
+# few lines:
 
 
 # %%

@@ -146,14 +146,14 @@ def tiny_greedy(model, ids, n):
 
 greedy_ids = tiny_greedy(model, prompt_ids, 60)
 print(tok.decode(greedy_ids))
-assert tok.decode(greedy_ids).count(". She had a ") == 2  # quoted below
+assert tok.decode(greedy_ids).count("Zack") >= 5  # quoted below
 
 # %% [markdown]
 # Greedy decoding is deterministic: the same prompt always gives the same story. And always
-# taking the most likely word makes it repetitive. Above, sentence after sentence opens the
-# same way ("She had a gap...", "She loved...", "She had a golden toy car..."): the most likely
-# opening, taken every time; weaker models fall into loops outright, one sentence over and
-# over. Nor does the text end by itself: when a story is over the model writes
+# taking the most likely word makes it repetitive. Above, the hero's best friend is called Zack
+# too, and then "Zack's dad took Zack and Zack to the backyard": the most likely name is the one
+# already in the text, taken every time. Weaker models fall into loops outright, one sentence
+# over and over. Nor does the text end by itself: when a story is over the model writes
 # `<|endoftext|>` and, asked for more, starts another (section 4 stops there). The share of
 # 4-token sequences of a continuation that already occurred earlier in it measures the
 # repetition; exercise 2 brings it down:
@@ -918,7 +918,8 @@ for t in texts:
     print(repr(tok.decode(out)), "\n")
 
 # %% [markdown]
-# The same three prompts as one left-padded batch, greedy, equal to each run alone:
+# The first and the last story end by themselves, with `<|endoftext|>`; the dog's is cut off at
+# 80 new tokens. The same three prompts as one left-padded batch, greedy, equal to each run alone:
 
 # %%
 prompts = [tok.encode(t) for t in texts]

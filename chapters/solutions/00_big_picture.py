@@ -145,9 +145,9 @@ assert loop == generate(model, ids[0].tolist(), 20, temperature=0)
 assert loop == greedy_generate(model, ids, 20)[0].tolist()
 
 # %% [markdown]
-# Greedy decoding has no randomness: the prompt always continues with the single most likely
-# story (here a sleepy mouse called Button), and on longer runs it tends to repeat itself. Three seeds of
-# the chapter's sampler (temperature 0.8, top-50) give three different continuations:
+# Greedy decoding has no randomness: it takes the most likely token at each step, so the prompt
+# always continues with the same story (here a thoughtful girl called Bella). Three seeds of the
+# chapter's sampler (temperature 0.8, top-50) give three different continuations:
 
 # %%
 for seed in range(3):
