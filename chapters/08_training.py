@@ -1023,10 +1023,13 @@ assert abs(shipped_loss - 0.5976) < 0.01
 # ### How big, and for how long?
 #
 # Why this size, and why 1,700 steps? A bigger model can learn more, and a longer run sees more
-# text, but both cost time. The book's model was picked by a small **sweep**: a few runs of
-# `llmbook train`, each allowed at most about an hour of this 2-core machine, scored by their
-# loss over the whole validation text. The file `sweep.json` beside the model holds each run's
-# command, its curves and its score:
+# text, but both cost time, and on a small corpus neither is sure to help. Rather than guess,
+# the book's model was picked by a small **sweep**: five runs of `llmbook train` that differ in
+# one or two settings (dropout, steps, windows per step, model size), each given 25 to 72 minutes
+# of this 2-core machine, and each scored by its loss over the whole validation text. A **pass**
+# (an epoch) over the training text is as many tokens as it holds, 235,870; the column `passes`
+# says how many times each run read every training token, on average. The file
+# `sweep.json` beside the model holds each run's command, its curves and its score:
 
 # %%
 import json
@@ -1034,12 +1037,13 @@ import json
 from llmbook.pretrained import ASSETS
 
 sweep = json.loads((ASSETS / "stories_model" / "sweep.json").read_text(encoding="utf-8"))
-print(
-    f"{'run':23} {'weights':>9} {'tokens/step':>11} {'steps':>5} {'minutes':>7} {'nats/char':>9} {'/ floor':>7}"
-)
+print(f"{'run':23} {'weights':>9} {'window x batch':>14} {'steps':>5} {'passes':>6} {'minutes':>7} "
+      f"{'nats/char':>9} {'/ floor':>7}")  # fmt: skip
 for run in sweep["runs"]:
-    score = run["whole_val_nats_per_char"]
-    print(f"{run['name']:23} {run['weights']:9,} {run['tokens_per_step']:11,} {run['steps']:5} "
+    score, W_run = run["whole_val_nats_per_char"], run["context_length"]
+    shape = f"{W_run} x {run['tokens_per_step'] // W_run}"
+    passes = run["steps"] * run["tokens_per_step"] / len(train_ids)
+    print(f"{run['name']:23} {run['weights']:9,} {shape:>14} {run['steps']:5} {passes:6.0f} "
           f"{run['wall_minutes']:7.0f} {score:9.4f} {score / floor_per_char:7.2f}")  # fmt: skip
 best = min(sweep["runs"], key=lambda run: run["whole_val_nats_per_char"])
 assert abs(best["whole_val_nats_per_char"] - per_char) < 1e-3  # the one shipped
@@ -1051,14 +1055,17 @@ for run, colour in zip(sweep["runs"], plt.cm.tab10.colors):
     seen = [step * run["tokens_per_step"] / 1e6 for step in run["eval_step"]]
     val = [loss / chars_per_token for loss in run["val_loss"]]
     train_curve = [loss / chars_per_token for loss in run["train_loss"]]
-    _ = ax.plot(seen, val, "-", color=colour, label=run["name"])
-    _ = ax.plot(seen, train_curve, ":", color=colour)
+    shipped_run = run is best  # drawn thicker, on top
+    label = run["name"] + (" (shipped)" if shipped_run else "")
+    style = dict(color=colour, lw=2.5 if shipped_run else 1.5, zorder=3 if shipped_run else 2)
+    _ = ax.plot(seen, val, "-", label=label, **style)
+    _ = ax.plot(seen, train_curve, ":", **style)
 _ = ax.plot([], [], "k-", label="validation text (solid)")
 _ = ax.plot([], [], "k:", label="training text (dotted)")
 _ = ax.axhline(floor_per_char, color="k", ls="--", label="floor of the corpus")
 top = ax.secondary_xaxis("top", functions=(lambda t: t / epoch, lambda e: e * epoch))
 top.set_xlabel("passes over the training text (epochs)")
-ax.set(xlabel="tokens seen (millions)", ylabel="loss (nats per character)", ylim=(0, 0.4))
+ax.set(xlabel="tokens seen (millions)", ylabel="loss (nats per character)", ylim=(0.04, 0.3))
 fig.suptitle("The sweep: loss on held-out and on training text")
 _ = ax.legend(fontsize=8, ncol=2)
 fig.tight_layout()
@@ -1066,36 +1073,47 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# Read the curves from the left. The runs stay close together for the first 3 million tokens or
-# so (about 13 passes over the training text); then they part:
+# The curves are each run's evaluations every 100 steps, on 8 random batches of each text (so a
+# little noisy); the table's score is over the whole validation text. Read them from the left.
+# For the first 3 million tokens or so (about 13 passes) the five validation curves fall close
+# together, while each training curve (dotted) slips below its validation curve: the gap between
+# the two is what the model has learnt about the training stories that does not carry over.
 #
-# - **Dropout** helps: the same 1,500 steps of 8 windows score 0.1659 without it and 0.1577
-#   with it. Switching off random parts of the network while training makes memorising harder.
-# - **Longer is better until it is worse.** The run given 3,000 steps of 16 windows reached its
-#   best validation loss a little past halfway, then climbed, while its training loss kept
-#   falling. Its dotted curve ends *below the floor*. No model of the generator can do that,
-#   since the floor is the generator's own entropy; only a model that has memorised the training
-#   stories can.
+# - **Dropout** (chapter 4) helps: the same 1,500 steps of 8 windows score 0.1659 without it and
+#   0.1577 with it. Without it the run is ahead early and behind at the end, and the gap between
+#   its two curves grows fastest: zeroing random activations while training makes memorising
+#   harder.
+# - **Longer is better until it is worse.** `small-3000x16`, given 3,000 steps of 16 windows,
+#   reached its best validation loss a little past halfway, then climbed, while its training
+#   loss kept falling, and its dotted curve ends *below the floor*. The floor is the loss of the
+#   generator itself, which knows the true probability of every next character; on text it has
+#   not seen, no model does better on average. On the training text a model can, by remembering
+#   what came next in those very stories: a training loss under the floor is memorising.
 # - **Bigger is not better here.** `stories-base` (5.8 million weights, windows of 512 tokens)
-#   scores 0.1524 after its 1,000 steps, behind the small model at the same point of its run,
-#   and it was the slowest: 72 minutes on one core.
+#   scores 0.1524 after its 1,000 steps; where its run ends, at 4.1 million tokens, its
+#   validation curve lies above those of the two small runs that see as many tokens a step, and
+#   it was the slowest: 72 minutes. Its loss was still falling; more steps might close the gap,
+#   at well over an hour.
 #
-# The shipped run, `small-1700x16`, starts like the long run but its schedule ends at 1,700
-# steps, about where the long run was best. Its learning rate has decayed by then, and the
-# smaller steps at the end buy a last drop of loss: 0.1429 over the whole validation text, 1.57
-# times the floor, in 25 minutes. Its training loss, too, ends just under the floor: it had
-# begun to memorise. The gap that remains comes mostly from the corpus's size: 235,870 training
-# tokens are few for a model that has to learn a story generator, names, plots and all.
-# Over-fitting, measured:
+# The shipped run, `small-1700x16`, is `small-3000x16` with a schedule that ends at 1,700 steps,
+# about where the longer run was best. The two curves run together at first and part as the
+# shorter schedule's learning rate falls faster; its smaller steps at the end buy a last drop of
+# loss: 0.1429 over the whole validation text, 1.57 times the floor, in 25 minutes. Its training
+# loss, too, ends just under the floor: it had begun to memorise. The gap to the floor that
+# remains is the price of a small corpus: 235,870 training tokens are few for a model that has to
+# learn a story generator, names, plots and all. Over-fitting, measured on both runs:
 
 # %%
-long = next(run for run in sweep["runs"] if run["name"] == "small-3000x16")
-val, seen = [v / chars_per_token for v in long["val_loss"]], long["eval_step"]
-best_at = seen[val.index(min(val))]
-end_train = long["train_loss"][-1] / chars_per_token
-print(f"small-3000x16: best validation {min(val):.4f} nats/char at step {best_at}, "
-      f"{val[-1]:.4f} at step {seen[-1]}; training text at the end {end_train:.4f}")  # fmt: skip
-assert val[-1] > min(val) + 0.01 and end_train < floor_per_char  # memorising, not modelling
+runs = {run["name"]: run for run in sweep["runs"]}
+for name in ["small-3000x16", "small-1700x16"]:
+    val = [v / chars_per_token for v in runs[name]["val_loss"]]
+    seen = runs[name]["eval_step"]
+    end_train = runs[name]["train_loss"][-1] / chars_per_token
+    print(f"{name}: best validation {min(val):.4f} nats/char at step {seen[val.index(min(val))]}, "
+          f"{val[-1]:.4f} at step {seen[-1]}; training text at the end {end_train:.4f}")  # fmt: skip
+    assert end_train < floor_per_char  # under the floor: memorising, not modelling
+long_val = [v / chars_per_token for v in runs["small-3000x16"]["val_loss"]]
+assert long_val[-1] > min(long_val) + 0.01  # the long run's validation loss turned up
 
 # %% [markdown]
 # ## 13. Checkpoints: stop, and carry on exactly
@@ -1362,12 +1380,13 @@ TrainConfig(batch_size=12, grad_accum_steps=5)
 # - The book's corpus has a known **floor**, 0.0913 nats per character; a loss in nats per
 #   token converts with the characters per token of the validation text.
 # - The **loop** is forward, loss, backward, step, zero. Over-fitting one story is its self-test.
-# - On a small corpus, more steps or a bigger model stop paying once the model starts to learn
-#   the training text itself (training loss falling, validation loss rising): a **sweep** scored
-#   on held-out text picks the size and the length. The book's model is 1.57 times the floor.
 # - **AdamW** keeps a running mean and RMS of each gradient and decays weights directly; decay
 #   applies to matrices only. **Warm-up** and **cosine decay** shape the learning rate;
 #   **clipping** caps the gradient norm; **accumulation** gives a large batch in small pieces.
+# - On a small corpus, more passes stop paying once the model starts to **memorise** the training
+#   text (training loss falling, under the floor; validation loss rising); dropout delays that.
+#   A **sweep** of runs scored on held-out text picks the size and the length: the book's model
+#   is 1.57 times the floor.
 # - `train` adds evaluation, samples, a progress bar, NaN detection, Ctrl-C, and **checkpoints**
 #   (safetensors weights, the rest loadable with `weights_only=True`, written atomically) that
 #   resume bit for bit, and runs unchanged under `torchrun` with **DDP**.
