@@ -997,20 +997,32 @@ assert floor_per_char * 2 < final / chars_per_token < 0.75
 # weights: `d_model` 128, 4 layers, windows of 256 tokens), and was trained for longer with
 # `llmbook train` on the same corpus and tokenizer: 1,700 steps of 16 windows, 25 minutes on one
 # core of a 2-core CPU (its README, `llmbook/assets/stories_model/README.md`, holds the exact
-# command). Its loss over the whole validation text, cut into windows of 256 tokens:
+# command). Its loss over the whole validation text, cut into windows of 256 tokens, each scored
+# once (rather than a few random batches, as `evaluate` does during training):
+
+
+# %%
+#| export
+@torch.no_grad()
+def whole_text_loss(model, ids: torch.Tensor, batch_size: int = 16) -> float:
+    """Mean next-token loss over every whole window of ``context_length`` tokens of ``ids``
+    (the tail shorter than a window is left out): the whole text, not a few random batches."""
+    W = model.config.context_length
+    n = (len(ids) - 1) // W  # whole windows
+    xs, ys = ids[: n * W].view(n, W), ids[1 : n * W + 1].view(n, W)  # (n, W) each
+    total = sum(model(x, y)[1].item() * len(x)
+                for x, y in zip(xs.split(batch_size), ys.split(batch_size)))  # fmt: skip
+    return total / n
+
 
 # %%
 from llmbook import load_model
 
 shipped = load_model("stories")  # in evaluation mode
 W = shipped.config.context_length  # 256
-n = (len(val_ids) - 1) // W  # whole windows
-xs, ys = val_ids[: n * W].view(n, W), val_ids[1 : n * W + 1].view(n, W)  # (n, W) each
-with torch.no_grad():
-    total = sum(shipped(xs[i : i + 16], ys[i : i + 16])[1].item() * len(xs[i : i + 16])
-                for i in range(0, n, 16))  # fmt: skip
-shipped_loss = total / n
+shipped_loss = whole_text_loss(shipped, val_ids)
 per_char = shipped_loss / chars_per_token
+n = (len(val_ids) - 1) // W
 print(f"{sum(p.numel() for p in shipped.parameters()):,} weights, {n} windows of {W} tokens")
 print(f"shipped model: {shipped_loss:.4f} nats/token = {per_char:.4f} nats/char")
 print(f"floor: {floor_per_char:.4f} nats/char; ratio {per_char / floor_per_char:.2f}")

@@ -369,6 +369,18 @@ def greedy(model, ids: torch.Tensor, n_tokens: int, context_length: int) -> list
     return ids[0, start:].tolist()
 
 
+@torch.no_grad()
+def whole_text_loss(model, ids: torch.Tensor, batch_size: int = 16) -> float:
+    """Mean next-token loss over every whole window of ``context_length`` tokens of ``ids``
+    (the tail shorter than a window is left out): the whole text, not a few random batches."""
+    W = model.config.context_length
+    n = (len(ids) - 1) // W  # whole windows
+    xs, ys = ids[: n * W].view(n, W), ids[1 : n * W + 1].view(n, W)  # (n, W) each
+    total = sum(model(x, y)[1].item() * len(x)
+                for x, y in zip(xs.split(batch_size), ys.split(batch_size)))  # fmt: skip
+    return total / n
+
+
 def save_checkpoint(folder, model: nn.Module, optimizer=None, **state) -> Path:
     """Write ``folder/model.safetensors`` (the weights) and ``folder/state.pt`` (optimizer,
     step, RNG states, ... everything ``torch.load(weights_only=True)`` can read back)."""
@@ -482,6 +494,7 @@ __all__ = [
     "check_finite",
     "eval_and_save",
     "greedy",
+    "whole_text_loss",
     "save_checkpoint",
     "load_checkpoint",
     "rotate_checkpoints",

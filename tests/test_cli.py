@@ -208,7 +208,7 @@ def test_shipped_stories_model():
     from llmbook.data import encode_text
     from llmbook.pretrained import ASSETS
     from llmbook.stories import read_meta
-    from llmbook.training import evaluate
+    from llmbook.training import evaluate, whole_text_loss
 
     model = load_model("stories")
     assert not model.training and model.config.vocab_size == load_tokenizer("stories").vocab_size
@@ -221,5 +221,12 @@ def test_shipped_stories_model():
     loss = evaluate(model, val_ids, context_length=model.config.context_length, n_batches=4)
     per_char = loss * len(val_ids) / len(val_text)
     assert read_meta()["nats_per_char"] < per_char < 0.25  # well on its way to the floor
+    # the score the README and sweep.json quote is the model's loss over the whole text
+    sweep = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+    best = min(sweep["runs"], key=lambda r: r["whole_val_nats_per_char"])
+    assert best["command"] == run["command"]  # the shipped model is the sweep's best run
+    whole = whole_text_loss(model, val_ids)
+    assert whole == pytest.approx(best["whole_val_nats_per_token"], abs=1e-4)
+    assert f"{whole:.4f}" in readme
     with pytest.raises(ValueError, match="name must be one of"):
         load_model("gpt-5")

@@ -35,6 +35,7 @@ from llmbook.training import (
     save_checkpoint,
     train,
     train_step,
+    whole_text_loss,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,6 +209,20 @@ def test_evaluate_is_repeatable_and_keeps_mode():
     a = evaluate(model, data, context_length=16, n_batches=3)
     assert model.training  # back in training mode
     assert a == evaluate(model, data, context_length=16, n_batches=3)  # no dropout, same windows
+
+
+def test_whole_text_loss_scores_every_whole_window_once():
+    from llmbook.model import DecoderLM, ModelConfig
+
+    torch.manual_seed(0)
+    model = DecoderLM(ModelConfig.from_preset("stories-tiny", context_length=16)).eval()
+    ids = torch.randint(0, 2048, (16 * 5 + 7,))  # 5 whole windows and a tail left out
+    with torch.no_grad():
+        each = [F.cross_entropy(model(ids[i : i + 16][None])[0], ids[i + 1 : i + 17])
+                for i in range(0, 16 * 5, 16)]  # fmt: skip
+    expected = torch.stack(each).mean().item()
+    for batch_size in (1, 2, 16):  # a short last batch weighs as much per window as the others
+        assert whole_text_loss(model, ids, batch_size) == pytest.approx(expected, rel=1e-6)
 
 
 class Vocab:

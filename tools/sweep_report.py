@@ -22,20 +22,7 @@ from llmbook.data import encode_text
 from llmbook.files import atomic_write
 from llmbook.model import DecoderLM
 from llmbook.stories import read_meta
-
-
-@torch.no_grad()
-def whole_text_loss(model: DecoderLM, ids: torch.Tensor, batch_size: int = 8) -> float:
-    """Mean next-token loss over every whole window of ``context_length`` tokens of ``ids``."""
-    W = model.config.context_length
-    n = (len(ids) - 1) // W
-    xs, ys = ids[: n * W].view(n, W), ids[1 : n * W + 1].view(n, W)
-    total = sum(
-        model(xs[i : i + batch_size], ys[i : i + batch_size])[1].item()
-        * len(xs[i : i + batch_size])
-        for i in range(0, n, batch_size)
-    )
-    return total / n
+from llmbook.training import whole_text_loss
 
 
 def report(folder: Path, minutes: float, val_ids: torch.Tensor, val_chars: int) -> dict:
