@@ -126,8 +126,7 @@ from pathlib import Path
 import regex
 
 from llmbook.checks import check_int
-from llmbook.files import atomic_write
-from llmbook.tokenizer_checks import (
+from llmbook.checks.tokenizer import (
     check_id,
     check_ids,
     check_merges,
@@ -136,6 +135,7 @@ from llmbook.tokenizer_checks import (
     check_special_names,
     check_text,
 )
+from llmbook.io.files import atomic_write
 
 
 # %%
@@ -1395,12 +1395,12 @@ assert tiktoken_speed > python_speed
 #
 # **Checks.** Every public entry point checks its arguments and raises a `TypeError` (wrong
 # type) or `ValueError` (wrong value) that names the argument. The checks live in the
-# hand-written module `llmbook/tokenizer_checks.py`. Ids must be integers below
+# hand-written module `llmbook/checks/tokenizer.py`. Ids must be integers below
 # `MAX_VOCAB_SIZE` (2**22 = 4,194,304, about 21 times o200k_base's 200,019 ids), so a corrupt
 # file cannot make us build a table of 10 million entries. A few of the mistakes they catch:
 
 # %%
-from llmbook.tokenizer_checks import MAX_VOCAB_SIZE
+from llmbook.checks.tokenizer import MAX_VOCAB_SIZE
 
 mistakes = {
     "train(special_tokens='<|endoftext|>')": lambda: BPETokenizer.train(
@@ -1450,7 +1450,7 @@ assert same or ours_letter  # a difference only ever comes from regex's newer ta
 # a comment) in rank order, a count and one line per special token, and at the end the SHA-256
 # of everything above it and an `end` line. The counts and the checksum catch a file that was
 # cut short, cut in the middle, or appended to; the error names the file. Saving goes through
-# `llmbook.files.atomic_write`: a unique temporary file beside the target, flushed, then renamed
+# `llmbook.io.files.atomic_write`: a unique temporary file beside the target, flushed, then renamed
 # over it, so a crash or two processes saving at once never leave half a file.
 
 # %%

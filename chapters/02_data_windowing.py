@@ -63,12 +63,12 @@ _ = torch.manual_seed(0)
 # To train anything we need text. Downloading it on every run is fragile (no internet on the
 # train, a moved file, a changed file), so the book ships its own: about a megabyte of short,
 # simple stories in the spirit of TinyStories (Eldan and Li, 2023), written by a seeded
-# probabilistic grammar in `llmbook/stories.py` and stored gzip-compressed inside the package.
+# probabilistic grammar in `llmbook/stories/generator.py` and stored gzip-compressed inside the package.
 # Stories are separated by a line holding `<|endoftext|>`, the way the TinyStories files do it.
 #
 # `load_corpus("stories")` reads it. (Two real public corpora, `"tinyshakespeare"` and
 # `"tinystories"`, are downloaded on request into a cache folder and checked against a pinned
-# SHA-256; that plumbing lives in `llmbook/download.py`, see the last section.)
+# SHA-256; that plumbing lives in `llmbook/io/download.py`, see the last section.)
 
 # %%
 #| export
@@ -85,14 +85,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from llmbook.checks import check_fraction, check_int, check_token_ids
-from llmbook.download import REMOTE_CORPORA, corpus_path
-from llmbook.stories import CORPUS_FILE, SEPARATOR
+from llmbook.io.download import REMOTE_CORPORA, corpus_path
 
-# Token files live in the hand-written llmbook/tokenfile.py (section 9); re-exported here.
-from llmbook.tokenfile import TokenFile as TokenFile
-from llmbook.tokenfile import read_token_file as read_token_file
-from llmbook.tokenfile import tokenize_file as tokenize_file
-from llmbook.tokenfile import write_token_file as write_token_file
+# Token files live in the hand-written llmbook/io/tokenfile.py (section 9); re-exported here.
+from llmbook.io.tokenfile import TokenFile as TokenFile
+from llmbook.io.tokenfile import read_token_file as read_token_file
+from llmbook.io.tokenfile import tokenize_file as tokenize_file
+from llmbook.io.tokenfile import write_token_file as write_token_file
+from llmbook.stories import CORPUS_FILE, SEPARATOR
 
 
 # %%
@@ -105,7 +105,7 @@ def load_corpus(
     ``"stories"``: the book's generated children's stories, shipped in the package (offline,
     about 1.1 MB, each story followed by a line ``<|endoftext|>``). ``"tinyshakespeare"`` and
     ``"tinystories"``: downloaded on first use into ``cache_dir`` (default ``$LLMBOOK_CACHE`` or
-    ``~/.cache/llmbook``) and verified by SHA-256 (``llmbook.download.corpus_path``); with
+    ``~/.cache/llmbook``) and verified by SHA-256 (``llmbook.io.download.corpus_path``); with
     ``download_missing=False`` a missing file raises ``FileNotFoundError`` instead.
     """
     if not isinstance(name, str):
@@ -822,7 +822,7 @@ assert torch.equal(x_file, x) and torch.equal(y_file, y)  # same seed, same batc
 # %% [markdown]
 # A raw file has two weaknesses: the reader must be told the dtype (read `uint32` ids as `uint16`
 # and every id is garbage), and nothing tells a file that was cut short, by a full disk or an
-# interrupted copy, from a complete one. The library's token files (`llmbook/tokenfile.py`) put a
+# interrupted copy, from a complete one. The library's token files (`llmbook/io/tokenfile.py`) put a
 # 64-byte header in front of the ids: the dtype, the number of ids and a SHA-256 of the ids, so
 # `read_token_file` knows the dtype, refuses a file whose size disagrees with its count, and
 # checks the data. `write_token_file` chooses the dtype from the largest id and writes atomically
@@ -830,7 +830,7 @@ assert torch.equal(x_file, x) and torch.equal(y_file, y)  # same seed, same batc
 # A `TokenFile` goes wherever ids go: into `random_batch` and `SlidingWindowDataset`.
 
 # %%
-from llmbook.tokenfile import token_dtype
+from llmbook.io.tokenfile import token_dtype
 
 print(
     "book tokenizer, largest id 2047:",
@@ -860,7 +860,7 @@ assert torch.equal(x_tok, x) and torch.equal(lazy[5][1], SlidingWindowDataset(id
 # The teaching cells above call a few hand-written helpers whose details would have buried the
 # ideas; here is what they do.
 #
-# **Token files** (`llmbook/tokenfile.py`). The layout, little-endian throughout:
+# **Token files** (`llmbook/io/tokenfile.py`). The layout, little-endian throughout:
 #
 # | bytes | holds |
 # |---|---|
@@ -903,11 +903,11 @@ text_path.write_text(text, encoding="utf-8")
 streamed = tokenize_file(text_path, tok, Path(workdir.name) / "streamed.tok", chunk_chars=50_000)
 print(f"{len(streamed):,} ids; identical to encode_text: {np.array_equal(streamed[:], ids)}")
 assert np.array_equal(streamed[:], ids)
-assert llmbook.tokenfile.VERIFY_LIMIT == 256 * 2**20  # verified on every open up to this size
+assert llmbook.io.tokenfile.VERIFY_LIMIT == 256 * 2**20  # verified on every open up to this size
 workdir.cleanup()
 
 # %% [markdown]
-# **Downloads** (`llmbook/download.py`). `load_corpus("tinyshakespeare")` and
+# **Downloads** (`llmbook/io/download.py`). `load_corpus("tinyshakespeare")` and
 # `load_corpus("tinystories")` download their file once into a cache folder (`~/.cache/llmbook`,
 # or `$LLMBOOK_CACHE`, or the `cache_dir` argument). The bytes go to a temporary file, hashed on
 # the way, and are renamed into place only when the SHA-256 equals the value pinned in the code.

@@ -54,9 +54,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.checks import check_int
+from llmbook.checks.model import MLPS, NORMS, POSITIONS, check_config, check_ids  # noqa: F401
 from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
-from llmbook.model_checks import MLPS, NORMS, POSITIONS, check_config, check_ids  # noqa: F401
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
 
 # %%
@@ -234,7 +234,7 @@ class ModelConfig:
         if self.d_ff is None and isinstance(self.d_model, int):  # Llama's 8/3 rule, or GPT-2's 4
             swiglu = self.mlp == "swiglu"
             self.d_ff = swiglu_hidden_size(self.d_model) if swiglu else 4 * self.d_model
-        check_config(self)
+        check_config(self, RotaryEmbedding)
 
     @property
     def head_dim(self) -> int:
@@ -472,14 +472,14 @@ class DecoderLM(nn.Module):
 
     @classmethod
     def from_hf(cls, path, dtype=None, device=None) -> "DecoderLM":
-        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.hf`."""
-        from llmbook.hf import load_hf
+        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`."""
+        from llmbook.io.hf import load_hf
 
-        return load_hf(path, dtype=dtype, device=device)
+        return load_hf(path, cls, ModelConfig, dtype=dtype, device=device)
 
     def save_hf(self, path) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads."""
-        from llmbook.hf import save_hf
+        from llmbook.io.hf import save_hf
 
         save_hf(self, path)
 
@@ -722,7 +722,7 @@ assert torch.equal(out, greedy_generate(model, ids, max_new_tokens=20))
 # our module names are Hugging Face Llama's, loading a Llama-family checkpoint is the identity
 # table; GPT-2's needs a real table (its `Conv1D` layers store weights transposed, and one
 # `c_attn` holds q, k and v side by side). `DecoderLM.from_hf(path)` and `model.save_hf(path)`
-# (in the hand-written module `llmbook.hf`) read and write both families, plus Mistral and
+# (in the hand-written module `llmbook.io.hf`) read and write both families, plus Mistral and
 # Qwen2 (Llama with q/k/v biases), sharded or not.
 #
 # Offline, we let `transformers` create a tiny random Llama with grouped-query attention and
@@ -813,7 +813,7 @@ assert same and torch.equal(q_proj.weight, c_attn.weight[:, :64].T)
 #
 # What the exported model adds for users of the package. First, bad input is stopped at the
 # boundary with a message that says what to do. The checks live in the hand-written module
-# `llmbook.model_checks`, so that the cells above stay on the model: `check_config` (which
+# `llmbook.checks.model`, so that the cells above stay on the model: `check_config` (which
 # `ModelConfig.__post_init__` calls) holds a table of rules, each with its fix, and reports
 # every broken rule at once; `check_ids` (which `DecoderLM.forward` calls) checks the type and
 # the range of ids and positions. A configuration that cannot work:
@@ -885,7 +885,7 @@ def default_device() -> torch.device:
 #    32,000, untied head. Build it on the meta device and count its parameters by component.
 # 2. **Mistral-7B from its config.** Mistral-7B-v0.1 is Llama with 8 K/V heads for 32 query
 #    heads, FFN 14336, vocab 32,000, and a sliding window of 4,096 positions. Turn its
-#    `config.json` (as a dict) into a `ModelConfig` with `llmbook.hf.config_from_hf`, and count
+#    `config.json` (as a dict) into `ModelConfig` fields with `llmbook.io.hf.config_from_hf`, and count
 #    its parameters. How many would it have with plain multi-head attention?
 # 3. **Tie the head.** How many parameters does tying save for `stories-small`, and what share
 #    of the model is that? Check that the loss of an untrained tied model is also about $\ln V$.

@@ -54,15 +54,12 @@ import torch
 from torch import nn
 from tqdm import tqdm  # tqdm.write: print a line without breaking the progress bar
 
+from llmbook.checks.training import check_checkpoint_folder, check_train_args, check_train_config
 from llmbook.data import encode_text
-from llmbook.files import atomic_write
-from llmbook.model import default_device
-from llmbook.progress import progress_bar
-from llmbook.training_support import (
+from llmbook.io.files import atomic_write
+from llmbook.io.progress import progress_bar
+from llmbook.io.runs import (
     catch_sigint,
-    check_checkpoint_folder,
-    check_train_args,
-    check_train_config,
     load_weights,
     new_history,
     record,
@@ -70,6 +67,7 @@ from llmbook.training_support import (
     set_rng_states,
     unique_tensors,
 )
+from llmbook.model import default_device
 
 # %%
 torch.manual_seed(0)
@@ -703,7 +701,7 @@ class Run:
 
     def progress_bar(self, start: int, max_steps: int, progress: bool):
         """tqdm.auto: a widget in Jupyter, a line on stderr in a terminal; main process only
-        (``llmbook.progress.progress_bar`` also honours TQDM_DISABLE=1 in Jupyter)."""
+        (``llmbook.io.progress.progress_bar`` also honours TQDM_DISABLE=1 in Jupyter)."""
         show = progress and self.is_main
         return progress_bar(range(start, max_steps), enabled=show, initial=start, total=max_steps)
 
@@ -1166,7 +1164,7 @@ plt.close(fig)
 # anything it was built to, so it is the format to share weights in. The rest is small and goes
 # through `torch.save`, but it holds only tensors, numbers, strings, lists and dicts, so it
 # loads with `torch.load(weights_only=True)`, which refuses anything else. Both files are
-# written **atomically** (`llmbook.files.atomic_write`: a temporary file, flushed to disk, then
+# written **atomically** (`llmbook.io.files.atomic_write`: a temporary file, flushed to disk, then
 # renamed over the target), so a kill in the middle of a write leaves the old file or the new
 # one, never half of one.
 
@@ -1374,7 +1372,7 @@ assert run.world_size == 1 and (run.device.type != "cpu" or run.dtype is None)
 # ## 15. From notebook to library
 #
 # The module also uses plumbing that no section teaches, kept in the hand-written
-# `llmbook.training_support` so that the cells above stay on the ideas: the history's lists, the
+# `llmbook.io.runs` and `llmbook.checks.training` so that the cells above stay on the ideas: the history's lists, the
 # Ctrl-C handler, the random states a checkpoint keeps, safetensors' rule that no two tensors
 # share memory (a tied LM head *is* the embedding table, so it is saved once and tied again on
 # load), and the checks of the arguments, which give a clear message where a user calls in:

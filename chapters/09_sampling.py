@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
-from llmbook.generation_checks import as_prompts, check_generation_args, check_messages
+from llmbook.checks.generation import as_prompts, check_generation_args, check_messages
 
 # %%
 torch.manual_seed(0)
@@ -1067,7 +1067,7 @@ assert chat_tok.decode(chat_ids) == chat
 # and says what to fix; nothing is checked inside the loop. The checks (the prompt's types,
 # ids within the vocabulary, the filter ranges, the stop items, whether the text fits the
 # context) are plain code with nothing to teach, so they live in a hand-written module,
-# `llmbook/generation_checks.py`, which the first cell of this chapter imported.
+# `llmbook/checks/generation.py`, which the first cell of this chapter imported.
 
 
 # %% [markdown]

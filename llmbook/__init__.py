@@ -1,7 +1,17 @@
-"""llmbook: the code of a textbook that builds a decoder-only language model from scratch.
+"""llmbook, a textbook's decoder-only LLM: the public names of chapters 01-09 (hand-written).
 
-Each module is generated from one chapter of the book (see the header of each file); this
-file re-exports the main names so that ``from llmbook import BPETokenizer`` works.
+The public names of every chapter (01-09), so that ``from llmbook import BPETokenizer`` works.
+The package's folders show its architecture:
+
+- ``tokenizer.py data.py embeddings.py attention.py multihead.py feedforward.py model.py
+  training.py generation.py``: one module per chapter, 01 to 09, generated from the chapter's
+  notebook (each file's header names it; edit the chapter, never the file). A chapter's module
+  imports only earlier chapters' modules and the support rooms below.
+- ``checks/``: argument checks (the shared ones in ``checks/__init__.py``, and one module per
+  chapter that needs its own). ``io/``: files, the network and the terminal. ``stories/``: the
+  generator of the book's corpus and its files. These import no chapter's module.
+- ``pretrained.py`` (the shipped tokenizer and model), ``cli/`` (the ``llmbook`` command) and
+  ``classroom/`` (the classroom edition) sit on top and may use everything.
 """
 
 from llmbook.attention import CausalSelfAttention, causal_mask, scaled_dot_product_attention
@@ -33,6 +43,7 @@ from llmbook.generation import (
     top_k_filter,
     top_p_filter,
 )
+from llmbook.io.tokenfile import TokenFile, read_token_file, tokenize_file, write_token_file
 from llmbook.model import (
     DecoderLM,
     ModelConfig,
@@ -43,7 +54,6 @@ from llmbook.model import (
 )
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding, apply_rope
 from llmbook.pretrained import load_model, load_tokenizer
-from llmbook.tokenfile import TokenFile, read_token_file, tokenize_file, write_token_file
 from llmbook.tokenizer import (
     GPT2_SPLIT_PATTERN,
     GPT4_SPLIT_PATTERN,

@@ -13,14 +13,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from llmbook.checks import check_fraction, check_int, check_token_ids
-from llmbook.download import REMOTE_CORPORA, corpus_path
-from llmbook.stories import CORPUS_FILE, SEPARATOR
+from llmbook.io.download import REMOTE_CORPORA, corpus_path
 
-# Token files live in the hand-written llmbook/tokenfile.py (section 9); re-exported here.
-from llmbook.tokenfile import TokenFile as TokenFile
-from llmbook.tokenfile import read_token_file as read_token_file
-from llmbook.tokenfile import tokenize_file as tokenize_file
-from llmbook.tokenfile import write_token_file as write_token_file
+# Token files live in the hand-written llmbook/io/tokenfile.py (section 9); re-exported here.
+from llmbook.io.tokenfile import TokenFile as TokenFile
+from llmbook.io.tokenfile import read_token_file as read_token_file
+from llmbook.io.tokenfile import tokenize_file as tokenize_file
+from llmbook.io.tokenfile import write_token_file as write_token_file
+from llmbook.stories import CORPUS_FILE, SEPARATOR
 
 
 def load_corpus(
@@ -31,7 +31,7 @@ def load_corpus(
     ``"stories"``: the book's generated children's stories, shipped in the package (offline,
     about 1.1 MB, each story followed by a line ``<|endoftext|>``). ``"tinyshakespeare"`` and
     ``"tinystories"``: downloaded on first use into ``cache_dir`` (default ``$LLMBOOK_CACHE`` or
-    ``~/.cache/llmbook``) and verified by SHA-256 (``llmbook.download.corpus_path``); with
+    ``~/.cache/llmbook``) and verified by SHA-256 (``llmbook.io.download.corpus_path``); with
     ``download_missing=False`` a missing file raises ``FileNotFoundError`` instead.
     """
     if not isinstance(name, str):

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 import torch.nn.functional as F
 
-from llmbook.generation_checks import as_prompts, check_generation_args, check_messages
+from llmbook.checks.generation import as_prompts, check_generation_args, check_messages
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:

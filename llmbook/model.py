@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.checks import check_int
+from llmbook.checks.model import MLPS, NORMS, POSITIONS, check_config, check_ids  # noqa: F401
 from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
-from llmbook.model_checks import MLPS, NORMS, POSITIONS, check_config, check_ids  # noqa: F401
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
 
 
@@ -47,7 +47,7 @@ class ModelConfig:
         if self.d_ff is None and isinstance(self.d_model, int):  # Llama's 8/3 rule, or GPT-2's 4
             swiglu = self.mlp == "swiglu"
             self.d_ff = swiglu_hidden_size(self.d_model) if swiglu else 4 * self.d_model
-        check_config(self)
+        check_config(self, RotaryEmbedding)
 
     @property
     def head_dim(self) -> int:
@@ -219,14 +219,14 @@ class DecoderLM(nn.Module):
 
     @classmethod
     def from_hf(cls, path, dtype=None, device=None) -> "DecoderLM":
-        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.hf`."""
-        from llmbook.hf import load_hf
+        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`."""
+        from llmbook.io.hf import load_hf
 
-        return load_hf(path, dtype=dtype, device=device)
+        return load_hf(path, cls, ModelConfig, dtype=dtype, device=device)
 
     def save_hf(self, path) -> None:
         """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads."""
-        from llmbook.hf import save_hf
+        from llmbook.io.hf import save_hf
 
         save_hf(self, path)
 

@@ -1,5 +1,7 @@
-"""The book's shipped artefacts (hand-written): the tokenizer trained on the ``stories`` corpus
-and the model trained on it.
+"""The book's shipped tokenizer and model (hand-written; chapter 01 trains one, chapter 08 the other).
+
+``load_tokenizer("stories")``: the tokenizer trained on the ``stories`` corpus;
+``load_model("stories")``: the model trained on it.
 
 Chapter 01 trains the tokenizer and shows that it equals the shipped file; chapters 02-09 load
 it with ``load_tokenizer("stories")``. ``python tools/make_tokenizer.py`` rebuilds the file.

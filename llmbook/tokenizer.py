@@ -18,8 +18,7 @@ from pathlib import Path
 import regex
 
 from llmbook.checks import check_int
-from llmbook.files import atomic_write
-from llmbook.tokenizer_checks import (
+from llmbook.checks.tokenizer import (
     check_id,
     check_ids,
     check_merges,
@@ -28,6 +27,7 @@ from llmbook.tokenizer_checks import (
     check_special_names,
     check_text,
 )
+from llmbook.io.files import atomic_write
 
 
 class SimpleTokenizer:

@@ -13,15 +13,12 @@ import torch
 from torch import nn
 from tqdm import tqdm  # tqdm.write: print a line without breaking the progress bar
 
+from llmbook.checks.training import check_checkpoint_folder, check_train_args, check_train_config
 from llmbook.data import encode_text
-from llmbook.files import atomic_write
-from llmbook.model import default_device
-from llmbook.progress import progress_bar
-from llmbook.training_support import (
+from llmbook.io.files import atomic_write
+from llmbook.io.progress import progress_bar
+from llmbook.io.runs import (
     catch_sigint,
-    check_checkpoint_folder,
-    check_train_args,
-    check_train_config,
     load_weights,
     new_history,
     record,
@@ -29,6 +26,7 @@ from llmbook.training_support import (
     set_rng_states,
     unique_tensors,
 )
+from llmbook.model import default_device
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -191,7 +189,7 @@ class Run:
 
     def progress_bar(self, start: int, max_steps: int, progress: bool):
         """tqdm.auto: a widget in Jupyter, a line on stderr in a terminal; main process only
-        (``llmbook.progress.progress_bar`` also honours TQDM_DISABLE=1 in Jupyter)."""
+        (``llmbook.io.progress.progress_bar`` also honours TQDM_DISABLE=1 in Jupyter)."""
         show = progress and self.is_main
         return progress_bar(range(start, max_steps), enabled=show, initial=start, total=max_steps)
 

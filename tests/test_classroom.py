@@ -1,4 +1,4 @@
-"""Tests of the classroom edition (llmbook/classroom.py): the markers, the student copy, ``check``
+"""Tests of the classroom edition (llmbook/classroom/): the markers, the student copy, ``check``
 and ``grade``. Checks run pytest in subprocesses, so only chapters 04 and 06 are checked here."""
 
 import csv
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from llmbook import classroom
-from llmbook.classroom import ERROR, FAILED, NOT_WRITTEN, PASSED, TASKS, TIMED_OUT
+from llmbook.classroom import ERROR, FAILED, NOT_WRITTEN, PASSED, TASKS, TIMED_OUT, notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -30,7 +30,7 @@ def load(path: Path) -> dict:
 
 
 def sources(notebook: dict) -> list[str]:
-    return [classroom.cell_source(c) for c in notebook["cells"] if c["cell_type"] == "code"]
+    return [notebooks.cell_source(c) for c in notebook["cells"] if c["cell_type"] == "code"]
 
 
 def edited(chapter: str, changes: dict[str, str], path: Path) -> Path:
@@ -39,7 +39,7 @@ def edited(chapter: str, changes: dict[str, str], path: Path) -> Path:
     for old, new in changes.items():
         hits = 0
         for cell in notebook["cells"]:
-            text = classroom.cell_source(cell)
+            text = notebooks.cell_source(cell)
             if text.startswith("#| export") and old in text:
                 cell["source"], hits = text.replace(old, new), hits + 1
         assert hits == 1, old
@@ -64,7 +64,7 @@ def test_export_ignores_the_markers(chapter):
     module, text = export.exported_module(path)
     assert "BEGIN SOLUTION" in path.read_text(encoding="utf-8")
     assert text == (ROOT / "llmbook" / f"{module}.py").read_text(encoding="utf-8")
-    assert classroom.export_notebook(load(path), f"chapters/{path.name}") == text
+    assert notebooks.export_notebook(load(path), f"chapters/{path.name}") == text
     assert "SOLUTION" not in text and "# TASK:" not in text
 
 
@@ -76,13 +76,13 @@ def test_tasks_table_matches_the_marked_regions(chapter):
         r'raise NotImplementedError\("task (\d\d\.\d+) \((\S+)\): ', "\n".join(sources(student))
     )
     assert found == [(t.id, t.name) for t in TASKS if t.chapter == chapter]
-    module = classroom.default_exp(notebook["cells"])
+    module = notebooks.default_exp(notebook["cells"])
     test_file = ROOT / "tests" / f"test_{module}.py"
     for task in (t for t in TASKS if t.chapter == chapter):
         for pattern in task.tests:
-            assert classroom.test_ids(test_file, classroom.Task(chapter, task.name, (pattern,))), (
-                f"{task.label}: no test in {test_file.name} matches {pattern!r}"
-            )
+            assert classroom.checker.test_ids(
+                test_file, classroom.Task(chapter, task.name, (pattern,))
+            ), f"{task.label}: no test in {test_file.name} matches {pattern!r}"
 
 
 BAD_MARKERS = [
@@ -103,7 +103,7 @@ BAD_MARKERS = [
 @pytest.mark.parametrize("lines, message", BAD_MARKERS)
 def test_bad_markers_are_refused_by_both_exporters(lines, message):
     with pytest.raises(ValueError, match=message):
-        classroom.regions(lines, "cell")
+        notebooks.regions(lines, "cell")
     with pytest.raises(SystemExit, match=message):
         export.without_markers(lines, Path("chapter.ipynb"))
 
@@ -135,11 +135,11 @@ def test_student_copy_holds_no_solution_line(student_copy):
         for text in cells:
             lines = text.splitlines()
             inside = set()
-            for begin, end, _ in classroom.regions(lines, "cell"):
+            for begin, end, _ in notebooks.regions(lines, "cell"):
                 inside |= set(range(begin, end + 1))
             for index, line in enumerate(lines):
                 (solution if index in inside else shown).add(line.strip())
-    markers = {classroom.BEGIN, classroom.END}
+    markers = {notebooks.BEGIN, notebooks.END}
     secret = {line for line in solution - shown - markers if len(line) > 3}
     assert len(secret) >= 20
     for path in student_copy.rglob("*"):

@@ -1,4 +1,4 @@
-"""Tests of the ``llmbook`` command line (llmbook/cli.py): ``llmbook train`` in-process and in a
+"""Tests of the ``llmbook`` command line (llmbook/cli/): ``llmbook train`` in-process and in a
 subprocess, its output folder, --resume, --help and the errors a user meets."""
 
 import argparse

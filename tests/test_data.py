@@ -25,7 +25,7 @@ from llmbook.data import (
     train_val_split,
     write_token_file,
 )
-from llmbook.tokenfile import token_dtype
+from llmbook.io.tokenfile import token_dtype
 
 # ----------------------------------------------------------------------------- windows
 
@@ -402,7 +402,7 @@ def test_unknown_corpus():
 
 
 def test_remote_corpora_are_pinned():
-    for source in data.REMOTE_CORPORA.values():  # imported from llmbook.download
+    for source in data.REMOTE_CORPORA.values():  # imported from llmbook.io.download
         assert len(source.sha256) == 64 and int(source.sha256, 16) >= 0
         assert source.url.startswith("https://")
         assert source.size > 0

@@ -1,4 +1,4 @@
-"""llmbook.download: pinned corpora fetched once, checked, bounded in time and size (local server only)."""
+"""llmbook.io.download: pinned corpora fetched once, checked, bounded in time and size (local server only)."""
 
 import hashlib
 import http.server
@@ -11,9 +11,9 @@ from functools import partial
 
 import pytest
 
-from llmbook import download as download_module
 from llmbook.data import load_corpus
-from llmbook.download import corpus_path, download
+from llmbook.io import download as download_module
+from llmbook.io.download import corpus_path, download
 
 
 def test_default_cache_dir(monkeypatch, tmp_path):

@@ -1,11 +1,11 @@
-"""llmbook.files.atomic_write: a reader sees the old file or the whole new one, never a part."""
+"""llmbook.io.files.atomic_write: a reader sees the old file or the whole new one, never a part."""
 
 import os
 import threading
 
 import pytest
 
-from llmbook.files import atomic_write
+from llmbook.io.files import atomic_write
 
 
 def leftovers(folder):

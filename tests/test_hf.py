@@ -1,4 +1,4 @@
-"""Tests of llmbook.hf: Hugging Face checkpoints in and out, against transformers itself.
+"""Tests of llmbook.io.hf: Hugging Face checkpoints in and out, against transformers itself.
 
 Offline: every checkpoint is a tiny random model that transformers builds and saves here. The
 weights are drawn with a large std (norm gains around 1 +- 0.5, biases 0.5) and the norms get
@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 transformers = pytest.importorskip("transformers")
 
-from llmbook.hf import config_from_hf, config_to_hf, load_hf, save_hf  # noqa: E402
+from llmbook.io.hf import config_from_hf, config_to_hf, load_hf, save_hf  # noqa: E402
 from llmbook.model import DecoderLM, ModelConfig  # noqa: E402
 
 SCALING = {
@@ -209,7 +209,7 @@ def test_gpt2_without_prefix_and_with_mask_buffers(tmp_path):
 
 def test_dtype_and_device(tmp_path):
     reference("LlamaForCausalLM", llama(), tmp_path)
-    model = load_hf(tmp_path, dtype=torch.bfloat16, device="cpu")
+    model = load_hf(tmp_path, DecoderLM, ModelConfig, dtype=torch.bfloat16, device="cpu")
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert model(torch.tensor([[1, 2, 3]])).dtype == torch.bfloat16
 
@@ -229,14 +229,15 @@ def test_both_config_spellings_agree():
     )
     v5 = dict(common, rope_parameters={**SCALING, "rope_theta": 500000.0})
     expected = ModelConfig.from_preset("llama-3.1-8b")
-    assert config_from_hf(v4) == config_from_hf(v4_old) == config_from_hf(v5) == expected
-    assert config_from_hf(config_to_hf(expected)) == expected
+    assert config_from_hf(v4) == config_from_hf(v4_old) == config_from_hf(v5)
+    assert ModelConfig(**config_from_hf(v4)) == expected
+    assert ModelConfig(**config_from_hf(config_to_hf(expected))) == expected
 
 
 @pytest.mark.parametrize("preset", ["gpt2", "llama-2-7b", "llama-3.2-1b", "stories-tiny"])
 def test_presets_round_trip_through_config_json(preset):
     config = ModelConfig.from_preset(preset)
-    assert config_from_hf(json.loads(json.dumps(config_to_hf(config)))) == config
+    assert ModelConfig(**config_from_hf(json.loads(json.dumps(config_to_hf(config))))) == config
 
 
 def test_transformers_reads_our_config_json_as_the_real_one():

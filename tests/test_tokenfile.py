@@ -1,4 +1,4 @@
-"""llmbook.tokenfile: the token-file format (count, checksum, dtype checks) and tokenize_file."""
+"""llmbook.io.tokenfile: the token-file format (count, checksum, dtype checks) and tokenize_file."""
 
 import hashlib
 import os
@@ -8,10 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmbook import tokenfile
 from llmbook.data import encode_text, load_corpus
-from llmbook.pretrained import load_tokenizer
-from llmbook.tokenfile import (
+from llmbook.io import tokenfile
+from llmbook.io.tokenfile import (
     HEADER_SIZE,
     TokenFile,
     TokenFileWriter,
@@ -19,6 +18,7 @@ from llmbook.tokenfile import (
     tokenize_file,
     write_token_file,
 )
+from llmbook.pretrained import load_tokenizer
 
 IDS = [5, 0, 2047, 300, 7, 65535]
 

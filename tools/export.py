@@ -9,7 +9,7 @@ those cells, in order, under a header that names the chapter.
     python tools/export.py --check   # exit 1 if any module is out of date, missing or stale
 
 Lines that mark a student's task for the classroom edition (``### BEGIN SOLUTION``, a
-``# TASK: ...`` line right after it, ``### END SOLUTION``; see ``llmbook/classroom.py``) are
+``# TASK: ...`` line right after it, ``### END SOLUTION``; see ``llmbook/classroom/``) are
 left out, so the markers never reach the package.
 
 Only the standard library is used, so the check runs before anything is installed.

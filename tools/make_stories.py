@@ -1,9 +1,9 @@
-"""(Re)write the book's own corpus, ``llmbook/corpora/stories.txt.gz`` and ``stories.json``.
+"""(Re)write the book's own corpus, ``llmbook/stories/stories.txt.gz`` and ``stories.json``.
 
     python tools/make_stories.py            # write the shipped files
     python tools/make_stories.py --check    # exit 1 if regenerating would change them
 
-The generator is ``llmbook/stories.py``; it is seeded, so the files come out byte for byte the
+The generator is ``llmbook/stories/generator.py``; it is seeded, so the files come out byte for byte the
 same on every machine (gzip is written with ``mtime=0`` and level 9).
 """
 

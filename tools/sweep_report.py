@@ -19,7 +19,7 @@ import torch
 
 from llmbook import load_corpus, load_tokenizer, train_val_split
 from llmbook.data import encode_text
-from llmbook.files import atomic_write
+from llmbook.io.files import atomic_write
 from llmbook.model import DecoderLM
 from llmbook.stories import read_meta
 from llmbook.training import whole_text_loss

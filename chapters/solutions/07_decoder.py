@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Chapter 07 solutions: the full decoder
 #
-# Each solution uses the package built in chapter 7 (`llmbook.model`, and `llmbook.hf` for the
+# Each solution uses the package built in chapter 7 (`llmbook.model`, and `llmbook.io.hf` for the
 # config reader) and checks its answer with an `assert`.
 
 # %%
@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from llmbook.hf import config_from_hf
+from llmbook.io.hf import config_from_hf
 from llmbook.model import DecoderLM, ModelConfig, parameter_counts
 
 _ = torch.manual_seed(0)
@@ -61,7 +61,7 @@ mistral = {
     "sliding_window": 4096, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
     "hidden_act": "silu", "tie_word_embeddings": False,
 }  # fmt: skip
-config = config_from_hf(mistral)
+config = ModelConfig(**config_from_hf(mistral))
 print("context_length", config.context_length, "| n_kv_heads", config.n_kv_heads)
 totals = {}
 for name, n_kv_heads in (("GQA, 8 K/V heads", 8), ("MHA, 32 K/V heads", 32)):

@@ -8,15 +8,9 @@ was given and what is allowed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from llmbook.checks import check_bool, check_dropout, check_int, check_positive_float
-from llmbook.multihead import RotaryEmbedding
-
-if TYPE_CHECKING:
-    from llmbook.model import ModelConfig
 
 __all__ = ["MLPS", "NORMS", "POSITIONS", "check_config", "check_ids"]
 
@@ -25,8 +19,10 @@ MLPS = ("swiglu", "gelu_tanh", "gelu", "relu", "silu")  # "swiglu": gated; other
 POSITIONS = ("rope", "learned")
 
 
-def check_config(c: ModelConfig) -> None:
-    """Raise a TypeError or ValueError, saying what to fix, unless ``c`` describes a model."""
+def check_config(c, rope_class: type) -> None:
+    """Raise a TypeError or ValueError, saying what to fix, unless ``c`` (a ``ModelConfig``)
+    describes a model. ``rope_class`` is chapter 05's ``RotaryEmbedding``, passed in so that
+    the checks import no chapter's module."""
     for name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", "n_kv_heads"):
         check_int(getattr(c, name), name)
     check_int(c.d_ff, "d_ff")
@@ -53,7 +49,7 @@ def check_config(c: ModelConfig) -> None:
     problems = [message for ok, message in rules if not ok]
     if c.position == "rope" and not problems:
         try:  # RotaryEmbedding checks head_dim (even), the base and the scaling dict
-            RotaryEmbedding(c.d_model // c.n_heads, base=c.rope_base, scaling=c.rope_scaling)
+            rope_class(c.d_model // c.n_heads, base=c.rope_base, scaling=c.rope_scaling)
         except (TypeError, ValueError) as error:
             problems.append(f"position='rope': {error}")
     if problems:

@@ -1,9 +1,10 @@
-"""Hugging Face checkpoints in and out of :class:`llmbook.DecoderLM` (hand-written).
+"""Hugging Face checkpoints in and out of :class:`llmbook.DecoderLM` (hand-written; chapter 07).
 
 Chapter 07 shows what this module does; it lives outside the chapter because it is plumbing:
-file formats, two spellings of the same config, and tables of weight names.
+file formats, two spellings of the same config, and tables of weight names. It imports no
+chapter's module: the model and config classes are passed in, so the imports run one way.
 
-    model = DecoderLM.from_hf("path/to/folder")   # = load_hf(path)
+    model = DecoderLM.from_hf("path/to/folder")   # = load_hf(path, DecoderLM, ModelConfig)
     model.save_hf("path/to/out")                   # = save_hf(model, path)
 
 A folder holds ``config.json`` and the weights as ``model.safetensors``, or as shards
@@ -32,9 +33,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
+from torch import nn
 
 from llmbook.checks import check_int
-from llmbook.files import atomic_write
+from llmbook.io.files import atomic_write
 
 __all__ = [
     "ARCHITECTURES",
@@ -94,10 +96,9 @@ def _rope(hf: dict) -> tuple[float, dict | None]:
     return float(base), {"rope_type": "llama3", **{key: scaling[key] for key in _LLAMA3_KEYS}}
 
 
-def config_from_hf(hf: dict):
-    """A :class:`~llmbook.model.ModelConfig` from the dict of a Hugging Face ``config.json``."""
-    from llmbook.model import ModelConfig
-
+def config_from_hf(hf: dict) -> dict:
+    """The fields of a :class:`~llmbook.model.ModelConfig` (a plain dict, for
+    ``ModelConfig(**fields)``) from the dict of a Hugging Face ``config.json``."""
     if not isinstance(hf, dict):
         raise TypeError(f"hf must be the dict of a config.json, got {type(hf).__name__}")
     architecture = architecture_of(hf)
@@ -111,7 +112,7 @@ def config_from_hf(hf: dict):
                 f"config.json key 'activation_function' is {activation!r}; supported: {sorted(_GELU)}"
             )
         d_model = hf.get("n_embd", 768)
-        return ModelConfig(
+        return dict(
             vocab_size=hf.get("vocab_size", 50257),
             context_length=hf.get("n_positions", 1024),
             d_model=d_model,
@@ -142,7 +143,7 @@ def config_from_hf(hf: dict):
     if window:  # within the window, sliding-window attention is plain causal attention
         context = min(context, window)
     base, scaling = _rope(hf)
-    return ModelConfig(
+    return dict(
         vocab_size=hf["vocab_size"],
         context_length=context,
         d_model=d_model,
@@ -363,17 +364,19 @@ def read_safetensors(path: str | os.PathLike) -> dict:
 
 def load_hf(
     path: str | os.PathLike,
+    model_class: type,
+    config_class: type,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ):
-    """A :class:`~llmbook.model.DecoderLM` with the weights of a local Hugging Face folder.
+    """A ``model_class`` (:class:`~llmbook.model.DecoderLM`) of a ``config_class``
+    (:class:`~llmbook.model.ModelConfig`) with the weights of a local Hugging Face folder.
 
-    ``dtype``: cast the weights (default: keep the checkpoint's); ``device``: where to put the
-    model (default CPU). Download a model from the Hub first, e.g.
-    ``huggingface_hub.snapshot_download("openai-community/gpt2")``, and pass the folder.
+    ``DecoderLM.from_hf(path)`` calls this with its own classes. ``dtype``: cast the weights
+    (default: keep the checkpoint's); ``device``: where to put the model (default CPU). Download
+    a model from the Hub first, e.g. ``huggingface_hub.snapshot_download("openai-community/gpt2")``,
+    and pass the folder.
     """
-    from llmbook.model import DecoderLM
-
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(
@@ -382,9 +385,9 @@ def load_hf(
         )
     hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     architecture = architecture_of(hf)
-    config = config_from_hf(hf)
+    config = config_class(**config_from_hf(hf))
     with torch.device("meta"):  # the shapes only: no memory, no random init
-        model = DecoderLM(config)
+        model = model_class(config)
     state = hf_to_llmbook(read_safetensors(folder), model, architecture)
     if dtype is not None:
         state = {name: t.to(dtype) for name, t in state.items()}
@@ -407,10 +410,11 @@ def save_hf(model, path: str | os.PathLike, *, eos_token_id: int | None = None) 
     tokenizer's end-of-text id, which ``generate`` stops at (see ``config_to_hf``). Each file is
     written atomically (a temporary file, then a rename).
     """
-    from llmbook.model import DecoderLM
-
-    if not isinstance(model, DecoderLM):
-        raise TypeError(f"model must be a DecoderLM, got {type(model).__name__}")
+    if not isinstance(model, nn.Module) or not hasattr(model, "config"):
+        raise TypeError(
+            f"model must be a DecoderLM (a torch.nn.Module with a ModelConfig as .config), "
+            f"got {type(model).__name__}"
+        )
     tensors = llmbook_to_hf(model)  # fails before anything is written if there is no twin
     dtype = next(iter(tensors.values())).dtype
     hf_config = config_to_hf(model.config, dtype, eos_token_id)  # checked before writing

@@ -21,7 +21,7 @@ quarter of a second); larger ones are verified with ``TokenFile(path, verify=Tru
 memory map. Header-less files of raw ids (nanoGPT's ``train.bin``) open with an explicit
 ``dtype``; they carry no count, so only a size that is not a multiple of the item size is caught.
 
-Files are written through :func:`llmbook.files.atomic_write`: a reader sees the old file or the
+Files are written through :func:`llmbook.io.files.atomic_write`: a reader sees the old file or the
 whole new one, never part of either. :func:`tokenize_file` turns a large text file into a token
 file with bounded memory and a progress bar.
 """
@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from llmbook.checks import check_int, check_token_ids
-from llmbook.files import atomic_write
-from llmbook.progress import progress_bar
+from llmbook.io.files import atomic_write
+from llmbook.io.progress import progress_bar
 from llmbook.stories import SEPARATOR
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Progress bars that behave the same in a terminal, in Jupyter and under test (hand-written).
+"""Progress bars alike in a terminal, in Jupyter and under test (hand-written; chapters 02, 08).
 
 ``tqdm.auto`` draws a widget in Jupyter and a line on stderr elsewhere. Two details make it
 unreliable for a book whose notebooks are replayed: in Jupyter its widget class sets

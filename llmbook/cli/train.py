@@ -1,13 +1,8 @@
-"""The ``llmbook`` command line (hand-written: chapter 08 teaches the trainer it drives).
+"""``llmbook train``: train a model preset on a corpus (hand-written; drives chapter 08's ``train``).
 
-    llmbook train --model stories-small --corpus stories --out runs/stories
-    llmbook train --model gpt2-tiny --text my.txt --tokenizer gpt2 --out runs/mine
-    llmbook train --out runs/stories --resume
-    llmbook generate "Once upon a time" --temperature 0.8 --seed 1
-
-Each subcommand is one ``add_<name>(subparsers)`` function that defines its options and sets
-``func`` to the function that runs it (returning the exit status); ``COMMANDS`` lists them, so
-a new subcommand is one more function and one more entry.
+llmbook train --model stories-small --corpus stories --out runs/stories
+llmbook train --model gpt2-tiny --text my.txt --tokenizer gpt2 --out runs/mine
+llmbook train --out runs/stories --resume
 """
 
 from __future__ import annotations
@@ -16,19 +11,12 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 from pathlib import Path
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+from llmbook.cli.common import RUN_FILE, CliError, make_model, make_tokenizer, read_run, write_text
+from llmbook.cli.generate import end_of_text_id
 
-RUN_FILE = "run.json"  # what a run folder holds to say what it is (and to resume it)
-
-
-class CliError(Exception):
-    """A mistake in the command line: printed as ``llmbook: error: ...``, exit status 2."""
-
-
-# ---------------------------------------------------------------------------- llmbook train
+__all__ = ["add_train", "run_train"]
 
 
 def add_train(subparsers) -> None:
@@ -214,179 +202,8 @@ def new_run(args: argparse.Namespace) -> dict:
     }
 
 
-def read_run(out: Path) -> dict:
-    if not (out / RUN_FILE).is_file():
-        raise CliError(
-            f"--resume: {str(out / RUN_FILE)!r} not found; is --out the folder of a run?"
-        )
-    return json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
-
-
-# ---------------------------------------------------------------------------- llmbook classroom
-
-
-def add_classroom(subparsers) -> None:
-    """``llmbook classroom student | check | grade``: defined in llmbook/classroom.py."""
-    from llmbook.classroom import add_parser
-
-    add_parser(subparsers)
-
-
-# ---------------------------------------------------------------------------- llmbook generate
-
-
-def add_generate(subparsers) -> None:
-    p = subparsers.add_parser(
-        "generate",
-        help="continue a prompt with a trained model, printing the text as it is generated",
-        description="Continue PROMPT with a model and print the text as it streams "
-        "(llmbook.generation.stream_generate, with a KV cache). Stops at the end-of-text "
-        "token, at a --stop string, or after --max-new-tokens tokens.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("prompt", help="the text to continue, e.g. 'Once upon a time'")
-    p.add_argument(
-        "--model",
-        default="stories",
-        help="'stories' (the book's model, shipped with the package), a Hugging Face folder "
-        "(config.json + model.safetensors, with its tokenizer files), or the --out folder of "
-        "an llmbook train run (or one of its checkpoints)",
-    )
-    p.add_argument(
-        "--tokenizer",
-        default=None,
-        help="'stories' or a tiktoken encoding name; default: the model's own (a run's, or a "
-        "Hugging Face folder's tokenizer files; 'stories' for a folder without them)",
-    )
-    p.add_argument("--max-new-tokens", type=int, default=200, help="most tokens to generate")
-    s = p.add_argument_group("sampling (llmbook.generation.generate)")
-    s.add_argument(
-        "--temperature", type=float, default=0.8, help="0: greedy; <1 sharper, >1 flatter"
-    )
-    s.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
-    s.add_argument(
-        "--top-p", type=float, default=0.95, help="keep the smallest set holding this mass (1: off)"
-    )
-    s.add_argument(
-        "--min-p", type=float, default=None, help="keep tokens with p >= min_p x the top p"
-    )
-    s.add_argument(
-        "--repetition-penalty", type=float, default=None, help="> 1 lowers tokens already used"
-    )
-    s.add_argument(
-        "--stop", action="append", default=None, metavar="TEXT",
-        help="stop once TEXT appears (repeatable); the end-of-text token always stops",
-    )  # fmt: skip
-    s.add_argument(
-        "--seed", type=int, default=None, help="seed of the draws: the same seed, the same text"
-    )
-    p.add_argument("--no-cache", action="store_true", help="recompute every step (slow; checks)")
-    p.add_argument(
-        "--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps"
-    )
-    p.set_defaults(func=run_generate)
-
-
-def run_generate(args: argparse.Namespace) -> int:
-    import torch
-
-    from llmbook.generation import stream_generate, stream_text
-    from llmbook.training import pick_device
-
-    device = pick_device(args.device)
-    model, tokenizer, eos = load_for_generation(args.model, args.tokenizer)
-    model = model.to(device).eval()
-    ids = tokenizer.encode(args.prompt, allowed_special="all")
-    generator = None
-    if args.seed is not None:
-        generator = torch.Generator(device=device).manual_seed(args.seed)
-    tokens = stream_generate(
-        model,
-        ids,
-        args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        min_p=args.min_p,
-        repetition_penalty=args.repetition_penalty,
-        stop=eos + (args.stop or []) or None,
-        tokenizer=tokenizer,
-        use_cache=not args.no_cache,
-        generator=generator,
-    )
-    print(args.prompt, end="", flush=True)
-    for piece in stream_text(tokenizer, (t for t in tokens if t not in eos)):
-        print(piece, end="", flush=True)
-    print()
-    return 0
-
-
-def load_for_generation(name: str, tokenizer_name: str | None):
-    """``(model, tokenizer, end-of-text ids)`` for ``--model`` and ``--tokenizer``."""
-    from llmbook.model import DecoderLM
-    from llmbook.pretrained import load_model
-    from llmbook.training import latest_checkpoint, load_checkpoint
-
-    path = Path(name)
-    if name == "stories" and not path.exists():
-        model, default = load_model("stories"), "stories"
-    elif (path / RUN_FILE).is_file() or (path.parent.parent / RUN_FILE).is_file():
-        run_dir = path if (path / RUN_FILE).is_file() else path.parent.parent
-        run = read_run(run_dir)
-        checkpoint = path if run_dir != path else latest_checkpoint(run_dir)
-        if run_dir == path and (path / "model" / "config.json").is_file():
-            model = DecoderLM.from_hf(path / "model")
-        elif checkpoint is not None:
-            model = make_model(run["model"])
-            load_checkpoint(checkpoint, model)
-        else:
-            raise CliError(f"--model {name!r}: the run has no model/ and no checkpoint yet")
-        default = run["tokenizer"]
-    elif (path / "config.json").is_file():
-        model = DecoderLM.from_hf(path)
-        has_files = any((path / f).is_file() for f in ("tokenizer.json", "vocab.json"))
-        default = path if has_files else "stories"
-    else:
-        raise CliError(
-            f"--model {name!r}: not 'stories', a Hugging Face folder (config.json) or a run "
-            "folder (run.json)"
-        )
-    tokenizer = generation_tokenizer(tokenizer_name or default)
-    return model, tokenizer, end_of_text_ids(tokenizer, path)
-
-
-def generation_tokenizer(name):
-    from llmbook.tokenizer import BPETokenizer
-
-    if isinstance(name, Path):
-        return BPETokenizer.from_hf(name)
-    return make_tokenizer(name)
-
-
-def end_of_text_id(tokenizer) -> int | None:
-    """The id of the tokenizer's ``<|endoftext|>`` (ours or tiktoken's), or None."""
-    specials = getattr(tokenizer, "special_tokens", None) or getattr(
-        tokenizer, "_special_tokens", {}
-    )
-    return specials.get("<|endoftext|>")
-
-
-def end_of_text_ids(tokenizer, folder: Path) -> list[int]:
-    """The tokenizer's ``<|endoftext|>`` and the ``eos_token_id`` of ``folder/config.json``."""
-    eot = end_of_text_id(tokenizer)
-    ids = [] if eot is None else [eot]
-    config = folder / "config.json"
-    if config.is_file():
-        eos = json.loads(config.read_text(encoding="utf-8")).get("eos_token_id")
-        ids += [eos] if isinstance(eos, int) else list(eos or [])
-    return sorted(set(ids))
-
-
-# ---------------------------------------------------------------------------- shared helpers
-
-
 def known_corpora() -> list[str]:
-    from llmbook.download import REMOTE_CORPORA
+    from llmbook.io.download import REMOTE_CORPORA
 
     return ["stories", *sorted(REMOTE_CORPORA)]
 
@@ -398,33 +215,6 @@ def preset(name: str):
     if name not in PRESETS:
         raise CliError(f"--model {name!r} is not a preset; available: {', '.join(sorted(PRESETS))}")
     return ModelConfig.from_preset(name)
-
-
-def make_model(fields: dict, seed: int = 0):
-    import torch
-
-    from llmbook.model import DecoderLM, ModelConfig
-
-    names = {f.name for f in dataclasses.fields(ModelConfig)}
-    torch.manual_seed(seed)  # the initial weights
-    return DecoderLM(ModelConfig(**{k: v for k, v in fields.items() if k in names}))
-
-
-def make_tokenizer(name: str):
-    """The book's tokenizer (``stories``) or a tiktoken encoding by name."""
-    from llmbook.pretrained import load_tokenizer
-
-    if name == "stories":
-        return load_tokenizer(name)
-    import tiktoken
-
-    try:
-        return tiktoken.get_encoding(name)
-    except ValueError:
-        raise CliError(
-            f"--tokenizer {name!r} is unknown; use 'stories' or one of "
-            f"{', '.join(tiktoken.list_encoding_names())}"
-        ) from None
 
 
 def vocab_size(tokenizer) -> int:
@@ -457,17 +247,10 @@ def token_ids(run: dict, tokenizer):
     return tuple(torch.tensor(encode_text(tokenizer, t)) for t in (train_text, val_text))
 
 
-def write_text(path: Path, text: str) -> None:
-    from llmbook.files import atomic_write
-
-    with atomic_write(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 def finish(out: Path, model, history: dict, tokenizer, val_ids) -> None:
     """history.json, loss.png, the final model as a Hugging Face folder, and the loss per
     character of the validation text (comparable across tokenizers)."""
-    from llmbook.hf import save_hf
+    from llmbook.io.hf import save_hf
 
     write_text(out / "history.json", json.dumps(history) + "\n")
     plot_history(history, out / "loss.png")
@@ -489,7 +272,7 @@ def plot_history(history: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from llmbook.files import atomic_write
+    from llmbook.io.files import atomic_write
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot([s + 1 for s in history["step"]], history["loss"], alpha=0.4, label="training batch")
@@ -501,38 +284,3 @@ def plot_history(history: dict, path: Path) -> None:
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
-
-
-# ---------------------------------------------------------------------------- entry point
-
-COMMANDS = [add_train, add_classroom, add_generate]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llmbook", description="Train (and use) the models of the llmbook textbook."
-    )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in COMMANDS:
-        add(subparsers)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``llmbook`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    parser = build_parser()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    args.argv = argv
-    try:
-        return args.func(args)
-    except CliError as error:
-        parser.exit(2, f"llmbook {args.command}: error: {error}\n")
-    except (TypeError, ValueError) as error:  # a bad option value caught by the library's checks
-        parser.exit(2, f"llmbook {args.command}: error: {error}\n")
-    except FloatingPointError as error:
-        parser.exit(1, f"llmbook {args.command}: {error}\n")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
-"""The book's own corpus: short, simple children's stories written by a seeded generator.
+"""The generator of the book's own corpus, short children's stories (hand-written; chapter 02).
 
-Hand-written (no chapter exports it); chapter 02 loads the result with
-``llmbook.data.load_corpus("stories")`` and shows its statistics.
+No chapter exports it; chapter 02 loads the result with ``llmbook.data.load_corpus("stories")``
+and shows its statistics, and chapter 08 compares its losses with the corpus' entropy.
 
 How a story is made
 -------------------
@@ -35,7 +35,7 @@ token) tells how much of the learnable structure it has found.
 
 The corpus file
 ---------------
-``write_corpus()`` (run by ``tools/make_stories.py``) writes ``llmbook/corpora/stories.txt.gz``
+``write_corpus()`` (run by ``tools/make_stories.py``) writes ``llmbook/stories/stories.txt.gz``
 with gzip ``mtime=0`` and a fixed compression level, so the bytes are the same on every machine
 that uses the standard zlib; ``stories.json`` beside it records the seed, the sizes and the total
 log-probability. Documents are separated the way the TinyStories files separate theirs: each
@@ -60,7 +60,7 @@ from pathlib import Path
 SEPARATOR = "<|endoftext|>"
 DEFAULT_SEED = 2024
 DEFAULT_MIN_CHARS = 1_100_000
-CORPUS_DIR = Path(__file__).resolve().parent / "corpora"
+CORPUS_DIR = Path(__file__).resolve().parent  # the files lie beside this module
 CORPUS_FILE = CORPUS_DIR / "stories.txt.gz"
 META_FILE = CORPUS_DIR / "stories.json"
 

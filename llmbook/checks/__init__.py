@@ -1,5 +1,7 @@
-"""Argument checks shared by every chapter's module (hand-written: no chapter teaches them).
+"""Argument checks shared by the modules of chapters 01-09 (hand-written: no chapter teaches them).
 
+The checks that serve one chapter's module only live beside this file: ``tokenizer.py``
+(chapter 01), ``model.py`` (07), ``training.py`` (08) and ``generation.py`` (09).
 Bad input gets one kind of error everywhere: a ``TypeError`` when the type is wrong, a
 ``ValueError`` when the value is out of range, each naming the argument, what was given and
 what is allowed.

@@ -6,7 +6,7 @@ A download is kept only when its SHA-256 equals the value pinned in :data:`REMOT
 and it is bounded three ways: a per-read ``timeout`` (a silent server), an overall ``deadline``
 (a server that drips one byte at a time, each within the timeout), and ``max_bytes`` (a server
 that sends more than the file's known size). The bytes go through
-:func:`llmbook.files.atomic_write`, so a failed or rejected download leaves no file behind.
+:func:`llmbook.io.files.atomic_write`, so a failed or rejected download leaves no file behind.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmbook.files import atomic_write
+from llmbook.io.files import atomic_write
 
 __all__ = [
     "REMOTE_CORPORA",

@@ -1,0 +1,161 @@
+"""``llmbook generate``: continue a prompt, streaming the text (hand-written; chapter 09's sampler).
+
+llmbook generate "Once upon a time" --temperature 0.8 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from llmbook.cli.common import RUN_FILE, CliError, make_model, make_tokenizer, read_run
+
+__all__ = ["add_generate", "end_of_text_id", "run_generate"]
+
+
+def add_generate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "generate",
+        help="continue a prompt with a trained model, printing the text as it is generated",
+        description="Continue PROMPT with a model and print the text as it streams "
+        "(llmbook.generation.stream_generate, with a KV cache). Stops at the end-of-text "
+        "token, at a --stop string, or after --max-new-tokens tokens.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("prompt", help="the text to continue, e.g. 'Once upon a time'")
+    p.add_argument(
+        "--model",
+        default="stories",
+        help="'stories' (the book's model, shipped with the package), a Hugging Face folder "
+        "(config.json + model.safetensors, with its tokenizer files), or the --out folder of "
+        "an llmbook train run (or one of its checkpoints)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        help="'stories' or a tiktoken encoding name; default: the model's own (a run's, or a "
+        "Hugging Face folder's tokenizer files; 'stories' for a folder without them)",
+    )
+    p.add_argument("--max-new-tokens", type=int, default=200, help="most tokens to generate")
+    s = p.add_argument_group("sampling (llmbook.generation.generate)")
+    s.add_argument(
+        "--temperature", type=float, default=0.8, help="0: greedy; <1 sharper, >1 flatter"
+    )
+    s.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
+    s.add_argument(
+        "--top-p", type=float, default=0.95, help="keep the smallest set holding this mass (1: off)"
+    )
+    s.add_argument(
+        "--min-p", type=float, default=None, help="keep tokens with p >= min_p x the top p"
+    )
+    s.add_argument(
+        "--repetition-penalty", type=float, default=None, help="> 1 lowers tokens already used"
+    )
+    s.add_argument(
+        "--stop", action="append", default=None, metavar="TEXT",
+        help="stop once TEXT appears (repeatable); the end-of-text token always stops",
+    )  # fmt: skip
+    s.add_argument(
+        "--seed", type=int, default=None, help="seed of the draws: the same seed, the same text"
+    )
+    p.add_argument("--no-cache", action="store_true", help="recompute every step (slow; checks)")
+    p.add_argument(
+        "--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps"
+    )
+    p.set_defaults(func=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from llmbook.generation import stream_generate, stream_text
+    from llmbook.training import pick_device
+
+    device = pick_device(args.device)
+    model, tokenizer, eos = load_for_generation(args.model, args.tokenizer)
+    model = model.to(device).eval()
+    ids = tokenizer.encode(args.prompt, allowed_special="all")
+    generator = None
+    if args.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(args.seed)
+    tokens = stream_generate(
+        model,
+        ids,
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        stop=eos + (args.stop or []) or None,
+        tokenizer=tokenizer,
+        use_cache=not args.no_cache,
+        generator=generator,
+    )
+    print(args.prompt, end="", flush=True)
+    for piece in stream_text(tokenizer, (t for t in tokens if t not in eos)):
+        print(piece, end="", flush=True)
+    print()
+    return 0
+
+
+def load_for_generation(name: str, tokenizer_name: str | None):
+    """``(model, tokenizer, end-of-text ids)`` for ``--model`` and ``--tokenizer``."""
+    from llmbook.model import DecoderLM
+    from llmbook.pretrained import load_model
+    from llmbook.training import latest_checkpoint, load_checkpoint
+
+    path = Path(name)
+    if name == "stories" and not path.exists():
+        model, default = load_model("stories"), "stories"
+    elif (path / RUN_FILE).is_file() or (path.parent.parent / RUN_FILE).is_file():
+        run_dir = path if (path / RUN_FILE).is_file() else path.parent.parent
+        run = read_run(run_dir)
+        checkpoint = path if run_dir != path else latest_checkpoint(run_dir)
+        if run_dir == path and (path / "model" / "config.json").is_file():
+            model = DecoderLM.from_hf(path / "model")
+        elif checkpoint is not None:
+            model = make_model(run["model"])
+            load_checkpoint(checkpoint, model)
+        else:
+            raise CliError(f"--model {name!r}: the run has no model/ and no checkpoint yet")
+        default = run["tokenizer"]
+    elif (path / "config.json").is_file():
+        model = DecoderLM.from_hf(path)
+        has_files = any((path / f).is_file() for f in ("tokenizer.json", "vocab.json"))
+        default = path if has_files else "stories"
+    else:
+        raise CliError(
+            f"--model {name!r}: not 'stories', a Hugging Face folder (config.json) or a run "
+            "folder (run.json)"
+        )
+    tokenizer = generation_tokenizer(tokenizer_name or default)
+    return model, tokenizer, end_of_text_ids(tokenizer, path)
+
+
+def generation_tokenizer(name):
+    from llmbook.tokenizer import BPETokenizer
+
+    if isinstance(name, Path):
+        return BPETokenizer.from_hf(name)
+    return make_tokenizer(name)
+
+
+def end_of_text_ids(tokenizer, folder: Path) -> list[int]:
+    """The tokenizer's ``<|endoftext|>`` and the ``eos_token_id`` of ``folder/config.json``."""
+    eot = end_of_text_id(tokenizer)
+    ids = [] if eot is None else [eot]
+    config = folder / "config.json"
+    if config.is_file():
+        eos = json.loads(config.read_text(encoding="utf-8")).get("eos_token_id")
+        ids += [eos] if isinstance(eos, int) else list(eos or [])
+    return sorted(set(ids))
+
+
+def end_of_text_id(tokenizer) -> int | None:
+    """The id of the tokenizer's ``<|endoftext|>`` (ours or tiktoken's), or None."""
+    specials = getattr(tokenizer, "special_tokens", None) or getattr(
+        tokenizer, "_special_tokens", {}
+    )
+    return specials.get("<|endoftext|>")

@@ -1,0 +1,38 @@
+"""The book's own corpus, ``stories`` (hand-written; chapter 02 loads it, chapter 08 measures it).
+
+``generator.py`` writes the stories from a seeded grammar; ``stories.txt.gz`` and
+``stories.json`` beside it are the shipped corpus and its statistics, which
+``python tools/make_stories.py`` rewrites. The generator's public names are re-exported here.
+"""
+
+from llmbook.stories.generator import (
+    CORPUS_DIR,
+    CORPUS_FILE,
+    DEFAULT_MIN_CHARS,
+    DEFAULT_SEED,
+    META_FILE,
+    SEPARATOR,
+    build_corpus,
+    format_document,
+    generate_stories,
+    generate_story,
+    gzip_bytes,
+    read_meta,
+    write_corpus,
+)
+
+__all__ = [
+    "CORPUS_DIR",
+    "CORPUS_FILE",
+    "DEFAULT_MIN_CHARS",
+    "DEFAULT_SEED",
+    "META_FILE",
+    "SEPARATOR",
+    "build_corpus",
+    "format_document",
+    "generate_stories",
+    "generate_story",
+    "gzip_bytes",
+    "read_meta",
+    "write_corpus",
+]
