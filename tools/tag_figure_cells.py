@@ -19,9 +19,9 @@ input the same way), in both files of the jupytext pair: the notebook's cell met
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import re
+import symtable
 import sys
 from pathlib import Path
 
@@ -45,50 +45,27 @@ def only_images(cell: dict) -> bool:
 
 
 def code_lines(text: str) -> int:
-    return sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    return sum(
+        1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    )
 
 
-class Names(ast.NodeVisitor):
-    """The names a cell binds at its top level and the names it reads anywhere."""
-
-    def __init__(self) -> None:
-        self.bound: set[str] = set()
-        self.read: set[str] = set()
-        self.depth = 0
-
-    def scope(self, node: ast.AST) -> None:
-        self.depth += 1
-        self.generic_visit(node)
-        self.depth -= 1
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        if self.depth == 0:
-            self.bound.add(node.name)
-        self.scope(node)
-
-    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef  # type: ignore[assignment]
-    visit_Lambda = visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = scope
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.read.add(node.id)
-        elif self.depth == 0:
-            self.bound.add(node.id)
-
-    def visit_alias(self, node: ast.alias) -> None:
-        if self.depth == 0:
-            self.bound.add((node.asname or node.name).split(".")[0])
-
-
-def names(text: str) -> Names | None:
-    """The cell's names, or None when it is not plain Python (magics, shell escapes)."""
+def names(text: str) -> tuple[set[str], set[str]] | None:
+    """The names a cell defines at its top level, and the names it reads from the notebook's
+    namespace (not defined by the cell itself); None when it is not plain Python (magics)."""
     try:
-        tree = ast.parse(text)
+        table = symtable.symtable(text, "<cell>", "exec")
     except SyntaxError:
         return None
-    found = Names()
-    found.visit(tree)
-    return found
+    top = table.get_symbols()
+    bound = {s.get_name() for s in top if s.is_assigned() or s.is_imported()}
+    read = {s.get_name() for s in top if s.is_referenced()}
+    nested = list(table.get_children())
+    while nested:  # functions, classes, lambdas and comprehensions read globals too
+        child = nested.pop()
+        read |= {s.get_name() for s in child.get_symbols() if s.is_global() and s.is_referenced()}
+        nested += child.get_children()
+    return bound, read - bound
 
 
 def reason_to_keep(cells: list[dict], index: int) -> str | None:
@@ -104,21 +81,18 @@ def reason_to_keep(cells: list[dict], index: int) -> str | None:
     own = names(text)
     if own is None:
         return "not plain Python"
-    live = {name for name in own.bound if not HELPER.match(name)}
+    live = {name for name in own[0] if not HELPER.match(name)}
     for later in cells[index + 1 :]:
         if not live:
             break
         if later["cell_type"] != "code":
             continue
         found = names(source(later))
-        if found is None:  # not parseable: count every word it holds as read
-            used = live & set(re.findall(r"\w+", source(later)))
-        else:
-            used = live & (found.read - found.bound)
-        if used:
+        if found is None:  # not plain Python: count every word in it as read
+            found = set(), set(re.findall(r"\w+", source(later)))
+        if used := live & found[1]:
             return f"a later cell uses {', '.join(sorted(used))}"
-        if found is not None:
-            live -= found.bound
+        live -= found[0]  # redefined: later reads are of the new value
     return None
 
 
