@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -19,7 +19,7 @@
 # RoPE and grouped-query heads, the feed-forward network, LayerNorm and RMSNorm, residual
 # connections. This chapter assembles them into a **decoder-only language model**: token ids in,
 # one vector of `vocab_size` logits per position out. We build GPT-2 first, then see that Llama
-# is the same skeleton with four parts swapped, so one configuration object describes both.
+# is the same skeleton with a few parts swapped, so one configuration object describes both.
 #
 # **What you will build**
 #
@@ -54,7 +54,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.checks import check_int
-from llmbook.checks.model import MLPS, NORMS, POSITIONS, check_config, check_ids  # noqa: F401
+from llmbook.checks.model import (  # noqa: F401
+    MLPS,
+    NORMS,
+    POSITIONS,
+    check_config,
+    check_id_batch,
+    check_inputs,
+    own_copy,
+)
 from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
@@ -80,9 +88,14 @@ print("vocab_size", tok.vocab_size, "| prompt ids", tuple(ids.shape), ids[0].tol
 #
 # Attention moves information between positions; the MLP works on each position alone. This is
 # the **pre-norm** placement of GPT-2 and Llama: the norm sits on the branch, never on the
-# stream itself, so the stream is a plain sum of every branch's output and a gradient reaches
-# the first block unchanged through the `+` (chapter 6 measured it). The original Transformer
-# normalised *after* the addition (post-norm) and needed a careful warm-up to train.
+# stream itself, so the stream is a plain sum of every branch's output. Backward, each `+`
+# passes its incoming gradient on twice: once straight down the stream (the derivative of
+# $x + f(x)$ is $I + f'(x)$) and once through its branch. The straight path multiplies by no
+# weight, so a share of the loss's gradient reaches the first block however deep the stack;
+# the branches add their own terms to it, so what arrives is not the same gradient, but it
+# cannot vanish the way it does through a deep post-norm stack (chapter 6 measured both). The
+# original Transformer normalised *after* the addition (post-norm) and needed a careful warm-up
+# to train.
 #
 # ```mermaid
 # flowchart TB
@@ -161,34 +174,38 @@ assert logits.shape == (1, ids.shape[1], tok.vocab_size)
 # position $t$ is asked to predict token $t + 1$, so one sequence of $T$ tokens gives $T$
 # predictions at once (chapter 8).
 #
-# ## 3. Llama: the same skeleton, four parts swapped
+# ## 3. Llama: the same skeleton, parts swapped
 #
-# Llama keeps this skeleton and swaps parts that chapters 5 and 6 built:
+# Llama keeps this skeleton and swaps parts that chapters 5 and 6 built. Three swaps hold for
+# every Llama; the MLP's width and the last two rows differ between the versions, so the table
+# names the one it means (the numbers are printed from the presets below):
 #
 # | part | GPT-2 | Llama |
 # |---|---|---|
 # | positions | a learned vector added to each token's vector | none added: RoPE rotates q and k inside attention |
 # | norm | LayerNorm (mean and variance, gain and bias) | RMSNorm (root mean square, gain only) |
-# | MLP | `FeedForward`: up, GELU, down (4x wide) | `SwiGLU`: gate, up, down (about 8/3 x wide) |
-# | attention | one K/V head per query head, biases | grouped-query (8 K/V heads for 32 query heads in Llama-3.1-8B), no biases |
-# | LM head | tied to the token embedding | its own matrix (Llama-3.2-1B ties it again) |
+# | MLP | `FeedForward`: up, GELU, down ($d_{ff} = 4C$) | `SwiGLU`: gate, up, down; $d_{ff} = 2.69C$ in Llama-2-7B (the 8/3 rule), $3.5C$ in Llama-3.1-8B, $4C$ in Llama-3.2-1B |
+# | attention | one K/V head per query head, biases | no biases; Llama-2-7B keeps one K/V head per query head, Llama 3 groups them (8 K/V heads for 32 query heads) |
+# | LM head | tied to the token embedding | its own matrix in Llama-2-7B and Llama-3.1-8B; Llama-3.2-1B ties it again |
 #
 # Grouped-query attention shares each K/V *projection* among a group of query heads; it has
-# nothing to do with the LM head.
+# nothing to do with the LM head. In the diagram, Llama means Llama-3.1-8B:
 #
 # ```mermaid
-# flowchart LR
+# flowchart TB
 #     subgraph G["GPT-2"]
-#         g1["ids (B, T)"] --> g2["embed_tokens + embed_positions"]
-#         g2 --> g3["N x block: LayerNorm, attention (H K/V heads), LayerNorm, FeedForward GELU"]
-#         g3 --> g4["norm: LayerNorm"]
-#         g4 --> g5["lm_head = embed_tokens (tied)"]
+#         direction TB
+#         g1["ids (B, T)"] --> g2["embed_tokens<br/>+ embed_positions"]
+#         g2 --> g3["N blocks:<br/>LayerNorm, attention<br/>LayerNorm, GELU MLP"]
+#         g3 --> g4["LayerNorm"]
+#         g4 --> g5["lm_head<br/>= embed_tokens"]
 #     end
-#     subgraph L["Llama"]
-#         l1["ids (B, T)"] --> l2["embed_tokens only"]
-#         l2 --> l3["N x block: RMSNorm, attention with RoPE (H_kv < H), RMSNorm, SwiGLU"]
-#         l3 --> l4["norm: RMSNorm"]
-#         l4 --> l5["lm_head (own weights)"]
+#     subgraph L["Llama-3.1-8B"]
+#         direction TB
+#         l1["ids (B, T)"] --> l2["embed_tokens"]
+#         l2 --> l3["N blocks:<br/>RMSNorm, GQA + RoPE<br/>RMSNorm, SwiGLU"]
+#         l3 --> l4["RMSNorm"]
+#         l4 --> l5["lm_head<br/>(own matrix)"]
 #     end
 # ```
 #
@@ -207,7 +224,8 @@ class ModelConfig:
     """Everything that shapes a :class:`DecoderLM`; defaults are Llama's kinds (RMSNorm, SwiGLU,
     RoPE, no biases, untied head). GPT-2: ``norm="layernorm", mlp="gelu_tanh",
     position="learned", bias=True, tie_embeddings=True``. ``qkv_bias`` overrides ``bias`` for
-    q/k/v (Qwen2: True). Checked on construction; sizes of real models: :meth:`from_preset`."""
+    q/k/v (Qwen2: True). Sizes of real models: :meth:`from_preset`. Checked (and ``n_kv_heads``,
+    ``d_ff`` filled in) on construction: to change a size, build a new one rather than edit it."""
 
     vocab_size: int = 2048
     context_length: int = 256
@@ -283,11 +301,15 @@ PRESETS = {
 # fmt: on
 
 # %%
-gpt2_config = ModelConfig.from_preset("gpt2")
-llama_config = ModelConfig.from_preset("llama-3.1-8b")
+REAL = ("gpt2", "llama-2-7b", "llama-3.1-8b", "llama-3.2-1b")
+real = {name: ModelConfig.from_preset(name) for name in REAL}
+print(f"{'':15}" + "".join(f"{name:>14}" for name in real))
 fields = "vocab_size d_model n_layers n_heads n_kv_heads d_ff norm mlp position bias tie_embeddings"
 for field in fields.split():
-    print(f"{field:15} {getattr(gpt2_config, field)!s:>10} {getattr(llama_config, field)!s:>10}")
+    print(f"{field:15}" + "".join(f"{getattr(c, field)!s:>14}" for c in real.values()))
+print(f"{'d_ff / d_model':15}" + "".join(f"{c.d_ff / c.d_model:>14.2f}" for c in real.values()))
+assert real["llama-2-7b"].n_kv_heads == real["llama-2-7b"].n_heads  # no GQA in Llama-2-7B
+assert real["llama-3.2-1b"].tie_embeddings and not real["llama-3.1-8b"].tie_embeddings
 
 # %% [markdown]
 # ## 4. The exported model
@@ -295,9 +317,7 @@ for field in fields.split():
 # Two small factories turn the `norm` and `mlp` fields into chapter 6's modules. The block is
 # then section 1's, with the parts chosen by the configuration. Every block receives the *same*
 # `RotaryEmbedding` (it holds no weights), plus optional `positions` and an `attn_mask` that it
-# passes to attention: chapter 9 needs both for left-padded batches. Chapter 9 also passes a
-# `kv_cache` (and the block's index in the stack): the block then takes the keys and values of
-# the earlier tokens from the cache and attends over all of them.
+# passes to attention: chapter 9 needs both for left-padded batches.
 
 
 # %%
@@ -310,14 +330,31 @@ def make_norm(config: ModelConfig) -> nn.Module:
 
 
 def make_mlp(config: ModelConfig) -> nn.Module:
-    """SwiGLU (Llama) or FeedForward with the activation named by ``config.mlp`` (GPT-2)."""
+    """SwiGLU (Llama) or FeedForward with the activation named by ``config.mlp`` (GPT-2).
+    Neither drops out: the block applies ``config.dropout`` to each branch's output."""
     if config.mlp == "swiglu":
         return SwiGLU(config.d_model, config.d_ff, bias=config.bias)
     return FeedForward(config.d_model, config.d_ff, activation=config.mlp, bias=config.bias)
 
 
 # %% [markdown]
-# The block itself, with the residual dropout that training may switch on:
+# What a block computes in this chapter and the next is section 1's forward plus three
+# things: the positions and the mask, passed on to attention, and the residual dropout that
+# training may switch on (on each branch's output). As a function of a block:
+
+
+# %%
+def block_forward(block, x, positions=None, attn_mask=None):  # (B, T, C) -> (B, T, C)
+    h = block.self_attn(block.input_layernorm(x), positions, attn_mask=attn_mask)
+    x = x + block.dropout(h)  # (B, T, C)
+    return x + block.dropout(block.mlp(block.post_attention_layernorm(x)))
+
+
+# %% [markdown]
+# The exported block computes exactly this (section 5 checks it). Its `forward` also takes
+# chapter 9's `kv_cache` and the block's index in the stack, `layer_idx`: with a cache, the
+# block keeps the keys and values of the tokens it has seen and attends over all of them. Read
+# the `else` branch in chapter 9; until then the cache is `None`.
 
 
 # %%
@@ -347,6 +384,12 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)  # on each branch's output, while training
 
     def forward(self, x, positions=None, attn_mask=None, kv_cache=None, layer_idx=0):
+        """``x (B, T, C)`` -> ``(B, T, C)``. ``positions`` ``(T,)`` or ``(B, T)`` (default
+        ``0 .. T - 1``) rotate q and k; ``attn_mask`` (boolean, broadcast to ``(B, 1, T, Tk)``,
+        True = may attend) is combined with the causal mask. With a ``kv_cache`` (chapter 9),
+        this block's keys and values go to ``kv_cache`` slot ``layer_idx`` and ``x`` attends
+        over the cached tokens too (``Tk = cached + T``). Inputs are not checked here:
+        :meth:`DecoderLM.forward` checks them once."""
         h = self.input_layernorm(x)
         if kv_cache is None:
             h = self.self_attn(h, positions, attn_mask=attn_mask)
@@ -389,6 +432,9 @@ class Decoder(nn.Module):
         self.norm = make_norm(config)
 
     def forward(self, ids, positions=None, attn_mask=None, kv_cache=None) -> torch.Tensor:
+        """``ids (B, T)`` -> final hidden vectors ``(B, T, C)``, before the LM head.
+        ``positions``, ``attn_mask`` and ``kv_cache`` as in :meth:`TransformerBlock.forward`;
+        unchecked here (:meth:`DecoderLM.forward` checks them)."""
         ### BEGIN SOLUTION
         # TASK: embed (+ learned positions if any), dropout, every layer (index i), final norm
         x = self.embed_tokens(ids)  # (B, T, C)
@@ -403,17 +449,26 @@ class Decoder(nn.Module):
 
 # %% [markdown]
 # **Initialisation.** PyTorch's defaults are not GPT-2's: `nn.Embedding` draws $N(0, 1)$, and a
-# tied head would then produce logits of size $\sqrt{C}$. GPT-2 draws every weight from
-# $N(0, 0.02^2)$, biases zero, norm gains one; and the two projections that write into the
-# residual stream (`o_proj` and `down_proj`) get $0.02 / \sqrt{2N}$: the stream is a sum of
-# $2N$ branch outputs, so its variance would grow with depth otherwise.
+# tied head would then produce logits of size $\sqrt{C}$. OpenAI's released GPT-2 code draws
+# the weights from $N(0, 0.02^2)$ and the position embeddings from $N(0, 0.01^2)$, biases zero,
+# norm gains one. The GPT-2 paper adds that the layers writing into the residual stream start
+# scaled by $1/\sqrt{N}$ for $N$ residual layers; nanoGPT (and Hugging Face's GPT-2) do it by
+# drawing `o_proj` and `down_proj` (GPT-2's two `c_proj`) with std $0.02 / \sqrt{2N}$ for $N$
+# blocks: the stream is a sum of $2N$ branch outputs, so its variance would otherwise grow
+# with depth. `init_weights` below follows nanoGPT: std 0.02 for every matrix and embedding
+# (the position embeddings too), and the scaled projections. It applies the same scaling to
+# the Llama-style models; Hugging Face's `LlamaPreTrainedModel._init_weights` does not (std
+# 0.02, `initializer_range`, for every matrix), which matters only for training from scratch,
+# not for loaded weights.
 
 
 # %%
 #| export
 def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None:
-    """GPT-2's initialisation, in place: weights ``N(0, std^2)``, ``o_proj`` and ``down_proj``
-    ``N(0, (std / sqrt(2 n_layers))^2)``, biases 0, norm gains 1."""
+    """nanoGPT's GPT-2 initialisation, in place: weights ``N(0, std^2)``, ``o_proj`` and
+    ``down_proj`` ``N(0, (std / sqrt(2 n_layers))^2)`` (the GPT-2 paper's residual scaling),
+    biases 0, norm gains 1. Also for Llama-style models (Hugging Face's Llama: ``N(0, std^2)``
+    for every matrix)."""
     ### BEGIN SOLUTION
     # TASK: biases 0, 1-d gains 1, o_proj/down_proj ~ N(0, std/sqrt(2 n_layers)), others ~ N(0, std)
     for name, p in model.named_parameters():  # a tied weight is visited once
@@ -437,15 +492,15 @@ def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None
 # %%
 #| export
 class DecoderLM(nn.Module):
-    """GPT-2 or Llama: ``model(ids (B, T))`` -> logits ``(B, T, V)``; with ``targets``, ``(logits,
-    loss)``. ``positions`` and a boolean ``attn_mask`` (True = may attend) serve left-padded
-    batches; with a ``kv_cache`` (chapter 9) ``ids`` follow the cached tokens."""
+    """GPT-2 or Llama: ``model(ids (B, T))`` -> logits ``(B, T, V)``, or ``(logits, loss)``
+    with ``targets``. It keeps its own copy of ``config`` (later edits of yours reach it not)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-        self.config = config
+        # checked again (a field may have been edited since), and copied: the caller's may be
+        self.config = config = own_copy(config, RotaryEmbedding)  # shared or edited later
         self.model = Decoder(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -453,35 +508,33 @@ class DecoderLM(nn.Module):
         init_weights(self, config.init_std, config.n_layers)
 
     def forward(self, ids, targets=None, positions=None, attn_mask=None, kv_cache=None):
-        c = self.config
-        check_ids(ids, "ids", c.vocab_size, "vocab_size")
-        if ids.dim() != 2 or not 0 < ids.shape[1] <= c.context_length:
-            limit = f"1 <= T <= context_length={c.context_length}"
-            raise ValueError(f"ids must have shape (B, T) with {limit}; got {tuple(ids.shape)}")
-        if kv_cache is not None and positions is None:  # continue after the cached tokens
-            positions = kv_cache.length + torch.arange(ids.shape[1], device=ids.device)
-        if positions is not None:
-            check_ids(positions, "positions", c.context_length, "context_length")
+        """``ids (B, T)`` -> logits ``(B, T, V)``; with ``targets (B, T)`` (-100: ignored),
+        ``(logits, loss)``. ``positions``: ``(T,)`` or ``(B, T)``; ``attn_mask``: boolean
+        ``(B, 1, T, cached + T)``, True = may attend (a ``(B, T)`` padding mask goes in as
+        ``mask[:, None, None, :]``); ``kv_cache``: chapter 9. All checked (``check_inputs``)."""
+        cached = 0 if kv_cache is None else kv_cache.length
+        if kv_cache is not None and positions is None and isinstance(ids, torch.Tensor):
+            positions = cached + torch.arange(ids.shape[-1], device=ids.device)  # after the cache
+        check_inputs(self.config, ids, targets, positions, attn_mask, cached)
         logits = self.lm_head(self.model(ids, positions, attn_mask, kv_cache))  # (B, T, V)
         if targets is None:
             return logits
-        if not isinstance(targets, torch.Tensor) or targets.shape != ids.shape:
-            raise ValueError(f"targets must be a tensor of the shape of ids, {tuple(ids.shape)}")
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         return logits, loss
 
     @classmethod
     def from_hf(cls, path, dtype=None, device=None) -> "DecoderLM":
-        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`."""
+        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`.
+        It has no checksum to verify (``llmbook.load_model`` verifies the book's own model)."""
         from llmbook.io.hf import load_hf
 
         return load_hf(path, cls, ModelConfig, dtype=dtype, device=device)
 
-    def save_hf(self, path) -> None:
-        """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads."""
+    def save_hf(self, path, *, eos_token_id: int | None = None) -> None:
+        """Write a folder ``transformers`` loads, removing older weights: :mod:`llmbook.io.hf`."""
         from llmbook.io.hf import save_hf
 
-        save_hf(self, path)
+        save_hf(self, path, eos_token_id=eos_token_id)
 
 
 # %% [markdown]
@@ -529,6 +582,7 @@ print(model)
 #     e --> f["last position<br/>(1, V)"]
 #     f --> g["softmax<br/>(1, V) sums to 1"]
 #     g --> h["next id<br/>(1, 1)"]
+#     h -->|"appended: (1, T + 1), run again"| a
 # ```
 #
 # The running example through `stories-small` ($C = 128$, 4 blocks, $V = 2{,}048$), one stage at
@@ -541,7 +595,7 @@ with torch.no_grad():
     print("input_ids          ", tuple(ids.shape))
     print("embed_tokens       ", tuple(x.shape))
     for i, layer in enumerate(model.model.layers):
-        x = layer(x)
+        x = block_forward(layer, x)  # = layer(x): the exported forward without a cache
         print(f"after block {i}      ", tuple(x.shape))
     x = model.model.norm(x)
     logits = model.lm_head(x)
@@ -556,7 +610,8 @@ assert torch.allclose(logits, model(ids), atol=1e-6)
 
 # %% [markdown]
 # Softmax is applied to the `vocab_size` logits of the last position, never to the hidden
-# vector. Stepping through by hand gave the same logits as `model(ids)`.
+# vector. Stepping through by hand, with `block_forward` for each block, gave the same logits
+# as `model(ids)`.
 #
 # ## 6. Counting parameters, and the memory they take
 #
@@ -578,10 +633,13 @@ COMPONENTS = {
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Parameters per component (keys of :data:`COMPONENTS`' values) and ``"total"``."""
+    """Parameters per component (:data:`COMPONENTS`' values) and ``"total"``; a ValueError
+    names any parameter whose name holds none of :data:`COMPONENTS`' keys."""
     counts = dict.fromkeys(COMPONENTS.values(), 0)
     for name, p in model.named_parameters():  # shared (tied) parameters appear once
-        part = next((v for k, v in COMPONENTS.items() if k in name), "norms")
+        part = next((v for k, v in COMPONENTS.items() if k in name), None)
+        if part is None:
+            raise ValueError(f"parameter {name!r} belongs to no component of {list(COMPONENTS)}")
         counts[part] += p.numel()
     counts["total"] = sum(counts.values())
     return counts
@@ -620,9 +678,34 @@ for name, counts in rows.items():
     print(f"{name:14} fp32 {fp32:>9,.0f} MiB   bf16 {bf16:>9,.0f} MiB")
 
 # %% [markdown]
+# The same counts as shares of each model, one bar per preset:
+
+# %%
+import matplotlib.pyplot as plt
+
+parts = [part for part in rows["gpt2"] if part != "total"]
+labels = [f"{name} ({counts['total'] / 1e6:,.1f}M)" for name, counts in rows.items()]
+fig, ax = plt.subplots(figsize=(9, 3.4))
+left = [0.0] * len(rows)
+for part in parts:
+    shares = [100 * counts[part] / counts["total"] for counts in rows.values()]
+    ax.barh(labels, shares, left=left, label=part)
+    left = [a + b for a, b in zip(left, shares)]
+ax.invert_yaxis()
+ax.set_xlabel("share of the parameters (%)")
+ax.set_xlim(0, 100)
+ax.legend(ncol=3, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+ax.set_title("Where the parameters are, by component")
+plt.tight_layout()
+plt.show()
+plt.close("all")
+
+# %% [markdown]
 # Most of a large model is its blocks, and most of a block is its MLP; for the small `stories`
 # models the embedding and head take a much larger share, because $V \cdot C$ shrinks more
-# slowly than $N \cdot C^2$.
+# slowly than $N \cdot C^2$. `parameter_counts` sorts a parameter by the module name it holds
+# (`embed_tokens`, `self_attn`, `mlp`, `norm`, ...) and raises for one it cannot place (an
+# adapter added in chapter 11, say), rather than counting it silently under a wrong part.
 #
 # ## 7. An untrained model: its initialisation, its loss, its text
 #
@@ -692,6 +775,9 @@ def greedy_generate(model: DecoderLM, ids: torch.Tensor, max_new_tokens: int) ->
 
     The model sees at most its last ``context_length`` tokens. Deterministic: no sampling.
     """
+    if not isinstance(getattr(model, "config", None), ModelConfig):
+        raise TypeError(f"model must be a DecoderLM, got {type(model).__name__}")
+    check_id_batch(ids, "ids", model.config.vocab_size)
     check_int(max_new_tokens, "max_new_tokens", minimum=0)
     was_training = model.training
     model.eval()
@@ -714,6 +800,20 @@ assert torch.equal(out, greedy_generate(model, ids, max_new_tokens=20))
 # %% [markdown]
 # Word pieces from the stories' vocabulary in no order, and at the end the same piece over and
 # over: always taking the top token easily falls into a loop, one reason chapter 9 samples.
+#
+# The `�` marks are not a bug of `decode`. The tokenizer is byte-level (chapter 1): a token is
+# a run of UTF-8 bytes, and its first 256 ids are the single bytes, including 128 to 255,
+# which in UTF-8 are only ever *parts* of a character of several bytes. The `stories` corpus
+# is plain ASCII, so those ids never occur in it, and a trained model gives them almost no
+# probability; an untrained one gives them as much as any other token. `decode` replaces bytes
+# that form no character with U+FFFD, `�`. The ids that did it here:
+
+# %%
+new_ids = out[0, ids.shape[1] :].tolist()
+partial = [i for i in new_ids if "\ufffd" in tok.decode([i])]
+print("tokens that are part of a character:", [(i, tok.decode_bytes([i])) for i in partial])
+assert partial and all(128 <= i < 256 for i in partial)  # single bytes of the upper half
+assert load_corpus("stories").isascii()  # which the corpus never holds
 
 # %% [markdown]
 # ## 8. Hugging Face checkpoints in and out
@@ -800,10 +900,18 @@ assert same and torch.equal(q_proj.weight, c_attn.weight[:, :64].T)
 #
 # ```python
 # from huggingface_hub import snapshot_download
-# gpt2 = DecoderLM.from_hf(snapshot_download("openai-community/gpt2"))          # 124M, float32
-# llama = DecoderLM.from_hf(snapshot_download("meta-llama/Llama-3.2-1B"),       # gated: accept
-#                           dtype=torch.bfloat16)                                 # the licence first
+# files = ["*.json", "*.safetensors", "merges.txt"]  # config, weights, tokenizer; nothing else
+# gpt2 = DecoderLM.from_hf(snapshot_download("openai-community/gpt2", allow_patterns=files))
+# llama = DecoderLM.from_hf(                       # gated: accept the licence on the Hub first
+#     snapshot_download("meta-llama/Llama-3.2-1B", allow_patterns=files,
+#                       ignore_patterns=["original/*"]),
+#     dtype=torch.bfloat16,
+# )
 # ```
+#
+# Without `allow_patterns` the download takes every file of the repository: GPT-2's holds its
+# weights in several formats (PyTorch, TensorFlow, TFLite, Flax, Rust, ONNX), several GB in
+# all, and Llama's `original/` folder repeats the weights in Meta's own `.pth` format.
 #
 # GPT-2 then predicts with the weights OpenAI trained, through the code of this book, and its
 # logits equal `transformers`' (`tests/test_hf.py` checks this on random models of every
@@ -815,8 +923,11 @@ assert same and torch.equal(q_proj.weight, c_attn.weight[:, :64].T)
 # boundary with a message that says what to do. The checks live in the hand-written module
 # `llmbook.checks.model`, so that the cells above stay on the model: `check_config` (which
 # `ModelConfig.__post_init__` calls) holds a table of rules, each with its fix, and reports
-# every broken rule at once; `check_ids` (which `DecoderLM.forward` calls) checks the type and
-# the range of ids and positions. A configuration that cannot work:
+# every broken rule at once; `check_inputs` (which `DecoderLM.forward` calls) checks the type,
+# shape and range of `ids`, `targets` and `positions`, and the shape of `attn_mask`. A model
+# also keeps its own copy of its configuration, checked again when the model is built: two
+# models built from one `ModelConfig` that was edited in between stay independent, and an edit
+# that breaks it is reported with the fields that changed. A configuration that cannot work:
 
 # %% tags=["raises-exception"]
 ModelConfig(d_model=100, n_heads=3, n_kv_heads=2)
@@ -833,6 +944,14 @@ model(torch.zeros(1, 300, dtype=torch.long))
 
 # %% tags=["raises-exception"]
 model(torch.tensor([[15496, 11, 995]]))
+
+# %% [markdown]
+# A padding mask as Hugging Face writes it, `(B, T)` with True for a real token, given as it
+# is. With `B == T` it would broadcast as a `(Tq, Tk)` mask and hide the wrong keys, so
+# `attn_mask` has one convention with no look-alike: four dimensions, `(B, 1, T, Tk)`.
+
+# %% tags=["raises-exception"]
+model(torch.ones(4, 4, dtype=torch.long), attn_mask=torch.ones(4, 4, dtype=torch.bool))
 
 # %% [markdown]
 # These checks run once per call of `model(...)`, in `DecoderLM.forward`, and in no layer. The
@@ -869,12 +988,16 @@ def default_device() -> torch.device:
 #   input and output are `(B, T, C)`, so $N$ of them stack.
 # - A **decoder-only LM** is: token embedding (plus learned positions for GPT-2), $N$ blocks, a
 #   final norm, an LM head $C \to V$. Logits `(B, T, V)`: a next-token distribution per position.
-# - **Llama = GPT-2 with parts swapped**: RMSNorm, RoPE instead of added positions, SwiGLU,
-#   grouped-query attention, an untied head. One `ModelConfig` describes both, validated once.
+# - **Llama = GPT-2 with parts swapped**: RMSNorm, RoPE instead of added positions, SwiGLU
+#   (2.69, 3.5 or 4 times $C$ wide in Llama-2-7B, Llama-3.1-8B, Llama-3.2-1B), no biases;
+#   Llama-3.1-8B also groups its K/V heads and unties its head, while Llama-2-7B has one K/V
+#   head per query head and Llama-3.2-1B ties its head. One `ModelConfig` describes them all,
+#   validated once, and each model keeps its own copy.
 # - Parameters counted exactly on the `meta` device: GPT-2 124,439,808; Llama-2-7B
 #   6,738,415,616; Llama-3.1-8B 8,030,261,248 (its head, $4096 \times 128{,}256$, is 6.5%);
 #   Llama-3.2-1B 1,235,814,400.
-# - **Initialisation** $N(0, 0.02^2)$ with residual projections scaled by $1/\sqrt{2N}$ gives an
+# - **Initialisation** $N(0, 0.02^2)$ with residual projections scaled by $1/\sqrt{2N}$ (the
+#   GPT-2 paper's rule, as nanoGPT writes it; Hugging Face's Llama does not scale) gives an
 #   untrained loss of about $\ln V$ (7.62 for 2,048 tokens) and gibberish greedy text.
 # - Module names equal Hugging Face Llama's, so checkpoints load by table: `DecoderLM.from_hf`
 #   and `save_hf` match `transformers`' logits to 1e-5.

@@ -9,7 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.checks import check_int
-from llmbook.checks.model import MLPS, NORMS, POSITIONS, check_config, check_ids  # noqa: F401
+from llmbook.checks.model import (  # noqa: F401
+    MLPS,
+    NORMS,
+    POSITIONS,
+    check_config,
+    check_id_batch,
+    check_inputs,
+    own_copy,
+)
 from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
@@ -20,7 +28,8 @@ class ModelConfig:
     """Everything that shapes a :class:`DecoderLM`; defaults are Llama's kinds (RMSNorm, SwiGLU,
     RoPE, no biases, untied head). GPT-2: ``norm="layernorm", mlp="gelu_tanh",
     position="learned", bias=True, tie_embeddings=True``. ``qkv_bias`` overrides ``bias`` for
-    q/k/v (Qwen2: True). Checked on construction; sizes of real models: :meth:`from_preset`."""
+    q/k/v (Qwen2: True). Sizes of real models: :meth:`from_preset`. Checked (and ``n_kv_heads``,
+    ``d_ff`` filled in) on construction: to change a size, build a new one rather than edit it."""
 
     vocab_size: int = 2048
     context_length: int = 256
@@ -96,7 +105,8 @@ def make_norm(config: ModelConfig) -> nn.Module:
 
 
 def make_mlp(config: ModelConfig) -> nn.Module:
-    """SwiGLU (Llama) or FeedForward with the activation named by ``config.mlp`` (GPT-2)."""
+    """SwiGLU (Llama) or FeedForward with the activation named by ``config.mlp`` (GPT-2).
+    Neither drops out: the block applies ``config.dropout`` to each branch's output."""
     if config.mlp == "swiglu":
         return SwiGLU(config.d_model, config.d_ff, bias=config.bias)
     return FeedForward(config.d_model, config.d_ff, activation=config.mlp, bias=config.bias)
@@ -127,6 +137,12 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)  # on each branch's output, while training
 
     def forward(self, x, positions=None, attn_mask=None, kv_cache=None, layer_idx=0):
+        """``x (B, T, C)`` -> ``(B, T, C)``. ``positions`` ``(T,)`` or ``(B, T)`` (default
+        ``0 .. T - 1``) rotate q and k; ``attn_mask`` (boolean, broadcast to ``(B, 1, T, Tk)``,
+        True = may attend) is combined with the causal mask. With a ``kv_cache`` (chapter 9),
+        this block's keys and values go to ``kv_cache`` slot ``layer_idx`` and ``x`` attends
+        over the cached tokens too (``Tk = cached + T``). Inputs are not checked here:
+        :meth:`DecoderLM.forward` checks them once."""
         h = self.input_layernorm(x)
         if kv_cache is None:
             h = self.self_attn(h, positions, attn_mask=attn_mask)
@@ -160,6 +176,9 @@ class Decoder(nn.Module):
         self.norm = make_norm(config)
 
     def forward(self, ids, positions=None, attn_mask=None, kv_cache=None) -> torch.Tensor:
+        """``ids (B, T)`` -> final hidden vectors ``(B, T, C)``, before the LM head.
+        ``positions``, ``attn_mask`` and ``kv_cache`` as in :meth:`TransformerBlock.forward`;
+        unchecked here (:meth:`DecoderLM.forward` checks them)."""
         x = self.embed_tokens(ids)  # (B, T, C)
         if self.embed_positions is not None:
             x = x + self.embed_positions(ids.shape[1] if positions is None else positions)
@@ -170,8 +189,10 @@ class Decoder(nn.Module):
 
 
 def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None:
-    """GPT-2's initialisation, in place: weights ``N(0, std^2)``, ``o_proj`` and ``down_proj``
-    ``N(0, (std / sqrt(2 n_layers))^2)``, biases 0, norm gains 1."""
+    """nanoGPT's GPT-2 initialisation, in place: weights ``N(0, std^2)``, ``o_proj`` and
+    ``down_proj`` ``N(0, (std / sqrt(2 n_layers))^2)`` (the GPT-2 paper's residual scaling),
+    biases 0, norm gains 1. Also for Llama-style models (Hugging Face's Llama: ``N(0, std^2)``
+    for every matrix)."""
     for name, p in model.named_parameters():  # a tied weight is visited once
         if name.endswith("bias"):
             nn.init.zeros_(p)
@@ -184,15 +205,15 @@ def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None
 
 
 class DecoderLM(nn.Module):
-    """GPT-2 or Llama: ``model(ids (B, T))`` -> logits ``(B, T, V)``; with ``targets``, ``(logits,
-    loss)``. ``positions`` and a boolean ``attn_mask`` (True = may attend) serve left-padded
-    batches; with a ``kv_cache`` (chapter 9) ``ids`` follow the cached tokens."""
+    """GPT-2 or Llama: ``model(ids (B, T))`` -> logits ``(B, T, V)``, or ``(logits, loss)``
+    with ``targets``. It keeps its own copy of ``config`` (later edits of yours reach it not)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-        self.config = config
+        # checked again (a field may have been edited since), and copied: the caller's may be
+        self.config = config = own_copy(config, RotaryEmbedding)  # shared or edited later
         self.model = Decoder(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -200,35 +221,33 @@ class DecoderLM(nn.Module):
         init_weights(self, config.init_std, config.n_layers)
 
     def forward(self, ids, targets=None, positions=None, attn_mask=None, kv_cache=None):
-        c = self.config
-        check_ids(ids, "ids", c.vocab_size, "vocab_size")
-        if ids.dim() != 2 or not 0 < ids.shape[1] <= c.context_length:
-            limit = f"1 <= T <= context_length={c.context_length}"
-            raise ValueError(f"ids must have shape (B, T) with {limit}; got {tuple(ids.shape)}")
-        if kv_cache is not None and positions is None:  # continue after the cached tokens
-            positions = kv_cache.length + torch.arange(ids.shape[1], device=ids.device)
-        if positions is not None:
-            check_ids(positions, "positions", c.context_length, "context_length")
+        """``ids (B, T)`` -> logits ``(B, T, V)``; with ``targets (B, T)`` (-100: ignored),
+        ``(logits, loss)``. ``positions``: ``(T,)`` or ``(B, T)``; ``attn_mask``: boolean
+        ``(B, 1, T, cached + T)``, True = may attend (a ``(B, T)`` padding mask goes in as
+        ``mask[:, None, None, :]``); ``kv_cache``: chapter 9. All checked (``check_inputs``)."""
+        cached = 0 if kv_cache is None else kv_cache.length
+        if kv_cache is not None and positions is None and isinstance(ids, torch.Tensor):
+            positions = cached + torch.arange(ids.shape[-1], device=ids.device)  # after the cache
+        check_inputs(self.config, ids, targets, positions, attn_mask, cached)
         logits = self.lm_head(self.model(ids, positions, attn_mask, kv_cache))  # (B, T, V)
         if targets is None:
             return logits
-        if not isinstance(targets, torch.Tensor) or targets.shape != ids.shape:
-            raise ValueError(f"targets must be a tensor of the shape of ids, {tuple(ids.shape)}")
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         return logits, loss
 
     @classmethod
     def from_hf(cls, path, dtype=None, device=None) -> "DecoderLM":
-        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`."""
+        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`.
+        It has no checksum to verify (``llmbook.load_model`` verifies the book's own model)."""
         from llmbook.io.hf import load_hf
 
         return load_hf(path, cls, ModelConfig, dtype=dtype, device=device)
 
-    def save_hf(self, path) -> None:
-        """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads."""
+    def save_hf(self, path, *, eos_token_id: int | None = None) -> None:
+        """Write a folder ``transformers`` loads, removing older weights: :mod:`llmbook.io.hf`."""
         from llmbook.io.hf import save_hf
 
-        save_hf(self, path)
+        save_hf(self, path, eos_token_id=eos_token_id)
 
 
 COMPONENTS = {
@@ -242,10 +261,13 @@ COMPONENTS = {
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Parameters per component (keys of :data:`COMPONENTS`' values) and ``"total"``."""
+    """Parameters per component (:data:`COMPONENTS`' values) and ``"total"``; a ValueError
+    names any parameter whose name holds none of :data:`COMPONENTS`' keys."""
     counts = dict.fromkeys(COMPONENTS.values(), 0)
     for name, p in model.named_parameters():  # shared (tied) parameters appear once
-        part = next((v for k, v in COMPONENTS.items() if k in name), "norms")
+        part = next((v for k, v in COMPONENTS.items() if k in name), None)
+        if part is None:
+            raise ValueError(f"parameter {name!r} belongs to no component of {list(COMPONENTS)}")
         counts[part] += p.numel()
     counts["total"] = sum(counts.values())
     return counts
@@ -257,6 +279,9 @@ def greedy_generate(model: DecoderLM, ids: torch.Tensor, max_new_tokens: int) ->
 
     The model sees at most its last ``context_length`` tokens. Deterministic: no sampling.
     """
+    if not isinstance(getattr(model, "config", None), ModelConfig):
+        raise TypeError(f"model must be a DecoderLM, got {type(model).__name__}")
+    check_id_batch(ids, "ids", model.config.vocab_size)
     check_int(max_new_tokens, "max_new_tokens", minimum=0)
     was_training = model.training
     model.eval()

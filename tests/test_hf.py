@@ -398,3 +398,413 @@ def test_bad_saves(model, error, words, tmp_path):
     with pytest.raises(error, match=words):
         save_hf(model, tmp_path / "out", eos_token_id=eos_token_id)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- broken files name the file
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _sharded_llama(folder):
+    reference("LlamaForCausalLM", llama(), folder, max_shard_size="20KB")
+    return folder / "model.safetensors.index.json"
+
+
+def _shard(folder, i):
+    """The i-th shard of a sharded checkpoint in ``folder`` (its path)."""
+    return sorted(folder.glob("model-*-of-*.safetensors"))[i]
+
+
+def _edit_index(folder, change):
+    index = _sharded_llama(folder)
+    content = json.loads(index.read_text())
+    change(content)
+    index.write_text(json.dumps(content))
+
+
+def _cut(folder, keep):
+    """Keep the first ``keep`` bytes of model.safetensors (a negative ``keep``: drop as many)."""
+    reference("LlamaForCausalLM", llama(), folder)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[:keep])
+
+
+def _garble_header(folder):
+    reference("LlamaForCausalLM", llama(), folder)
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[8:24] = b"#" * 16  # the JSON header starts at byte 8
+    (folder / "model.safetensors").write_bytes(bytes(data))
+
+
+BROKEN_FILES = [
+    pytest.param(
+        lambda p: _write(p / "config.json", '{"architectures": ["LlamaForCausalLM"],'),
+        ValueError,
+        r"config.json' is not valid JSON",
+        id="config-invalid-json",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _write(p / "config.json", "[1, 2]"),
+        ValueError,
+        r"config.json' must hold a JSON object, got list",
+        id="config-a-list",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _write(p / "config.json", '"LlamaForCausalLM"'),
+        ValueError,
+        r"config.json' must hold a JSON object, got str",
+        id="config-a-string",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _bad_llama(p, hidden_size="32"),
+        ValueError,
+        r"config.json': config.json key 'hidden_size' must be an integer, got '32'",
+        id="config-size-a-string",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _bad_llama(p, rms_norm_eps=None),
+        ValueError,
+        r"config.json': config.json key 'rms_norm_eps' must be a number, got None",
+        id="config-eps-null",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _bad_llama(p, tie_word_embeddings="false"),
+        ValueError,
+        r"key 'tie_word_embeddings' must be true or false, got 'false'",
+        id="config-tie-a-string",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _bad_llama(p, architectures="LlamaForCausalLM"),
+        ValueError,
+        r"config.json': config.json key 'architectures' must be a list of names",
+        id="config-architectures-a-string",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (
+            _bad_llama(p),
+            _write(
+                p / "config.json",
+                json.dumps(
+                    {
+                        k: v
+                        for k, v in json.loads((p / "config.json").read_text()).items()
+                        if k != "intermediate_size"
+                    }
+                ),
+            ),
+        ),
+        ValueError,
+        r"config.json': config.json lacks the key 'intermediate_size' \(an integer\)",
+        id="config-missing-key",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _bad_llama(p, num_attention_heads=0),
+        ValueError,
+        r"key 'num_attention_heads' must be >= 1, got 0",
+        id="config-zero-heads",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _bad_llama(p, num_hidden_layers=-1),
+        ValueError,
+        r"config.json': n_layers must be >= 1, got -1 \(config.json keys: n_layers <- "
+        r"'num_hidden_layers'\)",
+        id="config-negative-layers",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (_sharded_llama(p), _write(p / "model.safetensors.index.json", "{weight_map")),
+        ValueError,
+        r"model.safetensors.index.json' is not valid JSON",
+        id="index-invalid-json",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _edit_index(p, lambda c: c.pop("weight_map")),
+        ValueError,
+        r"index.json' must have a non-empty object 'weight_map' \(tensor name -> shard file\)",
+        id="index-without-weight-map",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _edit_index(p, lambda c: c.update(weight_map=["model-00001-of-00002"])),
+        ValueError,
+        r"index.json' must have a non-empty object 'weight_map'",
+        id="index-weight-map-a-list",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _edit_index(p, lambda c: c["weight_map"].update(x="../elsewhere.safetensors")),
+        ValueError,
+        r"index.json' lists the shard '../elsewhere.safetensors'; shards must be .safetensors "
+        r"files in the same folder",
+        id="index-shard-outside-the-folder",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (_sharded_llama(p), _shard(p, 1).unlink()),
+        FileNotFoundError,
+        r"index.json' lists 'model-00002-of-0000\d.safetensors', which .* lacks",
+        id="index-shard-missing",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _cut(p, -100),
+        ValueError,
+        r"model.safetensors' is not a readable safetensors file \(truncated or corrupted\?\)",
+        id="weights-truncated",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: _cut(p, 5),
+        ValueError,
+        r"model.safetensors' is not a readable safetensors file",
+        id="weights-cut-in-the-header",
+    ),  # fmt: skip
+    pytest.param(
+        _garble_header,
+        ValueError,
+        r"model.safetensors' is not a readable safetensors file",
+        id="weights-garbled-header",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (_sharded_llama(p), _write(_shard(p, 0), "not it")),
+        ValueError,
+        r"model-00001-of-0000\d.safetensors' is not a readable safetensors file",
+        id="shard-garbled",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("make, error, words", BROKEN_FILES)
+def test_broken_files_are_named(make, error, words, tmp_path):
+    make(tmp_path / "ckpt")
+    with pytest.raises(error, match=words):
+        DecoderLM.from_hf(tmp_path / "ckpt")
+
+
+BAD_LOAD_ARGUMENTS = [
+    pytest.param(
+        dict(dtype="bfloat16"),
+        TypeError,
+        r"dtype must be a torch.dtype such as torch.bfloat16, or None .*got str 'bfloat16'",
+        id="dtype-a-string",
+    ),  # fmt: skip
+    pytest.param(
+        dict(dtype=16),
+        TypeError,
+        r"dtype must be a torch.dtype .*got int 16",
+        id="dtype-an-int",
+    ),  # fmt: skip
+    pytest.param(
+        dict(dtype=torch.int64),
+        ValueError,
+        r"dtype must be a floating-point torch.dtype .*got torch.int64",
+        id="dtype-integer",
+    ),  # fmt: skip
+    pytest.param(
+        dict(path=3), TypeError, "path must be a str or os.PathLike folder, got int", id="path-int"
+    ),
+]
+
+
+@pytest.mark.parametrize("arguments, error, words", BAD_LOAD_ARGUMENTS)
+def test_bad_load_arguments(arguments, error, words, tmp_path):
+    reference("LlamaForCausalLM", llama(), tmp_path)
+    with pytest.raises(error, match=words):
+        DecoderLM.from_hf(**{"path": tmp_path, **arguments})
+
+
+# ---------------------------------------------------------------- saving leaves only the new model
+
+
+def _stale_sharded(folder):
+    reference("LlamaForCausalLM", llama(), folder, max_shard_size="20KB")
+
+
+def _stale_bin(folder):
+    """An older checkpoint in PyTorch's format (what save_pretrained wrote before safetensors)."""
+    model = reference("GPT2LMHeadModel", gpt2(), folder)
+    (folder / "model.safetensors").unlink()
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+
+
+@pytest.mark.parametrize(
+    "make_stale, stale_names",
+    [
+        pytest.param(
+            _stale_sharded,
+            {"model.safetensors.index.json", "model-00001-of-00006.safetensors"},
+            id="sharded-safetensors",
+        ),  # fmt: skip
+        pytest.param(_stale_bin, {"pytorch_model.bin"}, id="pytorch_model.bin"),
+    ],
+)
+def test_save_hf_over_an_older_model_removes_its_weights(make_stale, stale_names, tmp_path):
+    make_stale(tmp_path)
+    (tmp_path / "tokenizer.json").write_text("{}")  # not weights: stays
+    before = {p.name for p in tmp_path.iterdir()}
+    assert stale_names <= before and "generation_config.json" in before
+    torch.manual_seed(3)
+    ours = DecoderLM(ModelConfig.from_preset("stories-tiny", vocab_size=97)).eval()
+    ours.save_hf(tmp_path, eos_token_id=96)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+    }
+    ids = torch.randint(0, 97, (2, 9))
+    with torch.no_grad():
+        assert torch.equal(DecoderLM.from_hf(tmp_path)(ids), ours(ids))
+        theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+        assert_close(hf_logits(theirs, ids), ours(ids))
+    assert theirs.generation_config.eos_token_id == 96
+
+
+def test_a_model_owns_its_config_through_save_and_load(tmp_path):
+    """One ModelConfig for two models, edited for the second: the first still saves itself."""
+    config = ModelConfig.from_preset("stories-tiny", vocab_size=97)
+    first = DecoderLM(config).eval()
+    config.n_layers, config.d_ff = 3, 96
+    second = DecoderLM(config).eval()
+    first.save_hf(tmp_path / "first")
+    second.save_hf(tmp_path / "second")
+    ids = torch.randint(0, 97, (2, 9))
+    for model, name in ((first, "first"), (second, "second")):
+        loaded = DecoderLM.from_hf(tmp_path / name)
+        assert loaded.config == model.config
+        with torch.no_grad():
+            assert torch.equal(loaded(ids), model(ids))
+
+
+def _dangling(tmp_path):
+    (tmp_path / "out").symlink_to(tmp_path / "nowhere")
+    return tmp_path / "out"
+
+
+def _a_file(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    return tmp_path / "out"
+
+
+def _edited_model(changes):
+    model = DecoderLM(ModelConfig.from_preset("stories-tiny"))
+    for name, value in changes.items():
+        setattr(model.config, name, value)
+    return model
+
+
+BAD_SAVE_PLACES = [
+    pytest.param(
+        _dangling,
+        None,
+        FileNotFoundError,
+        r"path '.*out' is a symbolic link to '.*nowhere', which does not exist",
+        id="dangling-symlink",
+    ),  # fmt: skip
+    pytest.param(
+        _a_file,
+        None,
+        NotADirectoryError,
+        r"path '.*out' is a file; save_hf writes a folder",
+        id="path-is-a-file",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: 3,
+        None,
+        TypeError,
+        "path must be a str or os.PathLike folder, got int",
+        id="path-an-int",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: p / "out",
+        dict(n_layers=3),
+        ValueError,
+        r"model.config does not describe the model's weights \(was it edited after",
+        id="model-config-edited-n_layers",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: p / "out",
+        dict(d_model=68),
+        ValueError,
+        r"model.config no longer describes a model: .*changed after .*d_model 64 -> 68",
+        id="model-config-edited-invalid",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("make_path, edits, error, words", BAD_SAVE_PLACES)
+def test_bad_save_places(make_path, edits, error, words, tmp_path):
+    model = _edited_model(edits or {})
+    path = make_path(tmp_path)
+    with pytest.raises(error, match=words):
+        model.save_hf(path)
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------- the book's shipped model: a checksum
+
+
+def _flip_a_weight_byte(folder):
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01  # inside a tensor: the file still parses
+    weights.write_bytes(bytes(data))
+
+
+SHIPPED_DAMAGE = [
+    pytest.param(
+        _flip_a_weight_byte,
+        ValueError,
+        r"model.safetensors' is damaged: its SHA-256 is [0-9a-f]{64}, model.safetensors.sha256 "
+        r"records [0-9a-f]{64}; reinstall llmbook",
+        id="flipped-byte",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (p / "model.safetensors.sha256").unlink(),
+        ValueError,
+        r"model.safetensors.sha256' must hold one line '<64 hex digits>  model.safetensors'",
+        id="no-checksum-file",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (p / "model.safetensors.sha256").write_text("e1cc8b  model.safetensors\n"),
+        ValueError,
+        r"model.safetensors.sha256' must hold one line '<64 hex digits>  model.safetensors'",
+        id="garbled-checksum-file",
+    ),  # fmt: skip
+    pytest.param(
+        lambda p: (p / "model.safetensors").unlink(),
+        FileNotFoundError,
+        r"model.safetensors' is missing; reinstall llmbook",
+        id="no-weights",
+    ),  # fmt: skip
+]
+
+
+@pytest.fixture
+def shipped_copy(tmp_path, monkeypatch):
+    """A copy of the shipped stories model that load_model("stories") reads."""
+    import shutil
+
+    from llmbook import pretrained
+
+    folder = tmp_path / "stories_model"
+    shutil.copytree(pretrained.ASSETS / "stories_model", folder)
+    monkeypatch.setitem(pretrained._MODELS, "stories", folder)
+    return folder
+
+
+def test_shipped_model_records_and_verifies_its_checksum(shipped_copy):
+    from llmbook import load_model
+    from llmbook.io.download import sha256_file
+
+    digest = (shipped_copy / "model.safetensors.sha256").read_text().split()[0]
+    assert digest == sha256_file(shipped_copy / "model.safetensors")
+    assert digest in (shipped_copy / "README.md").read_text()
+    assert load_model("stories").config.vocab_size == 2048
+
+
+@pytest.mark.parametrize("damage, error, words", SHIPPED_DAMAGE)
+def test_damaged_shipped_model_is_refused(damage, error, words, shipped_copy):
+    from llmbook import load_model
+
+    damage(shipped_copy)
+    if damage is _flip_a_weight_byte:  # from_hf cannot tell: the file parses, other weights
+        assert DecoderLM.from_hf(shipped_copy).config.vocab_size == 2048
+    with pytest.raises(error, match=words):
+        load_model("stories")

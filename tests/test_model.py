@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from llmbook.model import (
     PRESETS,
@@ -190,51 +191,139 @@ def test_block_keeps_shape():
 
 # ---------------------------------------------------------------- bad input at the boundary
 
+IDS = torch.tensor([[1, 2, 3]])
+SQUARE = torch.randint(0, 2048, (4, 4))  # B == T: a (B, T) mask also has the shape (Tq, Tk)
+
+# One row per bad input: the error's type, and words that name the argument and what is allowed.
 BAD_CALLS = [
     pytest.param(
         lambda m: m(torch.zeros(1, 65, dtype=torch.long)),
         ValueError,
-        "context_length=64",
+        r"ids must have shape \(B, T\) with 1 <= T <= context_length=64",
         id="too-long",
-    ),
+    ),  # fmt: skip
     pytest.param(
-        lambda m: m(torch.zeros(1, 0, dtype=torch.long)), ValueError, "1 <= T", id="empty"
-    ),
-    pytest.param(lambda m: m(torch.zeros(4, dtype=torch.long)), ValueError, r"\(B, T\)", id="1-d"),
-    pytest.param(lambda m: m(torch.zeros(1, 4)), TypeError, "integer tensor", id="float-ids"),
-    pytest.param(
-        lambda m: m(torch.zeros(1, 4, dtype=torch.bool)), TypeError, "integer", id="bool-ids"
-    ),
-    pytest.param(lambda m: m([[1, 2, 3]]), TypeError, "list", id="list-ids"),
-    pytest.param(
-        lambda m: m(torch.tensor([[1, 2048]])), ValueError, "vocab_size is 2048", id="id-too-big"
-    ),
-    pytest.param(lambda m: m(torch.tensor([[1, -1]])), ValueError, "from -1", id="negative-id"),
-    pytest.param(
-        lambda m: m(torch.tensor([[1, 2]]), torch.tensor([1, 2])),
+        lambda m: m(torch.zeros(1, 0, dtype=torch.long)),
         ValueError,
-        "targets",
+        r"ids must have shape \(B, T\).*T >= 1",
+        id="empty",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(torch.zeros(4, dtype=torch.long)),
+        ValueError,
+        r"ids must have shape \(B, T\).*ids\[None\]",
+        id="1-d",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(torch.zeros(1, 4)), TypeError, "ids must be an integer tensor", id="float-ids"
+    ),
+    pytest.param(
+        lambda m: m(torch.zeros(1, 4, dtype=torch.bool)),
+        TypeError,
+        r"ids must be an integer tensor \(torch.long or torch.int32\), got dtype torch.bool",
+        id="bool-ids",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(torch.zeros(1, 4, dtype=torch.uint8)),
+        TypeError,
+        r"ids must be an integer tensor \(torch.long or torch.int32\), got dtype torch.uint8",
+        id="uint8-ids",
+    ),  # fmt: skip
+    pytest.param(lambda m: m([[1, 2, 3]]), TypeError, "ids must be .*got list", id="list-ids"),
+    pytest.param(
+        lambda m: m(torch.tensor([[1, 2048]])),
+        ValueError,
+        r"ids must lie in \[0, 2047\] \(vocab_size is 2048\)",
+        id="id-too-big",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(torch.tensor([[1, -1]])), ValueError, "ids must lie in .* from -1", id="id<0"
+    ),
+    pytest.param(
+        lambda m: m(IDS, torch.tensor([1, 2, 3])),
+        ValueError,
+        r"targets must have the shape of ids, \(1, 3\)",
         id="targets-shape",
-    ),
+    ),  # fmt: skip
     pytest.param(
-        lambda m: m(torch.tensor([[1, 2]]), positions=torch.tensor([0, 64])),
+        lambda m: m(IDS, IDS.float()),
+        TypeError,
+        "targets must be a torch.long tensor",
+        id="targets-float",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(IDS, torch.tensor([[1, 2, 2048]])),
         ValueError,
-        "context_length is 64",
+        r"targets must lie in \[0, 2047\] .* or be -100",
+        id="targets-too-big",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(IDS, positions=torch.tensor([0, 1, 64])),
+        ValueError,
+        r"positions must lie in \[0, 63\] \(context_length is 64\)",
         id="position-too-big",
     ),  # fmt: skip
     pytest.param(
-        lambda m: m(torch.tensor([[1, 2]]), positions=torch.tensor([0.0, 1.0])),
+        lambda m: m(IDS, positions=torch.tensor([0.0, 1.0, 2.0])),
         TypeError,
-        "positions",
+        "positions must be an integer tensor",
         id="float-positions",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(IDS, positions=torch.arange(4)),
+        ValueError,
+        r"positions must have shape \(T,\), \(1, T\) or \(B, T\)",
+        id="positions-length",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(SQUARE, attn_mask=torch.ones(4, 4, dtype=torch.bool)),
+        ValueError,
+        r"attn_mask must have 4 dimensions .*\(4, 1, 4, 4\).*mask\[:, None, None, :\]",
+        id="hf-padding-mask-B==T",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(SQUARE, attn_mask=torch.ones(4, 1, 1, 4)),
+        TypeError,
+        "attn_mask must be a boolean tensor",
+        id="float-mask",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: m(SQUARE, attn_mask=torch.ones(4, 1, 1, 5, dtype=torch.bool)),
+        ValueError,
+        r"attn_mask must have 4 dimensions and broadcast to .*\(4, 1, 4, 4\)",
+        id="mask-too-many-keys",
     ),  # fmt: skip
     pytest.param(lambda m: DecoderLM({"d_model": 64}), TypeError, "ModelConfig", id="dict-config"),
     pytest.param(
-        lambda m: greedy_generate(m, torch.tensor([[1]]), -1),
+        lambda m: greedy_generate(m, IDS, -1),
         ValueError,
-        "max_new_tokens",
+        "max_new_tokens must be >= 0",
         id="greedy-negative",
-    ),
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: greedy_generate(m, torch.tensor([1, 2, 3]), 2),
+        ValueError,
+        r"ids must have shape \(B, T\)",
+        id="greedy-1-d-ids",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: greedy_generate(m, torch.tensor([[1, 2048]]), 2),
+        ValueError,
+        r"ids must lie in \[0, 2047\]",
+        id="greedy-id-too-big",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: greedy_generate(m, [[1, 2]], 2),
+        TypeError,
+        "ids must be an integer tensor",
+        id="greedy-list-ids",
+    ),  # fmt: skip
+    pytest.param(
+        lambda m: greedy_generate(m.model, IDS, 2),
+        TypeError,
+        "model must be a DecoderLM, got Decoder",
+        id="greedy-not-a-model",
+    ),  # fmt: skip
 ]
 
 
@@ -242,6 +331,62 @@ BAD_CALLS = [
 def test_bad_input_is_stopped_at_the_boundary(call, error, words):
     with pytest.raises(error, match=words):
         call(tiny())
+
+
+# ---------------------------------------------------------------- a model owns its config
+
+EDITED_CONFIGS = [
+    pytest.param(
+        dict(d_model=102),
+        ValueError,
+        r"d_model \(102\) must be divisible by n_heads.*changed after.*d_model 64 -> 102",
+        id="d_model-not-divisible",
+    ),  # fmt: skip
+    pytest.param(
+        dict(d_model=68),
+        ValueError,
+        r"head_dim.*even.*changed after the ModelConfig was built: d_model 64 -> 68",
+        id="odd-head-dim-not-blamed-on-rope-alone",
+    ),  # fmt: skip
+    pytest.param(
+        dict(n_kv_heads=3),
+        ValueError,
+        r"divisible by n_kv_heads \(3\).*n_kv_heads 2 -> 3",
+        id="n_kv_heads",
+    ),  # fmt: skip
+    pytest.param(
+        dict(n_layers="2"),
+        TypeError,
+        r"n_layers must be an int.*n_layers 2 -> '2'",
+        id="n_layers-str",
+    ),
+    pytest.param(
+        dict(norm="batchnorm"),
+        ValueError,
+        r"norm must be one of.*norm 'rmsnorm' -> 'batchnorm'",
+        id="norm-kind",
+    ),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize("edits, error, words", EDITED_CONFIGS)
+def test_config_edited_after_construction_says_what_changed(edits, error, words):
+    config = ModelConfig.from_preset("stories-tiny")
+    for name, value in edits.items():
+        setattr(config, name, value)
+    with pytest.raises(error, match=words):
+        DecoderLM(config)
+
+
+def test_a_model_owns_its_config():
+    config = ModelConfig.from_preset("stories-tiny")
+    first = DecoderLM(config)
+    config.n_layers, config.d_ff = 3, 96  # edited for a second model: valid, and no one's but its
+    second = DecoderLM(config)
+    assert first.config is not config and first.config.n_layers == 2 and first.config.d_ff == 128
+    assert len(first.model.layers) == 2 and len(second.model.layers) == 3
+    assert second.config == config and second.config is not config
+    assert ModelConfig(**vars(first.config)) == first.config  # vars() holds the fields only
 
 
 # ---------------------------------------------------------------- weights
@@ -287,6 +432,22 @@ def test_init_std():
     assert biases and all(torch.all(b == 0) for b in biases)
 
 
+def test_parameter_counts_names_a_parameter_it_does_not_know():
+    model = tiny()
+    model.scale = nn.Parameter(torch.ones(3))
+    with pytest.raises(ValueError, match=r"parameter 'scale' belongs to no component of \["):
+        parameter_counts(model)
+
+
+def test_residual_dropout_is_the_blocks_not_the_mlps():
+    """Dropout on each branch's output is the block's; the MLPs hold none of their own."""
+    for style in ({}, GPT2_STYLE):
+        block = DecoderLM(ModelConfig.from_preset("stories-tiny", dropout=0.1, **style))
+        block = block.model.layers[0]
+        active = [n for n, m in block.named_modules() if isinstance(m, nn.Dropout) and m.p > 0]
+        assert "dropout" in active and not any(n.startswith("mlp") for n in active)
+
+
 def test_init_weights_reinitialises():
     model = tiny()
     with torch.no_grad():
@@ -308,6 +469,20 @@ def test_greedy_generation_is_deterministic_argmax():
     logits = model(out[:, :-1])
     assert torch.equal(logits[0, 2:].argmax(-1), out[0, 3:])  # each new token is the argmax
     assert greedy_generate(model, ids, 0).shape == (1, 3)
+
+
+def test_padding_mask_with_batch_equal_to_length():
+    """B == T: the (B, T) padding mask, passed as (B, 1, 1, T), masks keys; the same tensor
+    passed bare (a (Tq, Tk) mask to attention) is refused above."""
+    model = tiny()
+    ids = torch.randint(1, 2048, (4, 4))
+    real = torch.ones(4, 4, dtype=torch.bool)
+    real[0, :2] = real[1, :1] = False  # left padding of rows 0 and 1
+    positions = (real.cumsum(-1) - 1).clamp(min=0)
+    batch = model(ids, positions=positions, attn_mask=real[:, None, None, :])
+    for row in range(4):
+        alone = model(ids[row, real[row]][None])
+        assert torch.allclose(batch[row, real[row]], alone[0], atol=1e-5)
 
 
 def test_greedy_crops_to_context_and_restores_mode():

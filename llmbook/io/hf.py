@@ -21,6 +21,11 @@ A folder holds ``config.json`` and the weights as ``model.safetensors``, or as s
 ``config.json`` is read in both spellings: transformers 4.x (``rope_theta`` and ``rope_scaling``
 at the top level) and 5.x (``rope_parameters``). It is written in the 4.x spelling, which both
 read. Weights keep the checkpoint's dtype unless ``dtype`` is given.
+
+A broken folder is an error that names the file: invalid JSON, a key of the wrong type, a
+truncated or garbled safetensors file, a shard the index lists but the folder lacks. A folder
+carries no checksum, so weights whose bytes were flipped but whose file still parses load as
+other weights; only the book's own shipped model is verified (``llmbook.load_model``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
@@ -45,6 +51,7 @@ __all__ = [
     "hf_to_llmbook",
     "llmbook_to_hf",
     "load_hf",
+    "read_json",
     "read_safetensors",
     "save_hf",
 ]
@@ -60,15 +67,38 @@ _LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_p
 def architecture_of(hf: dict) -> str:
     """The one supported architecture named by a ``config.json`` (``architectures`` or ``model_type``)."""
     names = hf.get("architectures") or []
-    if not names and hf.get("model_type") in _MODEL_TYPES:
-        names = [ARCHITECTURES[_MODEL_TYPES[hf["model_type"]]]]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"config.json key 'architectures' must be a list of names, got {names!r}")
+    model_type = hf.get("model_type")
+    if not names and isinstance(model_type, str) and model_type in _MODEL_TYPES:
+        names = [ARCHITECTURES[_MODEL_TYPES[model_type]]]
     supported = [name for name in names if name in ARCHITECTURES]
     if not supported:
         raise ValueError(
             f"config.json key 'architectures' is {names or None} (model_type "
-            f"{hf.get('model_type')!r}); supported: {ARCHITECTURES}"
+            f"{model_type!r}); supported: {ARCHITECTURES}"
         )
     return supported[0]
+
+
+_REQUIRED = object()
+_KINDS = {int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _get(hf: dict, key: str, kind: type, default: object = _REQUIRED):
+    """``hf[key]`` (or ``default`` when absent), checked to be of ``kind``: int, float or bool
+    (null only where the default is None)."""
+    if key not in hf and default is _REQUIRED:
+        raise ValueError(f"config.json lacks the key {key!r} ({_KINDS[kind]})")
+    value = hf.get(key, default)
+    if value is None and default is None:
+        return None
+    numbers = (int, float) if kind is float else int
+    ok = isinstance(value, bool) if kind is bool else isinstance(value, numbers)
+    ok = ok and (kind is bool or not isinstance(value, bool))
+    if not ok:
+        raise ValueError(f"config.json key {key!r} must be {_KINDS[kind]}, got {value!r}")
+    return float(value) if kind is float else value
 
 
 def _require(hf: dict, key: str, allowed: object, default: object = None) -> None:
@@ -79,12 +109,15 @@ def _require(hf: dict, key: str, allowed: object, default: object = None) -> Non
 
 def _rope(hf: dict) -> tuple[float, dict | None]:
     """RoPE base and scaling from either spelling: 4.x ``rope_theta``/``rope_scaling``, 5.x ``rope_parameters``."""
+    for key in ("rope_parameters", "rope_scaling"):
+        if not isinstance(hf.get(key) or {}, dict):
+            raise ValueError(f"config.json key {key!r} must be an object or null, got {hf[key]!r}")
     parameters = dict(hf.get("rope_parameters") or {})
-    base = hf.get("rope_theta", parameters.pop("rope_theta", 10000.0))
+    base = _get(hf, "rope_theta", float, parameters.pop("rope_theta", 10000.0))
     scaling = dict(hf.get("rope_scaling") or parameters)
     kind = scaling.get("rope_type", scaling.get("type", "default"))
     if kind == "default":
-        return float(base), None
+        return base, None
     if kind != "llama3":
         raise ValueError(
             f"config.json key 'rope_scaling' has rope_type {kind!r}; llmbook supports only "
@@ -93,7 +126,7 @@ def _rope(hf: dict) -> tuple[float, dict | None]:
     missing = [key for key in _LLAMA3_KEYS if key not in scaling]
     if missing:
         raise ValueError(f"config.json key 'rope_scaling' (llama3) lacks {missing}")
-    return float(base), {"rope_type": "llama3", **{key: scaling[key] for key in _LLAMA3_KEYS}}
+    return base, {"rope_type": "llama3", **{key: scaling[key] for key in _LLAMA3_KEYS}}
 
 
 def config_from_hf(hf: dict) -> dict:
@@ -111,56 +144,72 @@ def config_from_hf(hf: dict) -> dict:
             raise ValueError(
                 f"config.json key 'activation_function' is {activation!r}; supported: {sorted(_GELU)}"
             )
-        d_model = hf.get("n_embd", 768)
+        d_model = _get(hf, "n_embd", int, 768)
         return dict(
-            vocab_size=hf.get("vocab_size", 50257),
-            context_length=hf.get("n_positions", 1024),
+            vocab_size=_get(hf, "vocab_size", int, 50257),
+            context_length=_get(hf, "n_positions", int, 1024),
             d_model=d_model,
-            n_layers=hf.get("n_layer", 12),
-            n_heads=hf.get("n_head", 12),
-            d_ff=hf.get("n_inner") or 4 * d_model,
+            n_layers=_get(hf, "n_layer", int, 12),
+            n_heads=_get(hf, "n_head", int, 12),
+            d_ff=_get(hf, "n_inner", int, None) or 4 * d_model,
             norm="layernorm",
-            norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
+            norm_eps=_get(hf, "layer_norm_epsilon", float, 1e-5),
             mlp=_GELU[activation],
             position="learned",
             bias=True,
-            tie_embeddings=hf.get("tie_word_embeddings", True),
+            tie_embeddings=_get(hf, "tie_word_embeddings", bool, True),
         )
     _require(hf, "hidden_act", "silu", "silu")
-    d_model, n_heads = hf["hidden_size"], hf["num_attention_heads"]
-    if hf.get("head_dim") not in (None, d_model // n_heads):
+    d_model, n_heads = _get(hf, "hidden_size", int), _get(hf, "num_attention_heads", int)
+    if n_heads < 1:
+        raise ValueError(f"config.json key 'num_attention_heads' must be >= 1, got {n_heads}")
+    if _get(hf, "head_dim", int, None) not in (None, d_model // n_heads):
         raise ValueError(
             f"config.json key 'head_dim' is {hf['head_dim']}; llmbook needs head_dim = "
             f"hidden_size // num_attention_heads = {d_model // n_heads}"
         )
-    bias = hf.get("attention_bias", False)
-    if hf.get("mlp_bias", False) != bias:
+    bias = _get(hf, "attention_bias", bool, False)
+    if _get(hf, "mlp_bias", bool, False) != bias:
         raise ValueError(
             "config.json keys 'attention_bias' and 'mlp_bias' differ; llmbook has one 'bias' for both"
         )
-    context = hf.get("max_position_embeddings", 2048)
-    window = hf.get("sliding_window") if hf.get("use_sliding_window", True) else None
+    context = _get(hf, "max_position_embeddings", int, 2048)
+    use_window = _get(hf, "use_sliding_window", bool, True)
+    window = _get(hf, "sliding_window", int, None) if use_window else None
     if window:  # within the window, sliding-window attention is plain causal attention
         context = min(context, window)
     base, scaling = _rope(hf)
     return dict(
-        vocab_size=hf["vocab_size"],
+        vocab_size=_get(hf, "vocab_size", int),
         context_length=context,
         d_model=d_model,
-        n_layers=hf["num_hidden_layers"],
+        n_layers=_get(hf, "num_hidden_layers", int),
         n_heads=n_heads,
-        n_kv_heads=hf.get("num_key_value_heads") or n_heads,
-        d_ff=hf["intermediate_size"],
+        n_kv_heads=_get(hf, "num_key_value_heads", int, None) or n_heads,
+        d_ff=_get(hf, "intermediate_size", int),
         norm="rmsnorm",
-        norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+        norm_eps=_get(hf, "rms_norm_eps", float, 1e-6),
         mlp="swiglu",
         position="rope",
         rope_base=base,
         rope_scaling=scaling,
         bias=bias,
         qkv_bias=True if architecture == "Qwen2ForCausalLM" else None,
-        tie_embeddings=hf.get("tie_word_embeddings", False),
+        tie_embeddings=_get(hf, "tie_word_embeddings", bool, False),
     )
+
+
+# The config.json key each ModelConfig size comes from, to name it in an error.
+_HF_KEYS = {
+    "gpt2": dict(vocab_size="vocab_size", context_length="n_positions", d_model="n_embd",
+                 n_layers="n_layer", n_heads="n_head", d_ff="n_inner",
+                 norm_eps="layer_norm_epsilon"),
+    "llama": dict(vocab_size="vocab_size", context_length="max_position_embeddings",
+                  d_model="hidden_size", n_layers="num_hidden_layers",
+                  n_heads="num_attention_heads", n_kv_heads="num_key_value_heads",
+                  d_ff="intermediate_size", norm_eps="rms_norm_eps", rope_base="rope_theta",
+                  rope_scaling="rope_scaling"),
+}  # fmt: skip
 
 
 def _architecture_for(config) -> str:
@@ -342,12 +391,41 @@ def llmbook_to_hf(model) -> dict:
 # ---------------------------------------------------------------- files
 
 
+def read_json(path: Path) -> dict:
+    """The object in a JSON file; a ValueError naming the file if it is not one."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{str(path)!r} must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _shards(index: Path) -> list[str]:
+    """The shard file names a ``model.safetensors.index.json`` lists, checked."""
+    weight_map = read_json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ValueError(
+            f"{str(index)!r} must have a non-empty object 'weight_map' (tensor name -> shard "
+            f"file), got {weight_map!r:.80}"
+        )
+    shards = sorted(set(map(str, weight_map.values())))
+    for shard in shards:
+        if not shard.endswith(".safetensors") or Path(shard).name != shard:
+            raise ValueError(
+                f"{str(index)!r} lists the shard {shard!r}; shards must be .safetensors files "
+                "in the same folder"
+            )
+    return shards
+
+
 def read_safetensors(path: str | os.PathLike) -> dict:
     """All tensors of a folder: ``model.safetensors``, or the shards its index file lists."""
     folder = Path(path)
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        shards = _shards(index)
     elif (folder / "model.safetensors").is_file():
         shards = ["model.safetensors"]
     else:
@@ -358,7 +436,16 @@ def read_safetensors(path: str | os.PathLike) -> dict:
         )
     tensors = {}
     for shard in shards:
-        tensors.update(load_file(folder / shard, device="cpu"))
+        file = folder / shard
+        if not file.is_file():
+            raise FileNotFoundError(f"{str(index)!r} lists {shard!r}, which {str(folder)!r} lacks")
+        try:
+            tensors.update(load_file(file, device="cpu"))
+        except SafetensorError as error:
+            raise ValueError(
+                f"{str(file)!r} is not a readable safetensors file (truncated or corrupted?): "
+                f"{error}"
+            ) from None
     return tensors
 
 
@@ -377,15 +464,34 @@ def load_hf(
     a model from the Hub first, e.g. ``huggingface_hub.snapshot_download("openai-community/gpt2")``,
     and pass the folder.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike folder, got {type(path).__name__}")
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(
+            f"dtype must be a torch.dtype such as torch.bfloat16, or None (keep the checkpoint's), "
+            f"got {type(dtype).__name__} {dtype!r}"
+        )
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(
+            f"dtype must be a floating-point torch.dtype (torch.float32, torch.bfloat16, "
+            f"torch.float16), got {dtype}"
+        )
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(
             f"{str(folder)!r} has no config.json: pass the folder of a Hugging Face checkpoint "
             "(e.g. from huggingface_hub.snapshot_download)"
         )
-    hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    architecture = architecture_of(hf)
-    config = config_class(**config_from_hf(hf))
+    file = folder / "config.json"
+    hf = read_json(file)
+    try:
+        architecture = architecture_of(hf)
+        config = config_class(**config_from_hf(hf))
+    except (TypeError, ValueError) as error:
+        keys = _HF_KEYS["gpt2" if hf.get("n_embd") or hf.get("model_type") == "gpt2" else "llama"]
+        named = [f"{field} <- {key!r}" for field, key in keys.items() if field in str(error)]
+        where = f" (config.json keys: {', '.join(named)})" if named else ""
+        raise type(error)(f"{str(file)!r}: {error}{where}") from None
     with torch.device("meta"):  # the shapes only: no memory, no random init
         model = model_class(config)
     state = hf_to_llmbook(read_safetensors(folder), model, architecture)
@@ -403,25 +509,77 @@ def _rebuild_after_meta(model) -> None:
         model.lm_head.weight = model.model.embed_tokens.weight
 
 
+# Files through which a Hugging Face loader could read weights other than ours: shards and their
+# index, and the other formats (PyTorch, TensorFlow, Flax); and the generation settings of the
+# model that was there (transformers prefers them to config.json's end-of-text id).
+_STALE = re.compile(
+    r"(model|pytorch_model|tf_model|flax_model)(-\d+-of-\d+)?\.(safetensors|bin|h5|msgpack)"
+    r"(\.index\.json)?|generation_config\.json"
+)
+
+
 def save_hf(model, path: str | os.PathLike, *, eos_token_id: int | None = None) -> None:
     """Write ``model`` as a Hugging Face folder: ``config.json`` and ``model.safetensors``.
 
     ``transformers.AutoModelForCausalLM.from_pretrained(path)`` loads it. ``eos_token_id``: the
-    tokenizer's end-of-text id, which ``generate`` stops at (see ``config_to_hf``). Each file is
-    written atomically (a temporary file, then a rename).
+    tokenizer's end-of-text id, which ``generate`` stops at (see ``config_to_hf``).
+
+    The folder then holds exactly this model: weight files of an earlier save that a loader
+    could read instead (``model.safetensors.index.json`` and its ``model-0000x-of-0000y``
+    shards, ``pytorch_model*.bin``, ``tf_model*.h5``, ``flax_model*.msgpack``) and its
+    ``generation_config.json`` are **removed**, as ``transformers``' ``save_pretrained`` removes
+    stale shards; other files (a tokenizer, a README) stay. The stale files go first, then each
+    file is written atomically (a temporary file, then a rename), so an interrupted save leaves
+    an error on load, never the old weights under the new name. ``model.config`` must still
+    describe the weights (a field edited after the model was built is refused).
     """
     if not isinstance(model, nn.Module) or not hasattr(model, "config"):
         raise TypeError(
             f"model must be a DecoderLM (a torch.nn.Module with a ModelConfig as .config), "
             f"got {type(model).__name__}"
         )
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike folder, got {type(path).__name__}")
+    _check_config_fits(model)
     tensors = llmbook_to_hf(model)  # fails before anything is written if there is no twin
     dtype = next(iter(tensors.values())).dtype
     hf_config = config_to_hf(model.config, dtype, eos_token_id)  # checked before writing
     text = json.dumps(hf_config, indent=2, sort_keys=True) + "\n"
     folder = Path(path)
+    if folder.is_symlink() and not folder.exists():
+        raise FileNotFoundError(
+            f"path {str(folder)!r} is a symbolic link to {os.readlink(folder)!r}, which does not "
+            "exist; create that folder or pass another path"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"path {str(folder)!r} is a file; save_hf writes a folder (config.json, "
+            "model.safetensors): pass a new or existing folder"
+        )
     folder.mkdir(parents=True, exist_ok=True)
+    stale = [
+        p for p in folder.iterdir() if _STALE.fullmatch(p.name) and p.name != "model.safetensors"
+    ]
+    for file in sorted(stale, key=lambda p: not p.name.endswith(".index.json")):  # index first
+        file.unlink()
     with atomic_write(folder / "model.safetensors", "wb") as file:
         file.write(safetensors_bytes(tensors, metadata={"format": "pt"}))
     with atomic_write(folder / "config.json", "w", encoding="utf-8") as file:
         file.write(text)
+
+
+def _check_config_fits(model) -> None:
+    """Raise unless ``model.config`` still builds a model of ``model``'s parameter shapes."""
+    try:
+        with torch.device("meta"):  # shapes only; re-checks the config
+            twin = type(model)(model.config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"model.config no longer describes a model: {error}") from None
+    ours = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    theirs = {name: tuple(t.shape) for name, t in twin.state_dict().items()}
+    if ours != theirs:
+        differ = sorted(set(ours.items()) ^ set(theirs.items()))[:3]
+        raise ValueError(
+            "model.config does not describe the model's weights (was it edited after the model "
+            f"was built?); they differ in {differ}: build a new model from the config instead"
+        )
