@@ -41,7 +41,10 @@
 
 # %% [markdown]
 # Cells that start with `#| export` go into the package. We build on chapter 3's embeddings,
-# chapter 5's `MultiHeadAttention` and `RotaryEmbedding`, and chapter 6's MLPs and norms.
+# chapter 5's `MultiHeadAttention` and `RotaryEmbedding`, and chapter 6's MLPs and norms. The
+# lines `### BEGIN SOLUTION`, `# TASK: ...` and `### END SOLUTION` in three exported cells mark
+# the tasks of the classroom edition, where a student writes those lines (the README's
+# "Teaching with llmbook" explains); the package leaves the markers out.
 
 # %%
 #| export
@@ -54,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.checks import check_int
-from llmbook.checks.model import (  # noqa: F401
+from llmbook.checks.model import (  # noqa: F401 (MLPS, NORMS, POSITIONS: see below)
     MLPS,
     NORMS,
     POSITIONS,
@@ -66,6 +69,9 @@ from llmbook.checks.model import (  # noqa: F401
 from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
+
+# Unused here, MLPS, NORMS and POSITIONS (the allowed values of ModelConfig.mlp, .norm and
+# .position) are imported to be re-exported: llmbook.model lists them beside ModelConfig.
 
 # %%
 torch.manual_seed(0)
@@ -93,9 +99,10 @@ print("vocab_size", tok.vocab_size, "| prompt ids", tuple(ids.shape), ids[0].tol
 # $x + f(x)$ is $I + f'(x)$) and once through its branch. The straight path multiplies by no
 # weight, so a share of the loss's gradient reaches the first block however deep the stack;
 # the branches add their own terms to it, so what arrives is not the same gradient, but it
-# cannot vanish the way it does through a deep post-norm stack (chapter 6 measured both). The
-# original Transformer normalised *after* the addition (post-norm) and needed a careful warm-up
-# to train.
+# cannot vanish through the stack (chapter 6 measured the stack with and without the residual
+# path). The original Transformer normalised *after* the addition (post-norm,
+# $x \leftarrow \mathrm{Norm}(x + f(x))$): then every block puts a norm's Jacobian on the
+# stream itself, no straight path is left, and it needed a careful warm-up to train.
 #
 # ```mermaid
 # flowchart TB
@@ -112,7 +119,9 @@ print("vocab_size", tok.vocab_size, "| prompt ids", tuple(ids.shape), ids[0].tol
 #
 # The smallest version, GPT-2 style, with chapter 6's `nn.LayerNorm`-equivalent and MLP. We name
 # the parts as Hugging Face's Llama does (`input_layernorm`, `self_attn`, ...), so that the
-# state dicts of this chapter's models all line up.
+# state dicts of this chapter's models all line up (a module's `state_dict()` maps the dotted
+# name of each parameter, such as `self_attn.q_proj.weight`, to its tensor; saving and loading
+# weights go through it).
 
 
 # %%
@@ -137,7 +146,7 @@ assert block(x).shape == x.shape
 # %% [markdown]
 # ## 2. The smallest GPT
 #
-# A GPT is: look up a vector per token and add a vector per position (chapter 3), run $N$ blocks,
+# A GPT is: look up a vector per token and add a vector per position (chapter 3), run $L$ blocks,
 # normalise once more (`norm`, GPT-2's `ln_f`), and map each position's vector to `vocab_size`
 # scores with the **LM head**, a linear map $C \to V$. GPT-2 **ties** the head to the token
 # embedding: the same $(V, C)$ matrix turns ids into vectors and vectors into scores, which saves
@@ -184,8 +193,8 @@ assert logits.shape == (1, ids.shape[1], tok.vocab_size)
 # |---|---|---|
 # | positions | a learned vector added to each token's vector | none added: RoPE rotates q and k inside attention |
 # | norm | LayerNorm (mean and variance, gain and bias) | RMSNorm (root mean square, gain only) |
-# | MLP | `FeedForward`: up, GELU, down ($d_{ff} = 4C$) | `SwiGLU`: gate, up, down; $d_{ff} = 2.69C$ in Llama-2-7B (the 8/3 rule), $3.5C$ in Llama-3.1-8B, $4C$ in Llama-3.2-1B |
-# | attention | one K/V head per query head, biases | no biases; Llama-2-7B keeps one K/V head per query head, Llama 3 groups them (8 K/V heads for 32 query heads) |
+# | MLP | `FeedForward`: up, GELU, down ($d_{ff} = 4C$) | `SwiGLU`: gate, up, down; $d_{ff} = 2.69C$ in Llama-2-7B (the 8/3 rule), $3.5C$ in Llama-3.1-8B (the same rule, times 1.3), $4C$ in Llama-3.2-1B |
+# | attention | one K/V head per query head, biases | no biases; Llama-2-7B keeps one K/V head per query head, Llama 3 uses 8 K/V heads (for 32 query heads in 3.1-8B and 3.2-1B) |
 # | LM head | tied to the token embedding | its own matrix in Llama-2-7B and Llama-3.1-8B; Llama-3.2-1B ties it again |
 #
 # Grouped-query attention shares each K/V *projection* among a group of query heads; it has
@@ -196,14 +205,14 @@ assert logits.shape == (1, ids.shape[1], tok.vocab_size)
 #     subgraph G["GPT-2"]
 #         direction TB
 #         g1["ids (B, T)"] --> g2["embed_tokens<br/>+ embed_positions"]
-#         g2 --> g3["N blocks:<br/>LayerNorm, attention<br/>LayerNorm, GELU MLP"]
+#         g2 --> g3["L blocks:<br/>LayerNorm, attention<br/>LayerNorm, GELU MLP"]
 #         g3 --> g4["LayerNorm"]
 #         g4 --> g5["lm_head<br/>= embed_tokens"]
 #     end
 #     subgraph L["Llama-3.1-8B"]
 #         direction TB
 #         l1["ids (B, T)"] --> l2["embed_tokens"]
-#         l2 --> l3["N blocks:<br/>RMSNorm, GQA + RoPE<br/>RMSNorm, SwiGLU"]
+#         l2 --> l3["L blocks:<br/>RMSNorm, GQA + RoPE<br/>RMSNorm, SwiGLU"]
 #         l3 --> l4["RMSNorm"]
 #         l4 --> l5["lm_head<br/>(own matrix)"]
 #     end
@@ -221,11 +230,11 @@ assert logits.shape == (1, ids.shape[1], tok.vocab_size)
 #| export
 @dataclass
 class ModelConfig:
-    """Everything that shapes a :class:`DecoderLM`; defaults are Llama's kinds (RMSNorm, SwiGLU,
-    RoPE, no biases, untied head). GPT-2: ``norm="layernorm", mlp="gelu_tanh",
-    position="learned", bias=True, tie_embeddings=True``. ``qkv_bias`` overrides ``bias`` for
-    q/k/v (Qwen2: True). Sizes of real models: :meth:`from_preset`. Checked (and ``n_kv_heads``,
-    ``d_ff`` filled in) on construction: to change a size, build a new one rather than edit it."""
+    """What shapes a :class:`DecoderLM`; defaults: the kinds of Llama-2 and Llama-3.1-8B (RMSNorm,
+    SwiGLU, RoPE, no biases, untied head). GPT-2: ``norm="layernorm", mlp="gelu_tanh",
+    position="learned", bias=True, tie_embeddings=True``; ``qkv_bias`` overrides ``bias`` for
+    q/k/v (Qwen2: True). Real models: :meth:`from_preset`. Checked (``n_kv_heads``, ``d_ff``
+    filled in) on construction: to change a size, build a new one rather than edit it."""
 
     vocab_size: int = 2048
     context_length: int = 256
@@ -249,28 +258,25 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
-        if self.d_ff is None and isinstance(self.d_model, int):  # Llama's 8/3 rule, or GPT-2's 4
+        if self.d_ff is None and isinstance(self.d_model, int):  # Llama-2's 8/3 rule, or GPT-2's 4
             swiglu = self.mlp == "swiglu"
             self.d_ff = swiglu_hidden_size(self.d_model) if swiglu else 4 * self.d_model
+        # the RoPE class is passed in because llmbook.checks, below the chapters, imports none
         check_config(self, RotaryEmbedding)
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
-    @classmethod
-    def from_preset(cls, name: str, **changes) -> "ModelConfig":
-        """The configuration ``PRESETS[name]``, with ``changes`` applied (e.g. ``n_layers=2``)."""
-        if name not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
-        return cls(**{**copy.deepcopy(PRESETS[name]), **changes})  # never share a preset's dict
-
 
 # %% [markdown]
 # The presets: the book's own Llama-style models for the `stories` corpus (vocabulary 2,048,
 # chapter 8 trains them), and four real architectures with the numbers from their published
-# `config.json` files. Llama-3.1's RoPE scaling stretches an 8k training context to 128k
-# (chapter 5); Llama-3.2-1B uses the same rule with factor 32.
+# `config.json` files. The `llama3` RoPE scaling (chapter 5: factor 8, applied to the low
+# frequencies only), together with Meta's long-context training, takes Llama-3.1's 8k context
+# to 128k; Llama-3.2-1B uses the same rule with factor 32. `ModelConfig.from_preset(name,
+# **changes)` reads the table; it is a method of `ModelConfig`, written here beside the table
+# and attached to the class afterwards (what nbdev's `@patch` does), so each cell stays short.
 
 # %%
 #| export
@@ -300,6 +306,23 @@ PRESETS = {
 }
 # fmt: on
 
+
+def _from_preset(cls, name: str, **changes) -> ModelConfig:
+    """The configuration ``PRESETS[name]``, with ``changes`` applied (e.g. ``n_layers=2``)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+    return cls(**{**copy.deepcopy(PRESETS[name]), **changes})  # never share a preset's dict
+
+
+ModelConfig.from_preset = classmethod(_from_preset)
+
+
+# %% [markdown]
+# The real architectures side by side. Llama-2-7B's $d_{ff}$ of 11,008 is chapter 6's rule,
+# $8/3 \cdot 4096$ rounded up to a multiple of 256; Llama-3.1-8B's 14,336 is the same rule with
+# Meta's `ffn_dim_multiplier` of 1.3, rounded up to a multiple of 1,024 (the last asserts check
+# both with chapter 6's `swiglu_hidden_size`).
+
 # %%
 REAL = ("gpt2", "llama-2-7b", "llama-3.1-8b", "llama-3.2-1b")
 real = {name: ModelConfig.from_preset(name) for name in REAL}
@@ -310,14 +333,18 @@ for field in fields.split():
 print(f"{'d_ff / d_model':15}" + "".join(f"{c.d_ff / c.d_model:>14.2f}" for c in real.values()))
 assert real["llama-2-7b"].n_kv_heads == real["llama-2-7b"].n_heads  # no GQA in Llama-2-7B
 assert real["llama-3.2-1b"].tie_embeddings and not real["llama-3.1-8b"].tie_embeddings
+assert swiglu_hidden_size(4096) == 11008  # Llama-2's 8/3 rule, rounded up to a multiple of 256
+assert swiglu_hidden_size(4096, multiple_of=1024, ffn_dim_multiplier=1.3) == 14336  # Llama-3.1
 
 # %% [markdown]
 # ## 4. The exported model
 #
 # Two small factories turn the `norm` and `mlp` fields into chapter 6's modules. The block is
 # then section 1's, with the parts chosen by the configuration. Every block receives the *same*
-# `RotaryEmbedding` (it holds no weights), plus optional `positions` and an `attn_mask` that it
-# passes to attention: chapter 9 needs both for left-padded batches.
+# `RotaryEmbedding` object (it holds no weights), so a printed model shows that one object
+# several times: as `rotary_emb` of the decoder and as `rope` inside every attention block.
+# A block also takes optional `positions` and an `attn_mask`, which it passes to attention:
+# chapter 9 needs both for left-padded batches.
 
 
 # %%
@@ -384,12 +411,11 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)  # on each branch's output, while training
 
     def forward(self, x, positions=None, attn_mask=None, kv_cache=None, layer_idx=0):
-        """``x (B, T, C)`` -> ``(B, T, C)``. ``positions`` ``(T,)`` or ``(B, T)`` (default
+        """``x (B, T, C)`` -> ``(B, T, C)``. ``positions`` (``(T,)`` or ``(B, T)``, default
         ``0 .. T - 1``) rotate q and k; ``attn_mask`` (boolean, broadcast to ``(B, 1, T, Tk)``,
-        True = may attend) is combined with the causal mask. With a ``kv_cache`` (chapter 9),
-        this block's keys and values go to ``kv_cache`` slot ``layer_idx`` and ``x`` attends
-        over the cached tokens too (``Tk = cached + T``). Inputs are not checked here:
-        :meth:`DecoderLM.forward` checks them once."""
+        True = may attend) joins the causal mask. With a ``kv_cache`` (chapter 9), this block's
+        keys and values go to its slot ``layer_idx`` and ``x`` attends over the cached tokens
+        too (``Tk = cached + T``). Unchecked here: :meth:`DecoderLM.forward` checks once."""
         h = self.input_layernorm(x)
         if kv_cache is None:
             h = self.self_attn(h, positions, attn_mask=attn_mask)
@@ -411,7 +437,7 @@ class TransformerBlock(nn.Module):
 # %%
 #| export
 class Decoder(nn.Module):
-    """Token ids ``(B, T)`` -> final hidden vectors ``(B, T, C)``: embed, N blocks, final norm."""
+    """Token ids ``(B, T)`` -> final hidden vectors ``(B, T, C)``: embed, blocks, final norm."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -448,18 +474,18 @@ class Decoder(nn.Module):
 
 
 # %% [markdown]
-# **Initialisation.** PyTorch's defaults are not GPT-2's: `nn.Embedding` draws $N(0, 1)$, and a
-# tied head would then produce logits of size $\sqrt{C}$. OpenAI's released GPT-2 code draws
-# the weights from $N(0, 0.02^2)$ and the position embeddings from $N(0, 0.01^2)$, biases zero,
-# norm gains one. The GPT-2 paper adds that the layers writing into the residual stream start
-# scaled by $1/\sqrt{N}$ for $N$ residual layers; nanoGPT (and Hugging Face's GPT-2) do it by
-# drawing `o_proj` and `down_proj` (GPT-2's two `c_proj`) with std $0.02 / \sqrt{2N}$ for $N$
-# blocks: the stream is a sum of $2N$ branch outputs, so its variance would otherwise grow
-# with depth. `init_weights` below follows nanoGPT: std 0.02 for every matrix and embedding
-# (the position embeddings too), and the scaled projections. It applies the same scaling to
-# the Llama-style models; Hugging Face's `LlamaPreTrainedModel._init_weights` does not (std
-# 0.02, `initializer_range`, for every matrix), which matters only for training from scratch,
-# not for loaded weights.
+# **Initialisation.** PyTorch's defaults are not GPT-2's: `nn.Embedding` draws
+# $\mathcal{N}(0, 1)$, and a tied head would then produce logits of size $\sqrt{C}$. OpenAI's
+# released GPT-2 code draws the weights from $\mathcal{N}(0, 0.02^2)$ and the position embeddings
+# from $\mathcal{N}(0, 0.01^2)$, biases zero, norm gains one. The GPT-2 paper adds that the
+# layers writing into the residual stream start scaled by $1/\sqrt{N}$ for $N$ residual layers.
+# A model of $L$ blocks has $N = 2L$ of them (each block adds two branch outputs to the stream,
+# whose variance would otherwise grow with depth), so nanoGPT (and Hugging Face's GPT-2) draw
+# `o_proj` and `down_proj` (GPT-2's two `c_proj`) with std $0.02 / \sqrt{2L}$. `init_weights`
+# below follows nanoGPT: std 0.02 for every matrix and embedding (the position embeddings too),
+# and the scaled projections. It applies the same scaling to the Llama-style models; Hugging
+# Face's `LlamaPreTrainedModel._init_weights` does not (std 0.02, `initializer_range`, for
+# every matrix), which matters only for training from scratch, not for loaded weights.
 
 
 # %%
@@ -493,14 +519,16 @@ def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None
 #| export
 class DecoderLM(nn.Module):
     """GPT-2 or Llama: ``model(ids (B, T))`` -> logits ``(B, T, V)``, or ``(logits, loss)``
-    with ``targets``. It keeps its own copy of ``config`` (later edits of yours reach it not)."""
+    with ``targets``. It keeps its own copy of ``config`` (later edits of yours do not reach it).
+    Hugging Face folders in and out: :meth:`from_hf`, :meth:`save_hf` (section 8)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-        # checked again (a field may have been edited since), and copied: the caller's may be
-        self.config = config = own_copy(config, RotaryEmbedding)  # shared or edited later
+        # Checked again (a field may have been edited since) and copied, since the caller's may be
+        # shared or edited later; the RoPE class is passed in, as in ModelConfig.__post_init__.
+        self.config = config = own_copy(config, RotaryEmbedding)
         self.model = Decoder(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -510,8 +538,9 @@ class DecoderLM(nn.Module):
     def forward(self, ids, targets=None, positions=None, attn_mask=None, kv_cache=None):
         """``ids (B, T)`` -> logits ``(B, T, V)``; with ``targets (B, T)`` (-100: ignored),
         ``(logits, loss)``. ``positions``: ``(T,)`` or ``(B, T)``; ``attn_mask``: boolean
-        ``(B, 1, T, cached + T)``, True = may attend (a ``(B, T)`` padding mask goes in as
-        ``mask[:, None, None, :]``); ``kv_cache``: chapter 9. All checked (``check_inputs``)."""
+        ``(B, 1, T, cached + T)``, True = may attend (a ``(B, T)`` padding mask of 1/0 goes in
+        as ``mask[:, None, None, :].bool()``); ``kv_cache``: chapter 9. All checked
+        (``check_inputs``)."""
         cached = 0 if kv_cache is None else kv_cache.length
         if kv_cache is not None and positions is None and isinstance(ids, torch.Tensor):
             positions = cached + torch.arange(ids.shape[-1], device=ids.device)  # after the cache
@@ -521,20 +550,6 @@ class DecoderLM(nn.Module):
             return logits
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         return logits, loss
-
-    @classmethod
-    def from_hf(cls, path, dtype=None, device=None) -> "DecoderLM":
-        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`.
-        It has no checksum to verify (``llmbook.load_model`` verifies the book's own model)."""
-        from llmbook.io.hf import load_hf
-
-        return load_hf(path, cls, ModelConfig, dtype=dtype, device=device)
-
-    def save_hf(self, path, *, eos_token_id: int | None = None) -> None:
-        """Write a folder ``transformers`` loads, removing older weights: :mod:`llmbook.io.hf`."""
-        from llmbook.io.hf import save_hf
-
-        save_hf(self, path, eos_token_id=eos_token_id)
 
 
 # %% [markdown]
@@ -565,10 +580,14 @@ assert torch.allclose(gpt(ids), tiny(ids), atol=1e-6)
 # printout: an embedding, a list of identical blocks (attention with q/k/v/o projections and a
 # rotary embedding, a gated MLP with gate/up/down projections, two RMSNorms), a final norm, a
 # head. Note `k_proj` and `v_proj` are half as wide as `q_proj`: 2 K/V heads for 4 query heads.
+# The `(rotary_emb)` line under the decoder and the `(rope)` line in each attention block are
+# one and the same `RotaryEmbedding` object, printed wherever it is referenced; it holds no
+# weights, so nothing is counted twice.
 
 # %%
 model = DecoderLM(ModelConfig.from_preset("stories-small"))
 print(model)
+assert all(layer.self_attn.rope is model.model.rotary_emb for layer in model.model.layers)
 
 # %% [markdown]
 # ## 5. Shapes through the whole forward pass
@@ -576,7 +595,7 @@ print(model)
 # ```mermaid
 # flowchart LR
 #     a["input_ids<br/>(1, T)"] --> b["embed_tokens<br/>(1, T, C)"]
-#     b --> c["N blocks<br/>(1, T, C) each"]
+#     b --> c["L blocks<br/>(1, T, C) each"]
 #     c --> d["norm<br/>(1, T, C)"]
 #     d --> e["lm_head<br/>(1, T, V)"]
 #     e --> f["last position<br/>(1, V)"]
@@ -604,51 +623,60 @@ with torch.no_grad():
     print("norm               ", tuple(x.shape))
     print("logits             ", tuple(logits.shape))
     print("last position probs", tuple(probs.shape), "sum", round(probs.sum().item(), 4))
-    word = tok.decode(next_id[0].tolist())
-    print("next id            ", tuple(next_id.shape), next_id.item(), repr(word))
+    print("next id            ", tuple(next_id.shape))
 assert torch.allclose(logits, model(ids), atol=1e-6)
+assert next_id.item() == model(ids)[0, -1].argmax().item()
 
 # %% [markdown]
 # Softmax is applied to the `vocab_size` logits of the last position, never to the hidden
 # vector. Stepping through by hand, with `block_forward` for each block, gave the same logits
-# as `model(ids)`.
+# as `model(ids)`. Which id comes next we leave unprinted: in an untrained model the logits are
+# nearly equal, so the top one can change with the last bits of the random weights (section 7
+# looks at the text such a model writes).
 #
 # ## 6. Counting parameters, and the memory they take
 #
 # Where the parameters live follows from the shapes. Per block, attention holds
 # $C \cdot (H + 2H_{kv}) D + H D \cdot C$ weights and a SwiGLU MLP $3 C \cdot d_{ff}$; the
 # embedding and the head $V \cdot C$ each. `parameter_counts` groups a model's parameters by the
-# module they sit in; a tied head is counted once, with the embedding.
+# module that holds them: the part of the dotted name before `.weight` or `.bias`, matched
+# whole (`model.layers.0.self_attn.q_proj.weight` is held by `q_proj`: attention). A tied head
+# is counted once, with the embedding.
 
 # %%
 #| export
-COMPONENTS = {
+COMPONENTS = {  # the module that holds a parameter -> its component
     "embed_tokens": "token embedding",
     "embed_positions": "position embedding",
-    "self_attn": "attention",
-    "mlp": "MLP",
-    "norm": "norms",
+    **dict.fromkeys(("q_proj", "k_proj", "v_proj", "o_proj"), "attention"),
+    **dict.fromkeys(("gate_proj", "up_proj", "down_proj"), "MLP"),
+    **dict.fromkeys(("input_layernorm", "post_attention_layernorm", "norm"), "norms"),
     "lm_head": "LM head",
 }
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Parameters per component (:data:`COMPONENTS`' values) and ``"total"``; a ValueError
-    names any parameter whose name holds none of :data:`COMPONENTS`' keys."""
+    """Parameters per component (:data:`COMPONENTS`' values) and ``"total"``. A parameter is
+    placed by the whole name of the module that holds it (``q_proj`` in ``...q_proj.weight``:
+    attention); a ValueError names any other (``score.weight``, ``...q_proj.lora_A.weight``)."""
     counts = dict.fromkeys(COMPONENTS.values(), 0)
     for name, p in model.named_parameters():  # shared (tied) parameters appear once
-        part = next((v for k, v in COMPONENTS.items() if k in name), None)
-        if part is None:
-            raise ValueError(f"parameter {name!r} belongs to no component of {list(COMPONENTS)}")
-        counts[part] += p.numel()
+        module, _, kind = name.rpartition(".")  # "model.norm.weight": "model.norm", "weight"
+        holder = module.rpartition(".")[2]  # the holding module's own name: "norm"
+        if holder not in COMPONENTS or kind not in ("weight", "bias"):
+            raise ValueError(
+                f"parameter {name!r} is not a weight or bias of a module named one of "
+                f"{sorted(COMPONENTS)}, so it belongs to no component"
+            )
+        counts[COMPONENTS[holder]] += p.numel()
     counts["total"] = sum(counts.values())
     return counts
 
 
 # %% [markdown]
-# A real architecture is too large to build in memory here (Llama-3.1-8B takes about 30 GiB in float32),
-# but PyTorch's **`meta` device** creates tensors that have a shape and a dtype and no storage:
-# the model is built in milliseconds, and every count is exact.
+# A real architecture is too large to build in memory here (Llama-3.1-8B takes about 30 GiB in
+# float32), but PyTorch's **`meta` device** creates tensors that have a shape and a dtype and no
+# storage: the model is built without memory for its weights, and every count is exact.
 
 # %%
 rows = {}
@@ -684,7 +712,13 @@ for name, counts in rows.items():
 import matplotlib.pyplot as plt
 
 parts = [part for part in rows["gpt2"] if part != "total"]
-labels = [f"{name} ({counts['total'] / 1e6:,.1f}M)" for name, counts in rows.items()]
+
+
+def short(n):  # 6,738,415,616 -> "6.74B", 124,439,808 -> "124M"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.3g}M"
+
+
+labels = [f"{name} ({short(counts['total'])})" for name, counts in rows.items()]
 fig, ax = plt.subplots(figsize=(9, 3.4))
 left = [0.0] * len(rows)
 for part in parts:
@@ -703,13 +737,15 @@ plt.close("all")
 # %% [markdown]
 # Most of a large model is its blocks, and most of a block is its MLP; for the small `stories`
 # models the embedding and head take a much larger share, because $V \cdot C$ shrinks more
-# slowly than $N \cdot C^2$. `parameter_counts` sorts a parameter by the module name it holds
-# (`embed_tokens`, `self_attn`, `mlp`, `norm`, ...) and raises for one it cannot place (an
-# adapter added in chapter 11, say), rather than counting it silently under a wrong part.
+# slowly than $L \cdot C^2$. `parameter_counts` raises for a parameter it cannot place rather
+# than count it silently under a wrong part: a classifier head (`score.weight`), or a LoRA
+# adapter's `model.layers.0.self_attn.q_proj.lora_A.weight`, which sits inside attention but is
+# held by `lora_A`. Chapter 11 adds adapters, and will need a component of their own.
 #
 # ## 7. An untrained model: its initialisation, its loss, its text
 #
-# `DecoderLM` ran `init_weights` on construction. The standard deviations it left:
+# `DecoderLM` ran `init_weights` on construction. The standard deviations it left in the
+# matrices, and the norms' gains, which all start at 1 (so their standard deviation is 0):
 
 # %%
 named = dict(model.named_parameters())
@@ -718,10 +754,12 @@ for name in (
     "model.layers.0.self_attn.q_proj.weight",
     "model.layers.0.self_attn.o_proj.weight",
     "model.layers.0.mlp.down_proj.weight",
-    "model.layers.0.input_layernorm.weight",
 ):
     print(f"{name:42} std {named[name].std().item():.3f}")
+gain = named["model.layers.0.input_layernorm.weight"]
+print(f"{'model.layers.0.input_layernorm.weight':42} every gain {gain.unique().tolist()}")
 print("0.02 / sqrt(2 * 4) =", round(0.02 / math.sqrt(8), 4))
+assert torch.equal(gain, torch.ones(128))
 o_proj_std = named["model.layers.0.self_attn.o_proj.weight"].std().item()
 assert abs(o_proj_std - 0.02 / math.sqrt(8)) < 0.0005
 
@@ -738,15 +776,17 @@ x = torch.stack([text_ids[s : s + 64] for s in starts])  # (8, 64)
 y = torch.stack([text_ids[s + 1 : s + 65] for s in starts])  # (8, 64): the next tokens
 with torch.no_grad():
     logits, loss = model(x, y)
-print("loss", round(loss.item(), 3), "| ln(vocab_size)", round(math.log(2048), 3))
+print("x", tuple(x.shape), "| y", tuple(y.shape), "| logits", tuple(logits.shape))
+print("loss", round(loss.item(), 2), "| ln(vocab_size)", round(math.log(2048), 3))
 assert abs(loss.item() - math.log(2048)) < 0.05
 assert torch.allclose(loss, F.cross_entropy(logits.reshape(-1, 2048), y.reshape(-1)))
 
 # %% [markdown]
 # TinyGPT of section 2 kept PyTorch's default initialisation: its tied head multiplies the
-# normalised hidden vectors by $N(0, 1)$ embeddings, so its logits have a standard deviation of
-# about $\sqrt{C} = 8$ instead of nearly 0, and its untrained loss is far above $\ln V$: it is
-# confidently wrong before it has seen anything, and training first has to undo that.
+# normalised hidden vectors by $\mathcal{N}(0, 1)$ embeddings, so its logits have a standard
+# deviation of about $\sqrt{C} = 8$ instead of nearly 0, and its untrained loss is far above
+# $\ln V$: it is confidently wrong before it has seen anything, and training first has to undo
+# that.
 
 # %%
 with torch.no_grad():
@@ -771,7 +811,7 @@ assert 6 < tiny_logits.std() < 11 and logits.std() < 0.5 and tiny_loss > 2 * mat
 #| export
 @torch.no_grad()
 def greedy_generate(model: DecoderLM, ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-    """Append ``max_new_tokens`` argmax tokens to ``ids (B, T)``; returns ``(B, T + max_new_tokens)``.
+    """Append ``max_new_tokens`` argmax tokens to ``ids (B, T)``: ``(B, T + max_new_tokens)``.
 
     The model sees at most its last ``context_length`` tokens. Deterministic: no sampling.
     """
@@ -794,26 +834,41 @@ def greedy_generate(model: DecoderLM, ids: torch.Tensor, max_new_tokens: int) ->
 
 # %%
 out = greedy_generate(model, ids, max_new_tokens=20)
-print(repr(tok.decode(out[0, ids.shape[1] :].tolist())))
-assert torch.equal(out, greedy_generate(model, ids, max_new_tokens=20))
+print("ids", tuple(ids.shape), "-> out", tuple(out.shape))
+assert out.shape == (1, ids.shape[1] + 20) and torch.equal(out[:, : ids.shape[1]], ids)
+assert torch.equal(out, greedy_generate(model, ids, max_new_tokens=20))  # no sampling
 
 # %% [markdown]
-# Word pieces from the stories' vocabulary in no order, and at the end the same piece over and
-# over: always taking the top token easily falls into a loop, one reason chapter 9 samples.
-#
-# The `�` marks are not a bug of `decode`. The tokenizer is byte-level (chapter 1): a token is
-# a run of UTF-8 bytes, and its first 256 ids are the single bytes, including 128 to 255,
-# which in UTF-8 are only ever *parts* of a character of several bytes. The `stories` corpus
-# is plain ASCII, so those ids never occur in it, and a trained model gives them almost no
-# probability; an untrained one gives them as much as any other token. `decode` replaces bytes
-# that form no character with U+FFFD, `�`. The ids that did it here:
+# The 20 new tokens as text. Which tokens an untrained model picks is decided by logits that
+# are nearly equal, so the last bits of its random weights, which can differ on another CPU,
+# may change them: this output is stored, but not compared when the notebook is replayed.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 new_ids = out[0, ids.shape[1] :].tolist()
-partial = [i for i in new_ids if "\ufffd" in tok.decode([i])]
-print("tokens that are part of a character:", [(i, tok.decode_bytes([i])) for i in partial])
-assert partial and all(128 <= i < 256 for i in partial)  # single bytes of the upper half
-assert load_corpus("stories").isascii()  # which the corpus never holds
+print(repr(tok.decode(new_ids)))
+assert len(new_ids) == 20 and all(0 <= i < tok.vocab_size for i in new_ids)
+
+# %% [markdown]
+# Word pieces from the stories' vocabulary in no order, often ending in one piece repeated over
+# and over: always taking the top token easily falls into a loop, one reason chapter 9 samples.
+#
+# If the text holds `�` marks, they are not a bug of `decode`. The tokenizer is byte-level
+# (chapter 1): a token is a run of UTF-8 bytes, and its first 256 ids are the single bytes,
+# including 128 to 255, which in UTF-8 are never a character on their own (most are parts of a
+# character of several bytes; a few, such as 0xC0 and 0xFF, never occur at all). The `stories`
+# corpus is plain ASCII, so those ids never occur in it, and a trained model gives them almost
+# no probability; an untrained one gives them as much as any other token. `decode` replaces
+# bytes that form no character with U+FFFD, `�`: id 151, the byte 0x97, alone; and the three
+# bytes of the em dash, each alone and then together:
+
+# %%
+print(151, tok.decode_bytes([151]), repr(tok.decode([151])))
+dash = [226, 128, 148]  # the UTF-8 bytes E2 80 94 of "\u2014"
+print(dash, [tok.decode([i]) for i in dash], "together:", repr(tok.decode(dash)))
+assert tok.decode([151]) == "\ufffd" and tok.decode(dash) == "\u2014"
+assert all(tok.decode([i]) == "\ufffd" for i in range(128, 256))  # no upper byte is a character
+assert load_corpus("stories").isascii()  # and the corpus holds none of them
 
 # %% [markdown]
 # ## 8. Hugging Face checkpoints in and out
@@ -821,10 +876,35 @@ assert load_corpus("stories").isascii()  # which the corpus never holds
 # A Hugging Face model folder holds `config.json` and the weights in safetensors files. Because
 # our module names are Hugging Face Llama's, loading a Llama-family checkpoint is the identity
 # table; GPT-2's needs a real table (its `Conv1D` layers store weights transposed, and one
-# `c_attn` holds q, k and v side by side). `DecoderLM.from_hf(path)` and `model.save_hf(path)`
-# (in the hand-written module `llmbook.io.hf`) read and write both families, plus Mistral and
-# Qwen2 (Llama with q/k/v biases), sharded or not.
-#
+# `c_attn` holds q, k and v side by side). The tables and file formats live in the hand-written
+# module `llmbook.io.hf`, which reads and writes both families, plus Qwen2 (Llama with q/k/v
+# biases) and Mistral (its context is capped at its 4,096-token sliding window, within which
+# sliding-window attention is plain causal attention), sharded or not. `DecoderLM` reaches
+# it through two methods, attached to the class here, beside the section that explains them:
+
+
+# %%
+#| export
+def _from_hf(cls, path, dtype=None, device=None) -> DecoderLM:
+    """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`.
+    It has no checksum to verify (``llmbook.load_model`` verifies the book's own model)."""
+    from llmbook.io.hf import load_hf
+
+    return load_hf(path, cls, ModelConfig, dtype=dtype, device=device)
+
+
+def _save_hf(self, path, *, eos_token_id: int | None = None) -> None:
+    """Write a folder ``transformers`` loads, removing older weights: :mod:`llmbook.io.hf`."""
+    from llmbook.io.hf import save_hf
+
+    save_hf(self, path, eos_token_id=eos_token_id)
+
+
+DecoderLM.from_hf = classmethod(_from_hf)  # DecoderLM.from_hf(path) -> a model
+DecoderLM.save_hf = _save_hf  # model.save_hf(path)
+
+
+# %% [markdown]
 # Offline, we let `transformers` create a tiny random Llama with grouped-query attention and
 # Llama-3.1's RoPE scaling, save it, load it into a `DecoderLM`, and compare the logits.
 
@@ -910,12 +990,15 @@ assert same and torch.equal(q_proj.weight, c_attn.weight[:, :64].T)
 # ```
 #
 # Without `allow_patterns` the download takes every file of the repository: GPT-2's holds its
-# weights in several formats (PyTorch, TensorFlow, TFLite, Flax, Rust, ONNX), several GB in
-# all, and Llama's `original/` folder repeats the weights in Meta's own `.pth` format.
+# weights in several formats (PyTorch, TensorFlow, TFLite, Flax, Rust, ONNX), about 6 GB of
+# files by the Hub's file list for `openai-community/gpt2` (not measured here, since this
+# notebook runs offline), and Llama's `original/` folder repeats the weights in Meta's own
+# `.pth` format.
 #
 # GPT-2 then predicts with the weights OpenAI trained, through the code of this book, and its
-# logits equal `transformers`' (`tests/test_hf.py` checks this on random models of every
-# supported kind). Its tokenizer is not the book's: use `tiktoken.get_encoding("gpt2")`.
+# logits should agree with `transformers`' within 1e-5, as `tests/test_hf.py` checks on random
+# models of every supported kind. Its tokenizer is not the book's: use
+# `tiktoken.get_encoding("gpt2")`.
 #
 # ## 9. From notebook to library
 #
@@ -946,9 +1029,10 @@ model(torch.zeros(1, 300, dtype=torch.long))
 model(torch.tensor([[15496, 11, 995]]))
 
 # %% [markdown]
-# A padding mask as Hugging Face writes it, `(B, T)` with True for a real token, given as it
-# is. With `B == T` it would broadcast as a `(Tq, Tk)` mask and hide the wrong keys, so
-# `attn_mask` has one convention with no look-alike: four dimensions, `(B, 1, T, Tk)`.
+# A padding mask as Hugging Face writes it (its `attention_mask`, `(B, T)` with 1, or True, for
+# a real token), given as it is. With `B == T` it would broadcast as a `(Tq, Tk)` mask and hide
+# the wrong keys, so `attn_mask` has one convention with no look-alike: four dimensions,
+# `(B, 1, T, Tk)`.
 
 # %% tags=["raises-exception"]
 model(torch.ones(4, 4, dtype=torch.long), attn_mask=torch.ones(4, 4, dtype=torch.bool))
@@ -985,8 +1069,8 @@ def default_device() -> torch.device:
 # ## Summary
 #
 # - A **block** is two residual branches, `x + attn(norm(x))` and `x + mlp(norm(x))`; its
-#   input and output are `(B, T, C)`, so $N$ of them stack.
-# - A **decoder-only LM** is: token embedding (plus learned positions for GPT-2), $N$ blocks, a
+#   input and output are `(B, T, C)`, so $L$ of them stack.
+# - A **decoder-only LM** is: token embedding (plus learned positions for GPT-2), $L$ blocks, a
 #   final norm, an LM head $C \to V$. Logits `(B, T, V)`: a next-token distribution per position.
 # - **Llama = GPT-2 with parts swapped**: RMSNorm, RoPE instead of added positions, SwiGLU
 #   (2.69, 3.5 or 4 times $C$ wide in Llama-2-7B, Llama-3.1-8B, Llama-3.2-1B), no biases;
@@ -996,9 +1080,10 @@ def default_device() -> torch.device:
 # - Parameters counted exactly on the `meta` device: GPT-2 124,439,808; Llama-2-7B
 #   6,738,415,616; Llama-3.1-8B 8,030,261,248 (its head, $4096 \times 128{,}256$, is 6.5%);
 #   Llama-3.2-1B 1,235,814,400.
-# - **Initialisation** $N(0, 0.02^2)$ with residual projections scaled by $1/\sqrt{2N}$ (the
-#   GPT-2 paper's rule, as nanoGPT writes it; Hugging Face's Llama does not scale) gives an
-#   untrained loss of about $\ln V$ (7.62 for 2,048 tokens) and gibberish greedy text.
+# - **Initialisation** $\mathcal{N}(0, 0.02^2)$ with residual projections scaled by
+#   $1/\sqrt{2L}$ for $L$ blocks (the GPT-2 paper's $1/\sqrt{N}$ for its $N = 2L$ residual
+#   layers, as nanoGPT writes it; Hugging Face's Llama does not scale) gives an untrained loss
+#   of about $\ln V$ ($\ln 2048 = 7.625$) and gibberish greedy text.
 # - Module names equal Hugging Face Llama's, so checkpoints load by table: `DecoderLM.from_hf`
 #   and `save_hf` match `transformers`' logits to 1e-5.
 #
@@ -1008,8 +1093,8 @@ def default_device() -> torch.device:
 #    32,000, untied head. Build it on the meta device and count its parameters by component.
 # 2. **Mistral-7B from its config.** Mistral-7B-v0.1 is Llama with 8 K/V heads for 32 query
 #    heads, FFN 14336, vocab 32,000, and a sliding window of 4,096 positions. Turn its
-#    `config.json` (as a dict) into `ModelConfig` fields with `llmbook.io.hf.config_from_hf`, and count
-#    its parameters. How many would it have with plain multi-head attention?
+#    `config.json` (as a dict) into `ModelConfig` fields with `llmbook.io.hf.config_from_hf`,
+#    and count its parameters. How many would it have with plain multi-head attention?
 # 3. **Tie the head.** How many parameters does tying save for `stories-small`, and what share
 #    of the model is that? Check that the loss of an untrained tied model is also about $\ln V$.
 # 4. **Why scale the residual projections?** Build a 24-block `stories-small` model twice, once

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.checks import check_int
-from llmbook.checks.model import (  # noqa: F401
+from llmbook.checks.model import (  # noqa: F401 (MLPS, NORMS, POSITIONS: see below)
     MLPS,
     NORMS,
     POSITIONS,
@@ -22,14 +22,17 @@ from llmbook.embeddings import LearnedPositionalEmbedding, TokenEmbedding
 from llmbook.feedforward import FeedForward, LayerNorm, RMSNorm, SwiGLU, swiglu_hidden_size
 from llmbook.multihead import MultiHeadAttention, RotaryEmbedding
 
+# Unused here, MLPS, NORMS and POSITIONS (the allowed values of ModelConfig.mlp, .norm and
+# .position) are imported to be re-exported: llmbook.model lists them beside ModelConfig.
+
 
 @dataclass
 class ModelConfig:
-    """Everything that shapes a :class:`DecoderLM`; defaults are Llama's kinds (RMSNorm, SwiGLU,
-    RoPE, no biases, untied head). GPT-2: ``norm="layernorm", mlp="gelu_tanh",
-    position="learned", bias=True, tie_embeddings=True``. ``qkv_bias`` overrides ``bias`` for
-    q/k/v (Qwen2: True). Sizes of real models: :meth:`from_preset`. Checked (and ``n_kv_heads``,
-    ``d_ff`` filled in) on construction: to change a size, build a new one rather than edit it."""
+    """What shapes a :class:`DecoderLM`; defaults: the kinds of Llama-2 and Llama-3.1-8B (RMSNorm,
+    SwiGLU, RoPE, no biases, untied head). GPT-2: ``norm="layernorm", mlp="gelu_tanh",
+    position="learned", bias=True, tie_embeddings=True``; ``qkv_bias`` overrides ``bias`` for
+    q/k/v (Qwen2: True). Real models: :meth:`from_preset`. Checked (``n_kv_heads``, ``d_ff``
+    filled in) on construction: to change a size, build a new one rather than edit it."""
 
     vocab_size: int = 2048
     context_length: int = 256
@@ -53,21 +56,15 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
-        if self.d_ff is None and isinstance(self.d_model, int):  # Llama's 8/3 rule, or GPT-2's 4
+        if self.d_ff is None and isinstance(self.d_model, int):  # Llama-2's 8/3 rule, or GPT-2's 4
             swiglu = self.mlp == "swiglu"
             self.d_ff = swiglu_hidden_size(self.d_model) if swiglu else 4 * self.d_model
+        # the RoPE class is passed in because llmbook.checks, below the chapters, imports none
         check_config(self, RotaryEmbedding)
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
-
-    @classmethod
-    def from_preset(cls, name: str, **changes) -> "ModelConfig":
-        """The configuration ``PRESETS[name]``, with ``changes`` applied (e.g. ``n_layers=2``)."""
-        if name not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
-        return cls(**{**copy.deepcopy(PRESETS[name]), **changes})  # never share a preset's dict
 
 
 # fmt: off
@@ -95,6 +92,16 @@ PRESETS = {
                          rope_scaling=dict(LLAMA3_SCALING, factor=32.0), tie_embeddings=True),
 }
 # fmt: on
+
+
+def _from_preset(cls, name: str, **changes) -> ModelConfig:
+    """The configuration ``PRESETS[name]``, with ``changes`` applied (e.g. ``n_layers=2``)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
+    return cls(**{**copy.deepcopy(PRESETS[name]), **changes})  # never share a preset's dict
+
+
+ModelConfig.from_preset = classmethod(_from_preset)
 
 
 def make_norm(config: ModelConfig) -> nn.Module:
@@ -137,12 +144,11 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)  # on each branch's output, while training
 
     def forward(self, x, positions=None, attn_mask=None, kv_cache=None, layer_idx=0):
-        """``x (B, T, C)`` -> ``(B, T, C)``. ``positions`` ``(T,)`` or ``(B, T)`` (default
+        """``x (B, T, C)`` -> ``(B, T, C)``. ``positions`` (``(T,)`` or ``(B, T)``, default
         ``0 .. T - 1``) rotate q and k; ``attn_mask`` (boolean, broadcast to ``(B, 1, T, Tk)``,
-        True = may attend) is combined with the causal mask. With a ``kv_cache`` (chapter 9),
-        this block's keys and values go to ``kv_cache`` slot ``layer_idx`` and ``x`` attends
-        over the cached tokens too (``Tk = cached + T``). Inputs are not checked here:
-        :meth:`DecoderLM.forward` checks them once."""
+        True = may attend) joins the causal mask. With a ``kv_cache`` (chapter 9), this block's
+        keys and values go to its slot ``layer_idx`` and ``x`` attends over the cached tokens
+        too (``Tk = cached + T``). Unchecked here: :meth:`DecoderLM.forward` checks once."""
         h = self.input_layernorm(x)
         if kv_cache is None:
             h = self.self_attn(h, positions, attn_mask=attn_mask)
@@ -155,7 +161,7 @@ class TransformerBlock(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Token ids ``(B, T)`` -> final hidden vectors ``(B, T, C)``: embed, N blocks, final norm."""
+    """Token ids ``(B, T)`` -> final hidden vectors ``(B, T, C)``: embed, blocks, final norm."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -206,14 +212,16 @@ def init_weights(model: nn.Module, std: float = 0.02, n_layers: int = 1) -> None
 
 class DecoderLM(nn.Module):
     """GPT-2 or Llama: ``model(ids (B, T))`` -> logits ``(B, T, V)``, or ``(logits, loss)``
-    with ``targets``. It keeps its own copy of ``config`` (later edits of yours reach it not)."""
+    with ``targets``. It keeps its own copy of ``config`` (later edits of yours do not reach it).
+    Hugging Face folders in and out: :meth:`from_hf`, :meth:`save_hf` (section 8)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-        # checked again (a field may have been edited since), and copied: the caller's may be
-        self.config = config = own_copy(config, RotaryEmbedding)  # shared or edited later
+        # Checked again (a field may have been edited since) and copied, since the caller's may be
+        # shared or edited later; the RoPE class is passed in, as in ModelConfig.__post_init__.
+        self.config = config = own_copy(config, RotaryEmbedding)
         self.model = Decoder(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -223,8 +231,9 @@ class DecoderLM(nn.Module):
     def forward(self, ids, targets=None, positions=None, attn_mask=None, kv_cache=None):
         """``ids (B, T)`` -> logits ``(B, T, V)``; with ``targets (B, T)`` (-100: ignored),
         ``(logits, loss)``. ``positions``: ``(T,)`` or ``(B, T)``; ``attn_mask``: boolean
-        ``(B, 1, T, cached + T)``, True = may attend (a ``(B, T)`` padding mask goes in as
-        ``mask[:, None, None, :]``); ``kv_cache``: chapter 9. All checked (``check_inputs``)."""
+        ``(B, 1, T, cached + T)``, True = may attend (a ``(B, T)`` padding mask of 1/0 goes in
+        as ``mask[:, None, None, :].bool()``); ``kv_cache``: chapter 9. All checked
+        (``check_inputs``)."""
         cached = 0 if kv_cache is None else kv_cache.length
         if kv_cache is not None and positions is None and isinstance(ids, torch.Tensor):
             positions = cached + torch.arange(ids.shape[-1], device=ids.device)  # after the cache
@@ -235,47 +244,38 @@ class DecoderLM(nn.Module):
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         return logits, loss
 
-    @classmethod
-    def from_hf(cls, path, dtype=None, device=None) -> "DecoderLM":
-        """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`.
-        It has no checksum to verify (``llmbook.load_model`` verifies the book's own model)."""
-        from llmbook.io.hf import load_hf
 
-        return load_hf(path, cls, ModelConfig, dtype=dtype, device=device)
-
-    def save_hf(self, path, *, eos_token_id: int | None = None) -> None:
-        """Write a folder ``transformers`` loads, removing older weights: :mod:`llmbook.io.hf`."""
-        from llmbook.io.hf import save_hf
-
-        save_hf(self, path, eos_token_id=eos_token_id)
-
-
-COMPONENTS = {
+COMPONENTS = {  # the module that holds a parameter -> its component
     "embed_tokens": "token embedding",
     "embed_positions": "position embedding",
-    "self_attn": "attention",
-    "mlp": "MLP",
-    "norm": "norms",
+    **dict.fromkeys(("q_proj", "k_proj", "v_proj", "o_proj"), "attention"),
+    **dict.fromkeys(("gate_proj", "up_proj", "down_proj"), "MLP"),
+    **dict.fromkeys(("input_layernorm", "post_attention_layernorm", "norm"), "norms"),
     "lm_head": "LM head",
 }
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
-    """Parameters per component (:data:`COMPONENTS`' values) and ``"total"``; a ValueError
-    names any parameter whose name holds none of :data:`COMPONENTS`' keys."""
+    """Parameters per component (:data:`COMPONENTS`' values) and ``"total"``. A parameter is
+    placed by the whole name of the module that holds it (``q_proj`` in ``...q_proj.weight``:
+    attention); a ValueError names any other (``score.weight``, ``...q_proj.lora_A.weight``)."""
     counts = dict.fromkeys(COMPONENTS.values(), 0)
     for name, p in model.named_parameters():  # shared (tied) parameters appear once
-        part = next((v for k, v in COMPONENTS.items() if k in name), None)
-        if part is None:
-            raise ValueError(f"parameter {name!r} belongs to no component of {list(COMPONENTS)}")
-        counts[part] += p.numel()
+        module, _, kind = name.rpartition(".")  # "model.norm.weight": "model.norm", "weight"
+        holder = module.rpartition(".")[2]  # the holding module's own name: "norm"
+        if holder not in COMPONENTS or kind not in ("weight", "bias"):
+            raise ValueError(
+                f"parameter {name!r} is not a weight or bias of a module named one of "
+                f"{sorted(COMPONENTS)}, so it belongs to no component"
+            )
+        counts[COMPONENTS[holder]] += p.numel()
     counts["total"] = sum(counts.values())
     return counts
 
 
 @torch.no_grad()
 def greedy_generate(model: DecoderLM, ids: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-    """Append ``max_new_tokens`` argmax tokens to ``ids (B, T)``; returns ``(B, T + max_new_tokens)``.
+    """Append ``max_new_tokens`` argmax tokens to ``ids (B, T)``: ``(B, T + max_new_tokens)``.
 
     The model sees at most its last ``context_length`` tokens. Deterministic: no sampling.
     """
@@ -291,6 +291,25 @@ def greedy_generate(model: DecoderLM, ids: torch.Tensor, max_new_tokens: int) ->
         ids = torch.cat([ids, next_id], dim=1)
     model.train(was_training)
     return ids
+
+
+def _from_hf(cls, path, dtype=None, device=None) -> DecoderLM:
+    """Load a local Hugging Face folder (GPT-2, Llama, Mistral, Qwen2): :mod:`llmbook.io.hf`.
+    It has no checksum to verify (``llmbook.load_model`` verifies the book's own model)."""
+    from llmbook.io.hf import load_hf
+
+    return load_hf(path, cls, ModelConfig, dtype=dtype, device=device)
+
+
+def _save_hf(self, path, *, eos_token_id: int | None = None) -> None:
+    """Write a folder ``transformers`` loads, removing older weights: :mod:`llmbook.io.hf`."""
+    from llmbook.io.hf import save_hf
+
+    save_hf(self, path, eos_token_id=eos_token_id)
+
+
+DecoderLM.from_hf = classmethod(_from_hf)  # DecoderLM.from_hf(path) -> a model
+DecoderLM.save_hf = _save_hf  # model.save_hf(path)
 
 
 def default_device() -> torch.device:

@@ -432,11 +432,51 @@ def test_init_std():
     assert biases and all(torch.all(b == 0) for b in biases)
 
 
-def test_parameter_counts_names_a_parameter_it_does_not_know():
-    model = tiny()
+def _add_lora_a(model):  # a LoRA-style adapter inside attention, named as peft names it
+    model.model.layers[0].self_attn.q_proj.lora_A = nn.Linear(64, 4, bias=False)
+
+
+def _add_score(model):  # a classifier head beside the LM head
+    model.score = nn.Linear(64, 2, bias=False)
+
+
+def _add_top_level(model):
     model.scale = nn.Parameter(torch.ones(3))
-    with pytest.raises(ValueError, match=r"parameter 'scale' belongs to no component of \["):
+
+
+def _add_odd_kind(model):  # a known module, but a parameter that is no weight or bias
+    model.model.norm.shift = nn.Parameter(torch.zeros(64))
+
+
+UNPLACEABLE = [
+    pytest.param(_add_lora_a, "model.layers.0.self_attn.q_proj.lora_A.weight", id="lora-in-attn"),
+    pytest.param(_add_score, "score.weight", id="classifier-head"),
+    pytest.param(_add_top_level, "scale", id="top-level"),
+    pytest.param(_add_odd_kind, "model.norm.shift", id="not-weight-or-bias"),
+]
+
+
+@pytest.mark.parametrize("add, name", UNPLACEABLE)
+def test_parameter_counts_names_a_parameter_it_cannot_place(add, name):
+    """Placed by the whole name of the module holding a parameter, never by a substring: an
+    adapter inside ``self_attn`` is not counted as attention."""
+    model = tiny()
+    add(model)
+    with pytest.raises(ValueError) as error:
         parameter_counts(model)
+    message = str(error.value)
+    assert f"parameter {name!r}" in message and "belongs to no component" in message
+    assert "'q_proj'" in message and "'input_layernorm'" in message  # what is allowed
+
+
+def test_parameter_counts_places_every_parameter_of_each_kind():
+    for style in ({}, GPT2_STYLE, dict(qkv_bias=True)):
+        model = tiny(**style)
+        counts = parameter_counts(model)
+        assert counts["total"] == sum(p.numel() for p in model.parameters())
+        assert counts["norms"] == sum(
+            p.numel() for n, p in model.named_parameters() if "layernorm" in n or "model.norm" in n
+        )
 
 
 def test_residual_dropout_is_the_blocks_not_the_mlps():

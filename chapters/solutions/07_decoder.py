@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -83,15 +83,14 @@ assert totals["MHA, 32 K/V heads"] - totals["GQA, 8 K/V heads"] == 32 * 2 * 4096
 # %%
 untied = DecoderLM(ModelConfig.from_preset("stories-small"))
 tied = DecoderLM(ModelConfig.from_preset("stories-small", tie_embeddings=True))
-saved = parameter_counts(untied)["total"] - parameter_counts(tied)["total"]
-print(
-    f"saved {saved:,} of {parameter_counts(untied)['total']:,} = {saved / parameter_counts(untied)['total']:.1%}"
-)
+total = parameter_counts(untied)["total"]
+saved = total - parameter_counts(tied)["total"]
+print(f"saved {saved:,} of {total:,} = {saved / total:.1%}")
 assert saved == 2048 * 128
 ids = torch.randint(0, 2048, (8, 64))
 with torch.no_grad():
     _, loss = tied(ids, torch.randint(0, 2048, (8, 64)))
-print("untrained tied loss", round(loss.item(), 3), "| ln 2048 =", round(math.log(2048), 3))
+print("untrained tied loss", round(loss.item(), 2), "| ln 2048 =", round(math.log(2048), 3))
 assert abs(loss.item() - math.log(2048)) < 0.05
 
 # %% [markdown]
@@ -134,8 +133,9 @@ assert a[24] < 1.5 * a[0] and b[24] > 5 * b[0]
 # %% [markdown]
 # The stream starts at the embedding's std of 0.02. Every block adds two branch outputs to it.
 # With std-0.02 output projections these additions are about as large as the stream itself, and
-# over 24 blocks it grows elevenfold (to 0.22); with the $1/\sqrt{2N}$ scaling the sum of the
-# $2N$ branches stays the size of about one, and the stream grows by a third (to 0.027).
+# over 24 blocks it grows elevenfold (to 0.22); with the $1/\sqrt{2L}$ scaling ($L = 24$
+# blocks) the sum of the $2L$ branches stays the size of about one, and the stream grows by a
+# third (to 0.027).
 #
 # ## 5. The count by formula
 #
