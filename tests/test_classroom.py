@@ -1,6 +1,8 @@
 """Tests of the classroom edition (llmbook/classroom/): the markers, the student copy, ``check``
-and ``grade``. Checks run pytest in subprocesses, so only chapters 04 and 06 are checked here."""
+(with bugs planted in copies of the book's notebooks: each must fail its own task, and the
+message must say what is wrong) and ``grade``. Checks run pytest in subprocesses."""
 
+import ast
 import csv
 import json
 import re
@@ -10,9 +12,21 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from llmbook import classroom
-from llmbook.classroom import ERROR, FAILED, NOT_WRITTEN, PASSED, TASKS, TIMED_OUT, notebooks
+from llmbook.classroom import (
+    ERROR,
+    FAILED,
+    NOT_WRITTEN,
+    PASSED,
+    TASKS,
+    TIMED_OUT,
+    notebooks,
+    report,
+)
+from llmbook.classroom.checker import describe
+from llmbook.classroom.student import TEACHER_TESTS
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -77,12 +91,16 @@ def test_tasks_table_matches_the_marked_regions(chapter):
     )
     assert found == [(t.id, t.name) for t in TASKS if t.chapter == chapter]
     module = notebooks.default_exp(notebook["cells"])
-    test_file = ROOT / "tests" / f"test_{module}.py"
     for task in (t for t in TASKS if t.chapter == chapter):
         for pattern in task.tests:
-            assert classroom.checker.test_ids(
-                test_file, classroom.Task(chapter, task.name, (pattern,))
-            ), f"{task.label}: no test in {test_file.name} matches {pattern!r}"
+            single = classroom.Task(chapter, task.name, (pattern,))
+            assert classroom.checker.test_ids(ROOT / "tests", module, single), (
+                f"{task.label}: no test matches {pattern!r} (in tests/test_{module}.py unless "
+                "the pattern names its file)"
+            )
+        assert len(classroom.checker.test_ids(ROOT / "tests", module, task)) >= 2, (
+            f"{task.label}: one test only"
+        )
 
 
 BAD_MARKERS = [
@@ -154,12 +172,12 @@ def test_student_copy_holds_no_solution_line(student_copy):
 
 def test_student_copy_keeps_everything_else(student_copy):
     assert not (student_copy / "chapters" / "solutions").exists()
-    assert not list((student_copy / "chapters").glob("[0-9][0-9]_*.py")), (
-        "jupytext twins hold solutions"
-    )
-    assert (student_copy / "README.md").is_file() and (
-        student_copy / "tests" / "conftest.py"
-    ).is_file()
+    assert not list((student_copy / "chapters").glob("*.py")), "twins hold solutions"
+    kept = {p.name for p in (ROOT / "tests").iterdir() if p.is_file()} - TEACHER_TESTS
+    copied = {p.name for p in (student_copy / "tests").iterdir() if p.is_file()}
+    assert copied == kept | {"test_your_tasks.py"}
+    for name in kept:
+        assert (student_copy / "tests" / name).read_bytes() == (ROOT / "tests" / name).read_bytes()
     for chapter in MARKED:
         book, copy = (
             load(book_notebook(chapter)),
@@ -193,6 +211,54 @@ def test_student_copy_errors(tmp_path, make, message):
     book, out = make(tmp_path)
     with pytest.raises(ValueError, match=message):
         classroom.write_student_copy(book, out)
+
+
+def test_student_copy_readme_stands_on_its_own(student_copy):
+    """The copy's own README: install what it has, work, check; nothing about solutions."""
+    readme = (student_copy / "README.md").read_text(encoding="utf-8")
+    assert readme != (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "solution" not in readme.lower() and "pyproject" not in readme
+    assert 'pip install "llmbook[dev]' in readme and "pip install -e" not in readme
+    assert "llmbook classroom check 04" in readme and "python -m pytest" in readme
+    assert f"{len(TASKS)} tasks over chapters 01 to 09" in " ".join(readme.split())
+    out = student_copy.parent / "other"
+    classroom.write_student_copy(ROOT, out, install="llmbook-0.1.0-py3-none-any.whl[dev]")
+    assert 'pip install "llmbook-0.1.0-py3-none-any.whl[dev]"' in (out / "README.md").read_text()
+
+
+def test_student_copy_suite_fails_only_the_tasks(student_copy):
+    """`python -m pytest` in an untouched copy: every file collects, the tests that read files
+    of the teacher's book are skipped with a reason, and only the task tests fail."""
+
+    def run(*args):
+        command = [sys.executable, "-m", "pytest", *args, "-q", "-rfs", "-p", "no:randomly"]
+        return subprocess.run(
+            command, cwd=student_copy, capture_output=True, text=True, timeout=900
+        )
+
+    collected = run("--collect-only")
+    assert collected.returncode == 0, collected.stdout[-3000:]
+    assert "error" not in collected.stdout.lower().split("collected")[-1]
+    # The tests that read files beside them (ROOT, __file__) or name a file of the book: run.
+    chosen = ["tests/test_your_tasks.py"]
+    for path in sorted((student_copy / "tests").glob("test_*.py")):
+        if path.name == "test_your_tasks.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+                text = ast.get_source_segment(path.read_text(encoding="utf-8"), node)
+                if re.search(r"ROOT|__file__|\"(pyproject\.toml|tools|chapters)\b", text):
+                    chosen.append(f"tests/{path.name}::{node.name}")
+    assert len(chosen) >= 3, chosen
+    shown = run(*chosen)
+    failed = re.findall(r"^FAILED (\S+)", shown.stdout, re.M)
+    assert sorted(failed) == sorted(
+        f"tests/test_your_tasks.py::test_task[{t.id}-{t.name}]" for t in TASKS
+    ), shown.stdout[-3000:]
+    assert "not written yet (TASK: " in shown.stdout
+    skipped = re.findall(r"^SKIPPED .*", shown.stdout, re.M)
+    assert skipped and all("of the teacher's book" in line for line in skipped), skipped
 
 
 def test_student_notebook_runs_until_the_first_task(student_copy):
@@ -232,12 +298,13 @@ def test_check_untouched_student_copy_reports_not_written(student_copy):
     ]
     shown = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert shown.returncode == 1, shown.stderr
-    assert shown.stdout.splitlines() == [
-        "04.1 causal_mask                         not written yet",
-        "04.2 scaled_dot_product_attention        not written yet",
-        "04.3 CausalSelfAttention.forward         not written yet",
-        "3 tasks: 0 passed, 0 failed, 3 not written yet",
-    ]
+    lines = shown.stdout.splitlines()
+    assert lines[-1] == "3 tasks: 0 passed, 0 failed, 3 not written yet"
+    for line, name in zip(lines, ["causal_mask", "scaled_dot_product_attention", "CausalSel"]):
+        assert re.match(rf"04\.\d {name}\S* +not written yet \(TASK: \S.{{10,}}\)$", line), line
+    book = "\n".join(sources(load(book_notebook("04"))))
+    hint = re.search(r"# TASK: (.*)", book).group(1).strip()
+    assert lines[0].endswith(f"(TASK: {hint})")
 
 
 def test_check_the_book_passes_every_task():
@@ -245,12 +312,20 @@ def test_check_the_book_passes_every_task():
     assert [r.status for r in results] == [PASSED] * 4, [r.line() for r in results]
 
 
+# Realistic bugs, each planted in a copy of the book's notebook: (chapter, {old: new}, the task
+# that must fail and no other, what its message must say). A regular expression.
 MISTAKES = [
     pytest.param(
-        "04",
-        {"scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale": "scale = 1.0"},
-        "04.2",
-        id="attention-without-scale",  # CausalSelfAttention, which calls it, still passes
+        "01",
+        {
+            "specials = sorted(specials, key=len, reverse=True)  # longest first, so no prefix wins": (
+                "specials = list(specials)"
+            )
+        },
+        "01.4",
+        r"test_split_specials_keeps_the_longest_special_whole.*At index 1 diff: "
+        r"'<\|im\|>' != '<\|im\|>!'",
+        id="specials-not-longest-first",
     ),
     pytest.param(
         "02",
@@ -261,20 +336,148 @@ MISTAKES = [
             "return chunk[:-1], chunk[1:]": "return chunk[:-2], chunk[2:]",
         },
         "02.1",
+        r"`assert torch\.equal\(y, .*torch\.equal: \d+ of \d+ elements differ, first at index "
+        r"\(\d+,\): \d+ and \d+.*Failing test case",
         id="window-shifted-by-two",
+    ),
+    pytest.param(
+        "02",
+        {
+            "starts = torch.randint(0, len(ids) - T, (B,), generator=generator)  # (B,)": (
+                "starts = torch.randint(0, len(ids) - T - 1, (B,), generator=generator)"
+            )
+        },
+        "02.2",
+        r"test_random_batch_\w+ \(test_\w+\.py:\d+\): .*(Extra items|counts|\[0, 1\])",
+        id="random-batch-never-the-last-window",
+    ),
+    pytest.param(
+        "04",
+        {"scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale": "scale = 1.0"},
+        "04.2",
+        r"of \d+ tests failed; test_\w+.*(Greatest absolute difference|elements differ)",
+        id="attention-without-scale",  # CausalSelfAttention, which calls it, still passes
+    ),
+    pytest.param(
+        "07",
+        {"        return self.norm(x)\n": "        return x\n"},
+        "07.1",
+        r"test_decoder_output_is_the_final_norm_of_the_last_block\[llama\] "
+        r"\(test_tasks_model\.py:\d+\).*Greatest absolute difference",
+        id="decoder-without-final-norm",
+    ),
+    pytest.param(
+        "08",
+        {
+            "m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)  # bias correction": (
+                "m_hat, v_hat = m, v"
+            )
+        },
+        "08.2",
+        r"AdamW drifted from torch\.optim\.AdamW; torch\.allclose: \d+ of \d+ elements differ, "
+        r"first at index \(0, 0\): \S+ and \S+; largest difference \S+ \(allowed: 1e-06",
+        id="adamw-without-bias-correction",
+    ),
+    pytest.param(
+        "08",
+        {"return lr * (step + 1) / warmup_steps": "return lr * step / warmup_steps"},
+        "08.3",
+        r"Obtained: 0\.0; Expected: 0\.1",
+        id="warm-up-starting-at-zero",
     ),
 ]
 
 
-@pytest.mark.parametrize("chapter, changes, wrong", MISTAKES)
-def test_a_wrong_implementation_fails_only_its_own_task(tmp_path, chapter, changes, wrong):
+@pytest.mark.parametrize("chapter, changes, wrong, message", MISTAKES)
+def test_a_planted_bug_fails_only_its_own_task_and_says_what_is_wrong(
+    tmp_path, chapter, changes, wrong, message
+):
     path = edited(chapter, changes, tmp_path / book_notebook(chapter).name)
     results = {r.task.id: r for r in classroom.check(chapter, ROOT, path)}
     expected = {t.id: FAILED if t.id == wrong else PASSED for t in TASKS if t.chapter == chapter}
     assert {k: r.status for k, r in results.items()} == expected, [
         r.line() for r in results.values()
     ]
-    assert results[wrong].detail and "\n" not in results[wrong].detail
+    detail = results[wrong].detail
+    assert "\n" not in detail and re.search(message, detail), detail
+    assert "assert False" not in detail
+    assert re.search(r"^\d+ of \d+ tests? failed; ", detail), detail
+    assert "E   " in results[wrong].full and "def test_" in results[wrong].full
+
+
+def test_random_batch_is_checked_by_its_behaviour_not_its_random_stream(tmp_path):
+    """Another correct way to draw the starts (another stream of numbers) passes 02.2."""
+    changes = {
+        "starts = torch.randint(0, len(ids) - T, (B,), generator=generator)  # (B,)": (
+            "starts = (torch.rand(B, generator=generator) * (len(ids) - T)).long()"
+        )
+    }
+    path = edited("02", changes, tmp_path / book_notebook("02").name)
+    results = classroom.check("02", ROOT, path, tasks=["02.2"])
+    assert [r.status for r in results] == [PASSED], [r.line() for r in results]
+
+
+# ---------------------------------------------------------------------------- messages
+
+COMPARISONS = [
+    pytest.param(
+        "equal",
+        (torch.arange(6.0), torch.arange(6.0).index_fill(0, torch.tensor([4]), 9.0)),
+        {},
+        "torch.equal: 1 of 6 elements differ, first at index (4,): 4 and 9; largest difference 5",
+        id="equal",
+    ),
+    pytest.param(
+        "allclose",
+        (torch.zeros(2, 3), torch.tensor([[0.0, 0, 0], [0, 2e-3, 0]])),
+        {"atol": 1e-3},
+        "torch.allclose: 1 of 6 elements differ, first at index (1, 1): 0 and 0.002; "
+        "largest difference 0.002 (allowed: 0.001 + 1e-05 x |second|)",
+        id="allclose",
+    ),
+    pytest.param(
+        "equal",
+        (torch.zeros(2, 3), torch.zeros(3, 2)),
+        {},
+        "torch.equal: shapes differ, (2, 3) and (3, 2)",
+        id="shapes",
+    ),
+    pytest.param(
+        "equal",
+        (torch.zeros(3), torch.zeros(3)),
+        {},
+        "torch.equal: all 3 elements are equal (largest difference 0)",
+        id="equal-for-not",
+    ),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs, expected", COMPARISONS)
+def test_unequal_tensors_are_described(name, args, kwargs, expected):
+    assert report._describe(name, *args, **kwargs) == expected
+
+
+def test_a_failure_is_described_in_one_line():
+    record = {
+        "nodeid": "tests/test_x.py::test_lists[a]",
+        "where": "test_x.py:7",
+        "statement": "assert got == want",
+        "message": "AssertionError: assert [0, 1, 2, ...] == [0, 1, 2, ...]\n  \n"
+        "  At index 57 diff: 57 != 3\n  Use -v to get more diff",
+    }
+    assert describe(record) == (
+        "test_lists[a] (test_x.py:7): `assert got == want`; At index 57 diff: 57 != 3"
+    )
+    record = {
+        "nodeid": "tests/test_x.py::test_index",
+        "where": "test_x.py:9",
+        "message": "IndexError: index 5 is out of bounds",
+        "code": "merge_pair: out.append(ids[i + 1])",
+    }
+    assert describe(record) == (
+        "test_index (test_x.py:9): IndexError: index 5 is out of bounds; "
+        "in merge_pair: out.append(ids[i + 1])"
+    )
 
 
 @pytest.mark.parametrize(
@@ -322,10 +525,47 @@ def test_check_errors(kwargs, message):
 # ---------------------------------------------------------------------------- grade
 
 
-def test_grade_three_submissions(tmp_path, student_copy):
-    """Correct, untouched and an infinite (printing) loop: the loop costs only its own task."""
+def cli(*args, timeout=600):
+    command = [sys.executable, "-m", "llmbook.cli", "classroom", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def test_check_a_missing_notebook_is_reported_once_and_counted(tmp_path):
+    shown = cli("check", "04", "--book", ROOT, "--notebook", tmp_path / "nothere.ipynb")
+    assert shown.returncode == 1, shown.stderr
+    assert shown.stdout.splitlines() == [
+        f"error: notebook {str(tmp_path / 'nothere.ipynb')!r} not found (3 tasks not checked)",
+        "3 tasks: 0 passed, 0 failed, 3 not checked (error)",
+    ]
+
+
+def test_check_counts_in_the_singular_and_verbose_prints_the_whole_failure(tmp_path):
+    shown = cli("check", "06", "--book", ROOT, "--task", "06.2")
+    assert shown.returncode == 0, shown.stderr
+    line, summary = shown.stdout.splitlines()
+    assert re.fullmatch(r"06\.2 swiglu_hidden_size +passed \((1 test|[2-9]\d* tests)\)", line)
+    assert summary == "1 task: 1 passed, 0 failed"
+    path = edited(
+        "04",
+        {"scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale": ("scale = 1.0")},
+        tmp_path / book_notebook("04").name,
+    )
+    short = cli("check", "04", "--book", ROOT, "--notebook", path, "--task", "04.2")
+    full = cli("check", "04", "--book", ROOT, "--notebook", path, "--task", "04.2", "-v")
+    assert short.returncode == full.returncode == 1
+    assert (
+        short.stdout.splitlines()[-1] == "(--verbose prints the whole report of each failing test)"
+    )
+    assert "E   " not in short.stdout and len(short.stdout.splitlines()) == 3
+    assert full.stdout.startswith(short.stdout.splitlines()[0])
+    assert full.stdout.count("E   ") >= 2 and "def test_" in full.stdout
+
+
+def test_grade_in_parallel_with_reasons_and_a_budget_per_student(tmp_path, student_copy):
+    """Correct, untouched and an infinite (printing) loop, three at a time: the loop costs only
+    its own student's budget (20 s), not the per-run timeout (300 s)."""
     folder = tmp_path / "submissions"
-    for name in ("ada", "bob", "cy"):
+    for name in ("ada", "bob", "cy", "dee"):
         (folder / name).mkdir(parents=True)
     name = book_notebook("04").name
     (folder / "ada" / name).write_bytes(book_notebook("04").read_bytes())
@@ -336,39 +576,48 @@ def test_grade_three_submissions(tmp_path, student_copy):
         {"allowed = torch.ones(n_queries, n_keys, dtype=torch.bool, device=device)": loop},
         folder / "cy" / name,
     )
+    (folder / "dee" / "notes.txt").write_text("no notebook")
     start = time.monotonic()
-    command = [
-        sys.executable,
-        "-m",
-        "llmbook.cli",
-        "classroom",
-        "grade",
-        str(folder),
-        "--book",
-        str(ROOT),
-        "--timeout",
-        "90",
-        "--out",
-        str(tmp_path / "grades.csv"),
-    ]
-    shown = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    shown = cli("grade", folder, "--book", ROOT, "--timeout", 300, "--budget", 20, "-j", 3,
+                "--out", tmp_path / "grades.csv")  # fmt: skip
+    took = time.monotonic() - start
     assert shown.returncode == 0, shown.stderr
-    assert time.monotonic() - start < 400
+    assert took < 200, f"{took:.0f} s"
+    assert shown.stdout.splitlines()[-1] == f"graded 4 students -> {tmp_path / 'grades.csv'}"
     with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    header = [
+        rows = list(csv.DictReader(f))
+    labels = ["04.1 causal_mask", "04.2 scaled_dot_product_attention"]
+    labels.append("04.3 CausalSelfAttention.forward")
+    assert list(rows[0]) == [
         "student",
-        "04.1 causal_mask",
-        "04.2 scaled_dot_product_attention",
-        "04.3 CausalSelfAttention.forward",
+        *[c for t in labels for c in (t, t + " (reason)")],
         "passed",
     ]
-    assert rows == [
-        header,
-        ["ada", PASSED, PASSED, PASSED, "3"],
-        ["bob", NOT_WRITTEN, NOT_WRITTEN, NOT_WRITTEN, "0"],
-        ["cy", TIMED_OUT, PASSED, PASSED, "2"],
-    ]
+    table = {r["student"]: ([r[t] for t in labels], r["passed"]) for r in rows}
+    assert table == {
+        "ada": ([PASSED] * 3, "3"),
+        "bob": ([NOT_WRITTEN] * 3, "0"),
+        "cy": ([TIMED_OUT, PASSED, PASSED], "2"),
+        "dee": (["missing"] * 3, "0"),
+    }
+    reasons = {r["student"]: r["04.1 causal_mask (reason)"] for r in rows}
+    assert reasons["ada"] == reasons["bob"] == ""
+    assert re.fullmatch(r"its tests ran over the \d+ s left of the time budget", reasons["cy"])
+    assert reasons["dee"] == "no 04_*.ipynb in dee/"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        pytest.param({"jobs": 0}, "jobs must be an int >= 1", id="jobs-0"),
+        pytest.param({"jobs": 2.0}, "jobs must be an int >= 1", id="jobs-float"),
+        pytest.param({"budget": -1}, "budget must be a number of seconds > 0", id="budget"),
+        pytest.param({"timeout": 0}, "timeout must be a number of seconds > 0", id="timeout"),
+    ],
+)
+def test_grade_bad_options(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        classroom.grade(tmp_path, ROOT, **kwargs)
 
 
 def test_grade_errors(tmp_path):

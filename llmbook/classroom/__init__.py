@@ -29,14 +29,17 @@ the task's tests run in a ``pytest`` subprocess with a time limit, no network (s
 and capped output files. A task whose body still starts with its stub is reported "not written
 yet" without running anything; tasks the student left as the book has them share one run.
 
-``tasks.py``: the table of tasks. ``notebooks.py``: the markers, the
-export of a notebook and the student copy. ``checker.py``: checking a chapter's tasks, a result per task.
-``grader.py``: checking a folder of submissions into a CSV.
+``tasks.py``: the table of tasks. ``notebooks.py``: the markers, the export of a notebook and
+the student notebook. ``student.py``: the student copy (its README, tests and settings).
+``checker.py``: checking a chapter's tasks, a result per task; ``report.py``: the pytest plugin
+that tells the checker what failed, where and by how much. ``grader.py``: checking a folder of
+submissions, students in parallel, into a CSV of statuses and reasons.
 """
 
 from llmbook.classroom.checker import ERROR, FAILED, NOT_WRITTEN, PASSED, TIMED_OUT, Result, check
 from llmbook.classroom.grader import grade
-from llmbook.classroom.notebooks import student_notebook, write_student_copy
+from llmbook.classroom.notebooks import student_notebook
+from llmbook.classroom.student import write_student_copy
 from llmbook.classroom.tasks import TASKS, Task
 
 __all__ = [

@@ -5,6 +5,10 @@
 For each task, a copy of the installed package gets that chapter's module with the student's
 version of the task and the book's version of every other task, and the task's tests run in a
 ``pytest`` subprocess with a time limit, no network (sockets refused) and capped output files.
+The plugin ``report.py`` says, for each failing test, where it failed and what came against
+what was expected; a failed task's ``detail`` is one line (how many of its tests failed, then
+its most telling failure: the task's patterns list those tests first), ``full`` the whole
+report of each failure.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import xml.etree.ElementTree as ET
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,18 +47,29 @@ PASSED, FAILED, NOT_WRITTEN, TIMED_OUT, ERROR = (
 )
 
 
+def plural(n: int, word: str) -> str:
+    """``"1 test"``, ``"3 tests"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 @dataclass
 class Result:
     """The outcome of one task: ``status`` is one of passed, failed, not written yet, timed
-    out, error; ``detail`` is one line (the failing test and its message, say)."""
+    out, error; ``detail`` is one line (which tests failed, where, and by how much); ``hint``
+    the task's TASK line (for a task not written yet); ``full`` pytest's whole report of each
+    failing test (``llmbook classroom check --verbose``)."""
 
     task: Task
     status: str
     detail: str = ""
+    hint: str = ""
+    full: str = ""
 
     def line(self) -> str:
         if self.status == PASSED:
             return f"{self.task.label:<40} {self.status} ({self.detail})"
+        if self.status == NOT_WRITTEN and self.hint:
+            return f"{self.task.label:<40} {self.status} (TASK: {self.hint})"
         return f"{self.task.label:<40} {self.status}" + (f": {self.detail}" if self.detail else "")
 
 
@@ -90,31 +105,48 @@ def book_notebook(book: Path, chapter: str) -> Path:
     )
 
 
-def test_ids(test_file: Path, task: Task) -> list[str]:
-    """Node ids (``file::name`` or ``file::Class::name``) of the test functions of a task."""
-    tree = ast.parse(test_file.read_text(encoding="utf-8"))
+def test_ids(tests: Path, module: str, task: Task) -> list[str]:
+    """Node ids (``file::name`` or ``file::Class::name``) of the test functions of a task.
+
+    A pattern ``name*`` looks in ``tests/test_<module>.py``; ``test_hf.py::name*`` in that file."""
+    chosen = []
+    for pattern in task.tests:
+        file, _, pattern = pattern.rpartition("::")
+        path = tests / (file or f"test_{module}.py")
+        if not path.is_file():
+            continue
+        chosen += [
+            f"{path.name}::{name}"
+            for name in test_names(path)
+            if fnmatch.fnmatch(name.split("::")[-1], pattern)
+        ]
+    return list(dict.fromkeys(chosen))
+
+
+def test_names(path: Path) -> list[str]:
+    """The test functions of a test file: ``name`` or ``Class::name``."""
     names = []
-    for node in tree.body:
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
             names.append(node.name)
         elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
             names += [f"{node.name}::{f.name}" for f in node.body if isinstance(f, ast.FunctionDef)]
-    chosen = [n for n in names if any(fnmatch.fnmatch(n.split("::")[-1], p) for p in task.tests)]
-    return [f"{test_file.name}::{n}" for n in chosen]
+    return names
 
 
-def is_stub(node: ast.AST, task: Task) -> bool:
-    """True when the function still raises its stub before it could return."""
+def stub_hint(node: ast.AST, task: Task) -> str | None:
+    """The TASK line of the stub the function still raises before it could return, or None
+    when the task has been written."""
     for statement in node.body:
         if isinstance(statement, ast.Raise) and isinstance(statement.exc, ast.Call):
             args = statement.exc.args
             if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
                 match = STUB_RE.match(args[0].value)
                 if match and match.group(1) == task.id:
-                    return True
+                    return args[0].value.partition("): ")[2].strip()
         if any(isinstance(n, (ast.Return, ast.Yield)) for n in ast.walk(statement)):
-            return False
-    return False
+            return None
+    return None
 
 
 def swapped(student: str, reference: str, names: list[str]) -> str:
@@ -140,14 +172,18 @@ def check(
     notebook: str | Path | None = None,
     timeout: float = 300.0,
     tasks: list[str] | None = None,
+    deadline: float | None = None,
 ) -> list[Result]:
     """Check the tasks of ``chapter`` in ``notebook`` (default: the book's own notebook).
 
     ``book`` holds chapters/ and tests/ (the tests that are run); the book's version of each
     task comes from the installed ``llmbook`` package. ``timeout``: seconds per pytest run.
-    ``tasks``: ids or names to check (default: all of the chapter's)."""
+    ``tasks``: ids or names to check (default: all of the chapter's). ``deadline``: a
+    ``time.monotonic()`` after which no test runs (a grader's time budget per student): a run
+    is cut short at the deadline, and tasks not run by then are "timed out"."""
     import llmbook
 
+    timeout = check_positive(timeout, "timeout")
     book = Path(book)
     book_nb = book_notebook(book, str(chapter))
     number, module = (
@@ -168,12 +204,16 @@ def check(
                 f"its tasks: {', '.join(t.label for t in chosen)}"
             )
         chosen = [t for t in chosen if t.id in tasks or t.name in tasks]
-    test_file = book / "tests" / f"test_{module}.py"
-    if not test_file.is_file():
-        raise ValueError(f"{str(test_file)!r} not found: the book's tests/ are needed to check")
+    tests = book / "tests"
+    if not (tests / f"test_{module}.py").is_file():
+        raise ValueError(
+            f"{str(tests / f'test_{module}.py')!r} not found: the book's tests/ are needed to check"
+        )
     package = Path(llmbook.__file__).parent
     reference = (package / f"{module}.py").read_text(encoding="utf-8")
     notebook = book_nb if notebook is None else Path(notebook)
+    if not notebook.is_file():
+        return [Result(t, ERROR, f"notebook {str(notebook)!r} not found") for t in chosen]
     try:
         nb = json.loads(notebook.read_text(encoding="utf-8"))
         student = export_notebook(nb, f"chapters/{book_nb.name}")
@@ -191,22 +231,28 @@ def check(
             results[task] = Result(task, ERROR, f"the installed llmbook has no {task.name}")
         elif node is None:
             results[task] = Result(task, FAILED, f"{task.name} is missing from the exported cells")
-        elif is_stub(node, task):
-            results[task] = Result(task, NOT_WRITTEN)
+        elif (hint := stub_hint(node, task)) is not None:
+            results[task] = Result(task, NOT_WRITTEN, hint=hint)
         elif ast.dump(node) == ast.dump(theirs[task.name]):
             same.append(task)
         else:
             runs.append([task])
-    if same:
-        runs.append(same)
+    if same:  # first: the book's code is quick to pass, and a hang later cannot starve it
+        runs.insert(0, same)
     others = [t.name for t in TASKS if t.chapter == number and t.name in mine and t.name in theirs]
     with tempfile.TemporaryDirectory(prefix="llmbook-check-") as tmp:
         tmp = Path(tmp)
-        shutil.copytree(book / "tests", tmp / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(tests, tmp / "tests", ignore=shutil.ignore_patterns("__pycache__"))
         (tmp / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         (tmp / "site").mkdir()
         (tmp / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+        shutil.copyfile(Path(__file__).with_name("report.py"), tmp / "site" / f"{PLUGIN}.py")
         for index, group in enumerate(runs):
+            left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+            if left <= 0:
+                why = "not run: the student's time budget had run out"
+                results.update({t: Result(t, TIMED_OUT, why) for t in group})
+                continue
             own = [t.name for t in group]
             text = swapped(student, reference, [n for n in others if n not in own])
             run_dir = tmp / f"run{index}"
@@ -214,18 +260,32 @@ def check(
                 package, run_dir / "llmbook", ignore=shutil.ignore_patterns("__pycache__")
             )
             (run_dir / "llmbook" / f"{module}.py").write_text(text, encoding="utf-8")
-            ids = {t: test_ids(tmp / "tests" / test_file.name, t) for t in group}
-            results.update(run_tests(tmp, run_dir, ids, timeout))
+            ids = {t: test_ids(tmp / "tests", module, t) for t in group}
+            found = run_tests(tmp, run_dir, module, ids, left)
+            if left < timeout:  # cut short by the deadline, not by the timeout
+                for r in found.values():
+                    if r.status == TIMED_OUT:
+                        r.detail = f"its tests ran over the {left:.0f} s left of the time budget"
+            results.update(found)
     return [results[t] for t in chosen]
 
 
-def run_tests(tmp: Path, run_dir: Path, ids: dict[Task, list[str]], timeout: float) -> dict:
+def check_positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+PLUGIN = "llmbook_check_report"
+
+
+def run_tests(tmp: Path, run_dir: Path, module: str, ids: dict[Task, list[str]], timeout: float):
     """Run the tests of some tasks in one pytest subprocess; a Result per task."""
-    xml = run_dir / "junit.xml"
+    report = run_dir / "report.jsonl"
     nodes = sorted({f"tests/{n}" for names in ids.values() for n in names})
     command = [sys.executable, "-m", "pytest", *nodes, "-q", "-s", "-p", "no:cacheprovider"]
-    command += ["-p", "no:nbval", "-c", str(tmp / "pytest.ini"), "--rootdir", str(tmp)]
-    command += ["--junitxml", str(xml), "-o", "junit_logging=no", "-W", "ignore"]
+    command += ["-p", "no:nbval", "-p", PLUGIN, "-c", str(tmp / "pytest.ini")]
+    command += ["--rootdir", str(tmp), "-W", "ignore"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYTEST"))}
     env.update(
         PYTHONPATH=os.pathsep.join([str(run_dir), str(tmp / "site")]),
@@ -234,6 +294,9 @@ def run_tests(tmp: Path, run_dir: Path, ids: dict[Task, list[str]], timeout: flo
         TRANSFORMERS_OFFLINE="1",
         TMPDIR=str(run_dir),
         OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
+        LLMBOOK_CHECK_REPORT=str(report),
+        LLMBOOK_CHECK_TESTS=str(tmp / "tests"),
+        LLMBOOK_CHECK_MODULE=str(run_dir / "llmbook" / f"{module}.py"),
     )
     limits = {}
     if os.name == "posix":
@@ -254,11 +317,11 @@ def run_tests(tmp: Path, run_dir: Path, ids: dict[Task, list[str]], timeout: flo
         except subprocess.TimeoutExpired:
             stop(process)
             return {t: Result(t, TIMED_OUT, f"its tests ran over {timeout:g} s") for t in ids}
-    if not xml.exists():
+    if not report.exists():
         tail = stderr_path.read_bytes()[-2000:].decode(errors="replace").strip().splitlines()
         why = tail[-1] if tail else f"pytest exited with status {process.returncode}"
         return {t: Result(t, ERROR, one_line(f"the check crashed: {why}")) for t in ids}
-    return read_junit(xml, ids)
+    return read_report(report, ids)
 
 
 def limit_output() -> None:  # runs in the child before pytest starts (POSIX)
@@ -280,44 +343,86 @@ def stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def one_line(text: str, limit: int = 200) -> str:
+def one_line(text: str, limit: int = 400) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def read_junit(xml: Path, ids: dict[Task, list[str]]) -> dict:
-    """A Result per task from pytest's JUnit XML report."""
-    cases = ET.parse(xml).getroot().iter("testcase")
-    outcomes: dict[str, list[tuple[str, str]]] = {}  # test function -> [(kind, message)]
-    broken = None
-    for case in cases:
-        name = case.get("name", "").split("[")[0]
-        problems = [(c.tag, c.get("message", "")) for c in case if c.tag in ("failure", "error")]
-        if not case.get("classname"):  # a collection error: the module did not import
-            lines = [ln.strip() for ln in (case.findtext("error") or "").splitlines()]
-            errors = [ln[1:] for ln in lines if ln.startswith("E ")] or [ln for ln in lines if ln]
-            broken = one_line("the module does not import: " + (errors or ["?"])[-1].strip())
-            continue
-        kind = "skipped" if case.find("skipped") is not None else "passed"
-        for tag, message in problems:
-            kind = tag
-            outcomes.setdefault(name, []).append((kind, f"{case.get('name')}: {message}"))
-        if not problems:
-            outcomes.setdefault(name, []).append((kind, ""))
+def read_report(path: Path, ids: dict[Task, list[str]]) -> dict:
+    """A Result per task from the plugin's report (``llmbook/classroom/report.py``)."""
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    broken = {r["collect_error"]: r for r in records if "collect_error" in r}
+    outcomes: dict[str, dict[str, dict]] = {}  # test function -> {node id with params: record}
+    for record in (r for r in records if "nodeid" in r):
+        function = record["nodeid"].split("[")[0]
+        tests = outcomes.setdefault(function, {})
+        previous = tests.get(record["nodeid"])
+        if previous is None or previous["outcome"] != "failed":  # a failure is kept
+            tests[record["nodeid"]] = record
     results = {}
     for task, nodes in ids.items():
-        seen = [o for n in nodes for o in outcomes.get(n.split("::")[-1], [])]
-        failures = [m for kind, m in seen if kind in ("failure", "error")]
-        passed = sum(kind == "passed" for kind, _ in seen)
-        if broken is not None:
-            results[task] = Result(task, ERROR, broken)
-        elif any(f"NotImplementedError: task {task.id} " in m for m in failures):
-            results[task] = Result(task, NOT_WRITTEN)
+        files = {f"tests/{n.split('::')[0]}" for n in nodes}
+        if broken.keys() & files:
+            record = broken[sorted(broken.keys() & files)[0]]
+            file = Path(record["collect_error"]).name
+            detail = one_line(f"{file} does not import: {record['message']}")
+            results[task] = Result(task, ERROR, detail, full=record.get("longrepr", ""))
+            continue
+        seen = [r for n in nodes for r in outcomes.get(f"tests/{n}", {}).values()]
+        failures = [r for r in seen if r["outcome"] == "failed"]
+        order = [f"tests/{n}" for n in nodes]  # the task's most telling tests first
+        failures.sort(key=lambda r: order.index(r["nodeid"].split("[")[0]))
+        passed = sum(r["outcome"] == "passed" for r in seen)
+        skipped = len(seen) - passed - len(failures)
+        if any(f"NotImplementedError: task {task.id} " in r.get("message", "") for r in failures):
+            stub = next(r for r in failures if f"task {task.id} " in r.get("message", ""))
+            hint = stub["message"].partition("): ")[2].strip()
+            results[task] = Result(task, NOT_WRITTEN, hint=hint)
         elif failures:
-            more = f" (and {len(failures) - 1} more failing)" if len(failures) > 1 else ""
-            results[task] = Result(task, FAILED, one_line(failures[0].splitlines()[0]) + more)
+            count = f"{len(failures)} of {plural(len(seen), 'test')} failed"
+            full = "\n\n".join(f"{r['nodeid']}\n{r.get('longrepr', '')}" for r in failures)
+            detail = one_line(f"{count}; {describe(failures[0])}")
+            results[task] = Result(task, FAILED, detail, full=full)
         elif passed:
-            results[task] = Result(task, PASSED, f"{passed} tests")
+            extra = f", {skipped} skipped" if skipped else ""
+            results[task] = Result(task, PASSED, plural(passed, "test") + extra)
         else:
-            results[task] = Result(task, ERROR, "none of its tests ran")
+            results[task] = Result(
+                task,
+                ERROR,
+                "none of its tests ran"
+                + (f" ({plural(skipped, 'test')} skipped)" if skipped else ""),
+            )
     return results
+
+
+UNINFORMATIVE = ("assert False", "assert not True")
+
+
+def describe(record: dict) -> str:
+    """One failing test in one line: its name and line, the statement, what came and what was
+    expected (pytest's detail, or the plugin's description of two unequal tensors), and for a
+    property test the input that fails."""
+    name = record["nodeid"].split("::")[-1]
+    head = f"{name} ({record['where']})" if record.get("where") else name
+    if record.get("failures", 1) > 1:
+        head += f", the first of {record['failures']} distinct failures"
+    lines = [ln.strip() for ln in record.get("message", "").splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("Use -v")]
+    statement = one_line(record.get("statement") or "", 160)
+    example = [one_line(record["example"], 160)] if record.get("example") else []
+    if not lines or not lines[0].startswith("AssertionError"):
+        where = f"in {record['code']}" if record.get("code") else statement and f"at `{statement}`"
+        return f"{head}: " + "; ".join([*lines[:1], *([where] if where else []), *example])
+    first = lines[0].removeprefix("AssertionError").lstrip(": ")
+    lines = ([first] if first else []) + lines[1:]
+    mismatch = record.get("mismatch")
+    if mismatch:  # the tensors pytest shows truncated, described instead
+        lines = [ln for ln in lines if not ln.startswith(("+", *UNINFORMATIVE))] + [mismatch]
+    else:
+        lines = [ln for ln in lines if ln not in UNINFORMATIVE]
+        if len(lines) > 1 and lines[0].startswith("assert ") and "..." in lines[0]:
+            lines = lines[1:]  # two truncated reprs: the lines after say where they differ
+        wheres = [ln for ln in lines if ln.startswith("+")][:2]  # pytest's "+  where x = f(...)"
+        lines = [ln for ln in lines if not ln.startswith("+")] + [one_line(w, 120) for w in wheres]
+    return f"{head}: " + "; ".join(([f"`{statement}`"] if statement else []) + lines + example)

@@ -1,8 +1,9 @@
 """The classroom's notebooks: task markers, export, student copies (hand-written; chapters 01-09).
 
 A marked region (``### BEGIN SOLUTION``, a ``# TASK:`` line, ``### END SOLUTION``) lies inside
-one function or method of a chapter's exported cells. A student copy replaces each region with
-a stub that raises ``NotImplementedError``; the export reads a notebook as ``tools/export.py``.
+one function or method of a chapter's exported cells. A student notebook replaces each region
+with a stub that raises ``NotImplementedError`` (``student.py`` writes the whole student copy);
+the export reads a notebook as ``tools/export.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import re
 from pathlib import Path
 
 from llmbook.classroom.tasks import TASKS, Task
-from llmbook.io.files import atomic_write
 
-__all__ = ["export_notebook", "student_notebook", "write_student_copy"]
+__all__ = ["export_notebook", "student_notebook"]
 
 
 BEGIN, END, TASK = "### BEGIN SOLUTION", "### END SOLUTION", "# TASK:"
@@ -153,39 +153,3 @@ def find_task(chapter: str, name: str | None, where: str) -> Task:
         f"{where}: a marked region in {name or 'no function'!r} that TASKS does not list; "
         "add it to TASKS in llmbook/classroom/tasks.py (a region lies inside a function or method)"
     )
-
-
-def write_student_copy(book: Path, out: Path) -> list[Path]:
-    """Write the student copy of ``book`` (a folder with chapters/ and tests/) to ``out``.
-
-    Notebooks: regions replaced by stubs, outputs cleared. Left out: chapters/solutions/, the
-    chapters' jupytext sources ``NN_topic.py`` (they hold the solutions) and checkpoints. Kept: tests/,
-    README.md and every other file under chapters/. Returns the notebooks written."""
-    book, out = Path(book), Path(out)
-    chapters = book / "chapters"
-    if not chapters.is_dir():
-        raise ValueError(f"book {str(book)!r} has no chapters/ folder; pass --book")
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"OUT_DIR {str(out)!r} is not empty; choose a new folder")
-    if out.resolve().is_relative_to(book.resolve()):
-        raise ValueError(f"OUT_DIR {str(out)!r} lies inside the book; choose a folder outside it")
-    written = []
-    skip = {"solutions", ".ipynb_checkpoints", "__pycache__", ".hypothesis"}
-    sources = [book / "README.md", *sorted(chapters.rglob("*")), *sorted(book.glob("tests/**/*"))]
-    for path in sources:
-        rel = path.relative_to(book)
-        if not path.is_file() or skip & set(rel.parts):
-            continue
-        if rel.parts[0] == "chapters" and re.match(r"\d\d_.*\.py$", path.name):
-            continue  # a chapter's jupytext source: it holds the solutions
-        if rel.parts[0] == "chapters" and path.suffix == ".ipynb":
-            notebook = json.loads(path.read_text(encoding="utf-8"))
-            notebook = student_notebook(notebook, chapter_of(path), rel.as_posix())
-            data = (json.dumps(notebook, indent=1, ensure_ascii=False) + "\n").encode()
-            written.append(out / rel)
-        else:
-            data = path.read_bytes()
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / rel, "wb") as f:
-            f.write(data)
-    return written
