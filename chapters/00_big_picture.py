@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -24,13 +24,13 @@
 # **What you will see**
 #
 # 1. One prompt through the whole pipeline: prompt -> chat template -> token ids -> embeddings
-#    -> stacked decoder blocks -> final norm -> LM head -> logits -> logits processor ->
-#    sampling -> append -> repeat -> detokenize, with every shape printed.
+#    -> stacked decoder blocks -> final norm -> LM head -> logits -> filters (temperature,
+#    top-k) -> sampling -> append -> repeat -> detokenize, with every shape printed.
 # 2. The module tree of a Llama-style model (`print(model)`), read line by line.
 # 3. The parameter and memory budget of real models (GPT-2, Llama-2-7B, Llama-3.1-8B,
 #    Llama-3.2-1B), counted exactly without downloading them, on PyTorch's `meta` device.
-# 4. An inference engine's printout of Llama-3.1-8B (the SGLang / vLLM style), mapped onto the
-#    book's module names, with fused projections checked numerically.
+# 4. An inference engine's printout of Llama-3.1-8B (SGLang's), mapped onto the book's module
+#    names, with fused projections checked numerically.
 # 5. A map: which chapter builds which part, and its name in `llmbook`.
 #
 # This chapter defines nothing new and exports nothing: it only imports from `llmbook`, so every
@@ -86,7 +86,7 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters, vocabulary {t
 #     end
 #     TK --> E
 #     H --> LAST["last position<br/>(1, V)"]
-#     LAST --> LP["logits processor<br/>temperature, top-k, top-p<br/>(1, V)"]
+#     LAST --> LP["filters<br/>temperature, top-k, top-p<br/>(1, V)"]
 #     LP --> S["softmax + sample<br/>next id (1, 1)"]
 #     S --> A["append<br/>input_ids (1, T + 1)"]
 #     A -- "repeat until EOS<br/>or max_new_tokens" --> E
@@ -132,6 +132,15 @@ chat = (
 )
 print(chat)
 assert chat == llama3_chat_prompt([{"role": "user", "content": question}])  # chapter 9
+
+# %% [markdown]
+# This is Llama 3's template (that of Meta-Llama-3-8B-Instruct). Llama-3.1's instruct models
+# ship a longer default: it always begins with a system turn that holds the date of the
+# training data and today's date (`Cutting Knowledge Date: December 2023`, `Today Date: ...`),
+# before any system message of the user's, and generation stops on any of three ids, 128001
+# (`<|end_of_text|>`), 128008 (`<|eom_id|>`, the end of a message that calls a tool) and 128009
+# (`<|eot_id|>`). The markers are the same; a prompt must follow the template of the exact model
+# it is for.
 
 # %% [markdown]
 # Each marker must be **one id** that no typed text can produce. The book's tokenizer, extended
@@ -205,10 +214,11 @@ assert torch.allclose(logits, model(ids), atol=1e-5)
 # the token that comes *after* the prompt. Nothing so far is random: the same prompt always gives
 # the same logits.
 #
-# ## 5. Logits processor, sampling, append, repeat
+# ## 5. Filters, sampling, append, repeat
 #
-# The **logits processor** reshapes the scores before a token is drawn (chapter 9): dividing by
-# a temperature below 1 sharpens the distribution, and top-$k$ keeps only the $k$ best tokens.
+# **Filters** reshape the scores before a token is drawn (chapter 9; Hugging Face calls them
+# *logits processors*): dividing by a temperature below 1 sharpens the distribution, and top-$k$
+# keeps only the $k$ best tokens.
 # The softmax turns the $V$ scores into probabilities, and a seeded random generator draws one
 # id from them: a uniform number $u$ in [0, 1), and the first id whose cumulative probability
 # passes $u$ (chapter 9 explains why the book draws this way rather than with
@@ -231,9 +241,9 @@ print("next id", tuple(next_id.shape), next_id.item(), repr(tok.decode(next_id[0
 # %% [markdown]
 # The draw picked `' sleepy'`, which is not among the five most likely tokens: sampling follows
 # the probabilities, it does not take the best one. Appending the new id gives a prompt one token
-# longer, and the loop starts again from the embedding. It stops at the end-of-text token or
-# after `max_new_tokens`; the ids are then turned back into text. Written out, the loop is a
-# few lines:
+# longer, and the loop starts again from the embedding. It stops when the model writes the
+# end-of-text token `<|endoftext|>` (the end of its story), or at a cap, `max_new_tokens`; the
+# ids are then turned back into text. Written out, the loop is a few lines:
 
 
 # %%
@@ -241,24 +251,27 @@ print("next id", tuple(next_id.shape), next_id.item(), repr(tok.decode(next_id[0
 def next_token(ids, generator):
     last = model(ids[:, -c.context_length :])[:, -1]  # (1, V): crop to the context window
     z = top_k_filter(apply_temperature(last, temperature), k)
-    return sample_next(z, temperature, generator)[:, None]  # (1, 1): chapter 9's draw
+    return sample_next(z, generator)[:, None]  # (1, 1): chapter 9's draw
 
 
+max_new_tokens = 400  # a cap; a story of the book's corpus is under 260 tokens
 g = torch.Generator().manual_seed(0)
 out = ids
-for n in range(40):
+for n in range(max_new_tokens):
     out = torch.cat([out, next_token(out, g)], dim=1)  # append: (1, T + n + 1)
     if n < 3:
         show(f"step {n}: input_ids", out)
-    if out[0, -1].item() == EOT:
+    if out[0, -1].item() == EOT:  # the story is over
         break
-print("...", tuple(out.shape))
+print("...", tuple(out.shape), "| ends with <|endoftext|>:", out[0, -1].item() == EOT)
 print(tok.decode(out[0].tolist()))
+assert out[0, -1].item() == EOT and " Jade" in tok.decode(out[0].tolist())  # quoted below
 
 # %% [markdown]
 # A model of 1.3 million parameters, trained on a small CPU, writes the kind of stories it was
-# trained on; the same loop, with the same shapes and bigger numbers, is how Llama-3.1-8B
-# answers the stir-fry question.
+# trained on, to the end, where it writes `<|endoftext|>` itself. It is not flawless: a "Jade"
+# appears from nowhere (chapter 9 comes back to such mix-ups of names). The same loop, with the
+# same shapes and bigger numbers, is how Llama-3.1-8B answers the stir-fry question.
 #
 # `llmbook.generate` (chapter 9) is this loop with every filter, stop conditions, batches of
 # prompts and a KV cache that saves recomputing the prompt at each step. With the same seed it
@@ -266,8 +279,8 @@ print(tok.decode(out[0].tolist()))
 
 # %%
 g = torch.Generator().manual_seed(0)
-same = generate(model, ids[0].tolist(), 40, temperature=temperature, top_k=k, stop=EOT,
-                generator=g, use_cache=False)  # fmt: skip
+same = generate(model, ids[0].tolist(), max_new_tokens, temperature=temperature, top_k=k,
+                stop=EOT, generator=g, use_cache=False)  # fmt: skip
 print("same tokens as the loop:", same == out[0].tolist())
 assert same == out[0].tolist()
 
@@ -297,6 +310,7 @@ assert same == out[0].tolist()
 
 # %%
 print(model)
+assert model.model.layers[0].self_attn.rope is model.model.rotary_emb  # one module, two names
 
 # %% [markdown]
 # Read from the top:
@@ -311,11 +325,15 @@ print(model)
 #   - `input_layernorm`: an RMSNorm before attention (chapter 6);
 #   - `self_attn`: grouped-query attention with 4 query heads and 2 key/value heads of 32
 #     (chapter 5). `q_proj` maps 128 -> 4 x 32 = 128, `k_proj` and `v_proj` only 128 -> 2 x 32
-#     = 64, `o_proj` maps the heads back to 128;
+#     = 64, `o_proj` maps the heads back to 128. Its `(rope)` line is not a second copy: it is
+#     the same module as `rotary_emb` above (checked below), printed again where it is used;
 #   - `post_attention_layernorm`: the RMSNorm before the MLP;
 #   - `mlp`: SwiGLU (chapter 6): `gate_proj` and `up_proj` expand 128 -> 384, `down_proj`
 #     projects back; `silu(gate) * up` between them.
-#   - `dropout` with `p=0.0`: switched off, as in Llama.
+#   - `dropout` with `p=0.0`. The book's model was trained with dropout 0.1 (chapter 8), but a
+#     Hugging Face `config.json`, the format it is shipped in, has no field for it, so the loaded
+#     model says 0.0. At inference it makes no difference: dropout acts only in training mode.
+#     Llama's published configurations set it to 0.
 # - `norm`: the final RMSNorm, after the last block.
 # - `lm_head`: a linear map 128 -> 2048, the logits of every token of the vocabulary.
 #
@@ -403,25 +421,25 @@ assert round(rows["llama-3.1-8b"]["total"] * 2 / GB) == 16  # about 16 GB to ser
 # ## 8. Reading an inference engine's printout
 #
 # Inference engines such as SGLang and vLLM load the same checkpoint into their own modules,
-# rearranged for speed and for splitting a model across GPUs. Below is an **illustration**
-# written for this book in the style of such a printout of Llama-3.1-8B on one GPU (the exact
-# class names and fields differ between engines and versions):
+# rearranged for speed and for splitting a model across GPUs. This is how SGLang prints
+# Llama-3.1-8B on one GPU (tensor-parallel size 1), as quoted by one of the articles this book
+# started from (the original is one line; indentation added):
 #
 # ```text
 # LlamaForCausalLM(
 #   (model): LlamaModel(
-#     (embed_tokens): VocabParallelEmbedding(num_embeddings=128256, embedding_dim=4096, tp_size=1)
+#     (embed_tokens): VocabParallelEmbedding(num_embeddings=128256, embedding_dim=4096, org_vocab_size=128256, num_embeddings_padded=128256, tp_size=1)
 #     (layers): ModuleList(
 #       (0-31): 32 x LlamaDecoderLayer(
 #         (self_attn): LlamaAttention(
-#           (qkv_proj): QKVParallelLinear(in_features=4096, output_features=6144, bias=False, tp_size=1)
-#           (o_proj): RowParallelLinear(input_features=4096, output_features=4096, bias=False, tp_size=1)
-#           (rotary_emb): Llama3RotaryEmbedding(head_size=128, rotary_dim=128, base=500000, is_neox_style=True)
+#           (qkv_proj): QKVParallelLinear(in_features=4096, output_features=6144, bias=False, tp_size=1, gather_output=False)
+#           (o_proj): RowParallelLinear(input_features=4096, output_features=4096, bias=False, tp_size=1, reduce_results=True)
+#           (rotary_emb): Llama3RotaryEmbedding(head_size=128, rotary_dim=128, max_position_embeddings=131072, base=500000.0, is_neox_style=True)
 #           (attn): RadixAttention()
 #         )
 #         (mlp): LlamaMLP(
-#           (gate_up_proj): MergedColumnParallelLinear(in_features=4096, output_features=28672, bias=False, tp_size=1)
-#           (down_proj): RowParallelLinear(input_features=14336, output_features=4096, bias=False, tp_size=1)
+#           (gate_up_proj): MergedColumnParallelLinear(in_features=4096, output_features=28672, bias=False, tp_size=1, gather_output=False)
+#           (down_proj): RowParallelLinear(input_features=14336, output_features=4096, bias=False, tp_size=1, reduce_results=True)
 #           (act_fn): SiluAndMul()
 #         )
 #         (input_layernorm): RMSNorm()
@@ -430,8 +448,9 @@ assert round(rows["llama-3.1-8b"]["total"] * 2 / GB) == 16  # about 16 GB to ser
 #     )
 #     (norm): RMSNorm()
 #   )
-#   (lm_head): ParallelLMHead(num_embeddings=128256, embedding_dim=4096, tp_size=1)
+#   (lm_head): ParallelLMHead(num_embeddings=128256, embedding_dim=4096, org_vocab_size=128256, num_embeddings_padded=128256, tp_size=1)
 #   (logits_processor): LogitsProcessor()
+#   (pooler): Pooler()
 # )
 # ```
 
@@ -443,14 +462,35 @@ assert round(rows["llama-3.1-8b"]["total"] * 2 / GB) == 16  # about 16 GB to ser
 # | `embed_tokens: VocabParallelEmbedding` | `model.embed_tokens` (`TokenEmbedding`) | the token table; "vocab parallel": with `tp_size` GPUs each holds a slice of the rows |
 # | `qkv_proj: ... 4096 -> 6144` | `q_proj`, `k_proj`, `v_proj` | the three projections fused into one matrix: $(32 + 8 + 8)$ heads $\times$ 128 = 6144 |
 # | `o_proj: RowParallelLinear` | `o_proj` | the output projection; "row parallel": each GPU holds a slice of its input rows, the partial results are summed |
-# | `rotary_emb: ... is_neox_style=True` | `rotary_emb` (`RotaryEmbedding`, `layout='half'`) | RoPE; "NeoX style" is the split-half layout (dimension $i$ paired with $i + D/2$) |
+# | `rotary_emb: Llama3RotaryEmbedding` | `rotary_emb` (`RotaryEmbedding`, `layout='half'`, `scaling='llama3'`) | RoPE with Llama 3.1's frequency scaling; "NeoX style" is the split-half layout (dimension $i$ paired with $i + D/2$) |
 # | `attn: RadixAttention` | the attention of `MultiHeadAttention` + `KVCache` | attention over a KV cache that is shared between requests whose prompts begin alike |
 # | `gate_up_proj: ... 4096 -> 28672` | `gate_proj`, `up_proj` | the two expansions fused: $2 \times 14336$ = 28672 |
 # | `act_fn: SiluAndMul` | inside `SwiGLU.forward` | splits the fused output in two halves, returns `silu(first) * second` |
 # | `down_proj: RowParallelLinear` | `down_proj` | 14336 -> 4096, row parallel like `o_proj` |
 # | `input_layernorm`, `post_attention_layernorm`, `norm: RMSNorm` | the same names (`RMSNorm`) | the two norms of each block and the final norm |
-# | `lm_head: ParallelLMHead` | `lm_head` | 4096 -> 128,256 logits, its rows split across GPUs |
-# | `logits_processor: LogitsProcessor` | the filters of `llmbook.generation` | what happens to the logits before sampling |
+# | `lm_head: ParallelLMHead` | `lm_head` | 4096 -> 128,256, its rows split across GPUs; it holds the weights, the next line uses them |
+# | `logits_processor: LogitsProcessor` | `lm_head(model.norm(x))[:, -1]` | the logits: the final norm's output at the last position (picked before the product, which saves computing logits nobody uses), times the head's weights, gathered from all GPUs; log-probabilities when asked |
+# | `pooler: Pooler` | none | hidden states or embeddings for requests that want those instead of text |
+#
+# Beware the name `LogitsProcessor`. In SGLang and vLLM it is the step that *computes* the logits
+# from the hidden states; it does not touch them afterwards. In Hugging Face `transformers`, a
+# "logits processor" is one of the filters of chapter 9 (temperature, top-k, top-p, ...); an
+# engine applies those in its `Sampler`, which runs after the model and is not a module of it,
+# so it is not in the printout.
+#
+# The fields inside the parentheses are the ones tensor parallelism (below) needs:
+#
+# - `gather_output=False` on the column-parallel layers: each GPU keeps its own slice of the
+#   output (its heads, its part of the MLP) instead of collecting the whole; the next layer is
+#   built to take the slice.
+# - `reduce_results=True` on the row-parallel layers: their partial outputs are summed across
+#   GPUs (an all-reduce) right away, so every GPU holds the full result before the residual add.
+# - `org_vocab_size` and `num_embeddings_padded`: the checkpoint's vocabulary, and the number of
+#   rows after padding it up to a multiple of 64, which splits evenly among GPUs and suits the
+#   kernels; 128,256 = 64 x 2,004 needs none. `num_embeddings` is this GPU's share of the rows
+#   (all of them at `tp_size=1`).
+# - `max_position_embeddings=131072`: the context length the RoPE angles are prepared for, 128k
+#   tokens (the book's `context_length`).
 #
 # The fused widths follow from the configuration:
 
@@ -459,7 +499,8 @@ qkv_width = (big.n_heads + 2 * big.n_kv_heads) * big.head_dim
 gate_up_width = 2 * big.d_ff
 print(f"qkv_proj:     ({big.n_heads} + 2 x {big.n_kv_heads}) heads x {big.head_dim} = {qkv_width}")
 print(f"gate_up_proj: 2 x {big.d_ff} = {gate_up_width}")
-assert (qkv_width, gate_up_width) == (6144, 28672)
+print(f"vocabulary: {big.vocab_size:,} = 64 x {big.vocab_size // 64:,} (no padding needed)")
+assert (qkv_width, gate_up_width) == (6144, 28672) and big.vocab_size % 64 == 0
 
 # %% [markdown]
 # **Why fuse?** One matrix product of width 6144 keeps a GPU busier than three narrow ones, and
@@ -504,7 +545,7 @@ assert all(same_qkv) and torch.allclose(fused_mlp, mlp(h), atol=1e-6)
 # *column-parallel* linear map (`qkv_proj`, `gate_up_proj`) gives each GPU some of the output
 # columns (whole heads, or slices of the MLP's hidden layer); a *row-parallel* one (`o_proj`,
 # `down_proj`) gives each GPU the matching slice of the input, and the partial outputs are
-# summed across GPUs (an all-reduce). Each block then needs two such sums, one after attention
+# summed across GPUs (an all-reduce: `reduce_results=True`). Each block then needs two such sums, one after attention
 # and one after the MLP. With `tp_size=1`, as printed, nothing is split. Exercise 2 checks the
 # arithmetic.
 #
@@ -526,7 +567,7 @@ assert all(same_qkv) and torch.allclose(fused_mlp, mlp(h), atol=1e-6)
 # | MLP, SwiGLU, norms, residuals | 06 Feed-forward network | `FeedForward`, `SwiGLU`, `LayerNorm`, `RMSNorm` |
 # | block, stack, final norm, LM head, counts | 07 The full decoder | `ModelConfig`, `TransformerBlock`, `DecoderLM`, `parameter_counts` |
 # | loss, optimiser, training loop, checkpoints | 08 Training | `train`, `TrainConfig`, `evaluate`, `load_model("stories")` |
-# | logits processor, sampling, KV cache, chat template | 09 Sampling and generation | `generate`, `top_k_filter`, `KVCache`, `llama3_chat_prompt` |
+# | filters, sampling, KV cache, chat template | 09 Sampling and generation | `generate`, `top_k_filter`, `KVCache`, `llama3_chat_prompt` |
 #
 # ```mermaid
 # flowchart LR
@@ -540,7 +581,7 @@ assert all(same_qkv) and torch.allclose(fused_mlp, mlp(h), atol=1e-6)
 #
 # - Generation is one step in a loop: ids $(1, T)$ -> embeddings $(1, T, C)$ -> $N$ blocks, each
 #   $(1, T, C)$ -> final norm -> LM head, logits $(1, T, V)$ -> last position $(1, V)$ ->
-#   logits processor -> softmax -> one sampled id -> append -> repeat -> decode.
+#   filters (temperature, top-k) -> softmax -> one sampled id -> append -> repeat -> decode.
 # - A chat template turns a conversation into one string; its markers are special tokens, one id
 #   each (6 of them in a one-question Llama 3 prompt).
 # - A Llama-style model prints as `embed_tokens`, $N$ blocks of (`input_layernorm`, `self_attn`
@@ -552,7 +593,8 @@ assert all(same_qkv) and torch.allclose(fused_mlp, mlp(h), atol=1e-6)
 #   128,000 + 256 special ids. Weights take 4 bytes a parameter in float32 and 2 in bfloat16.
 # - An inference engine fuses q/k/v (4096 -> 6144) and gate/up (4096 -> 28672), which gives the
 #   same numbers, and splits layers across GPUs (column- and row-parallel); its names map
-#   one-to-one onto the book's.
+#   one-to-one onto the book's. Its `LogitsProcessor` computes the logits of the last position
+#   (`lm_head(norm(x))[:, -1]`); the filters of chapter 9 live in its `Sampler`.
 #
 # ## Exercises
 #

@@ -2,16 +2,30 @@
 
 import codecs
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from llmbook.checks.generation import as_prompts, check_generation_args, check_messages
+from llmbook.checks import check_bool
+from llmbook.checks.generation import (
+    as_prompts,
+    check_cache_sizes,
+    check_cache_update,
+    check_messages,
+    check_prompts,
+    check_sampling,
+    check_stop,
+)
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``logits (..., V) / temperature``: below 1 sharper, above 1 flatter (``temperature > 0``)."""
-    return logits / temperature
+    """``(logits - row max) / temperature`` of ``logits (..., V)``: the softmax of ``logits /
+    temperature`` (below 1 sharper, above 1 flatter; ``temperature > 0``), with the top logit at
+    0, so that no temperature, however small, makes +inf or NaN (done in float32 at least)."""
+    z = logits.to(torch.promote_types(logits.dtype, torch.float32))  # float16 has no 1e-45
+    z = (z - z.amax(-1, keepdim=True)) / max(temperature, torch.finfo(z.dtype).tiny)
+    return z.to(logits.dtype)
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -71,11 +85,9 @@ def logits_processors(
     return chain
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, generator=None) -> torch.Tensor:
-    """One token per row of ``logits (B, V)``: the argmax if ``temperature`` is 0, else a draw
-    from the softmax, with ``generator`` (a ``torch.Generator``) if given. Returns ``(B,)``."""
-    if temperature == 0:
-        return logits.argmax(-1)
+def sample_next(logits: torch.Tensor, generator=None) -> torch.Tensor:
+    """Draw one token per row of ``logits (B, V)`` from its softmax (the filters, temperature
+    included, have been applied), with ``generator`` (a ``torch.Generator``) if given. ``(B,)``."""
     cdf = logits.float().softmax(-1).cumsum(-1)  # (B, V), rising to about 1
     cdf = cdf / cdf[:, -1:]  # ends at exactly 1, so every u in [0, 1) finds a token
     u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device)  # (B, 1)
@@ -110,6 +122,7 @@ class KVCache:
     def __init__(
         self, n_layers, batch_size, n_kv_heads, max_len, head_dim, dtype=None, device=None
     ):
+        check_cache_sizes(n_layers, batch_size, n_kv_heads, max_len, head_dim)
         shape = (batch_size, n_kv_heads, max_len, head_dim)
         self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
         self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
@@ -128,9 +141,8 @@ class KVCache:
         """Write ``k, v (B, H_kv, T, D)`` at positions ``length .. length + T - 1`` of ``layer``;
         return that layer's keys and values so far, ``(B, H_kv, length + T, D)``. The last
         layer's update moves ``length`` on."""
+        check_cache_update(self, layer, k, v)  # this cache's layers, shapes and free room
         start, end = self.length, self.length + k.shape[2]
-        if end > self.max_len:
-            raise ValueError(f"the KV cache holds {self.max_len} positions; {end} needed")
         self.k[layer][:, :, start:end] = k
         self.v[layer][:, :, start:end] = v
         if layer == len(self.k) - 1:
@@ -202,16 +214,22 @@ def stream_generate(
 ) -> Iterator:
     """Yield the new tokens as they are drawn (arguments as for :func:`generate`): an int per
     step for one prompt; for a batch, a list of B ints (None for a row that has stopped)."""
-    prompts, single = check_generation_args(**locals())  # every argument, checked once
+    prompts, single = check_prompts(model, prompt_ids, max_new_tokens, pad_id, crop)
+    check_sampling(temperature, top_k, top_p, min_p, repetition_penalty, generator)
+    check_stop(stop, tokenizer, model.config.vocab_size)
+    check_bool(use_cache, "use_cache")
     chain = logits_processors(temperature, top_k, top_p, min_p, repetition_penalty)
+    if temperature == 0:  # greedy: the most likely token after the filters
+        pick = partial(torch.argmax, dim=-1)
+    else:  # a draw: logits (B, V) -> ids (B,)
+        pick = partial(sample_next, generator=generator)
     stoppers = [Stopper(stop, tokenizer) for _ in prompts]
-    steps = _stream(model, prompts, max_new_tokens, chain, stoppers, temperature, generator,
-                    use_cache, pad_id)  # fmt: skip
+    steps = _stream(model, prompts, max_new_tokens, chain, pick, stoppers, use_cache, pad_id)
     return (step[0] for step in steps) if single else steps
 
 
 @torch.no_grad()
-def _stream(model, prompts, max_new_tokens, chain, stoppers, temperature, generator, use_cache, pad_id):  # fmt: skip
+def _stream(model, prompts, max_new_tokens, chain, pick, stoppers, use_cache, pad_id):
     ids, mask = left_pad(prompts, pad_id, model.lm_head.weight.device)  # (B, T)
     length = min(ids.shape[1] + max_new_tokens, model.config.context_length)
     cache = KVCache.for_model(model, len(prompts), length) if use_cache else None
@@ -222,7 +240,7 @@ def _stream(model, prompts, max_new_tokens, chain, stoppers, temperature, genera
             logits = next_token_logits(model, ids, mask, cache)  # (B, V)
             for process in chain:
                 logits = process(logits, ids, mask)
-            new = sample_next(logits, temperature, generator)  # (B,)
+            new = pick(logits)  # (B,)
             ids, mask = torch.cat([ids, new[:, None]], 1), F.pad(mask, (0, 1), value=True)
             step = [None if d else t for d, t in zip(done, new.tolist())]
             yield step
@@ -260,7 +278,11 @@ def generate(
     False makes a prompt that cannot fit an error. generator: a ``torch.Generator`` (a seed,
     reproducible draws). pad_id: the id written into the padding (never seen by the model).
     """
-    steps = stream_generate(**locals())  # the same arguments, all of them
+    steps = stream_generate(
+        model, prompt_ids, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+        min_p=min_p, repetition_penalty=repetition_penalty, stop=stop, tokenizer=tokenizer,
+        use_cache=use_cache, crop=crop, generator=generator, pad_id=pad_id,
+    )  # fmt: skip
     prompts, single = as_prompts(prompt_ids)
     rows = [list(p) for p in prompts]
     for step in steps:

@@ -4,9 +4,12 @@ left-padded batches, past the context window), greedy tokens against `transforme
 `generate` after a Hugging Face import, stopping, streaming, chat templates and bad input."""
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmbook.generation import (
     LLAMA3_SPECIAL_TOKENS,
@@ -204,6 +207,12 @@ def test_top_k_keeps_exactly_k_as_hf(k):
     assert int(top_k_filter(ties, 3).isfinite().sum()) == 3
 
 
+def test_top_k_on_ties_differs_from_hf_as_the_chapter_says():
+    ties = torch.tensor([[3.0, 2.0, 2.0, 2.0, 1.0]])  # the 2nd, 3rd and 4th tie at k = 2
+    assert int(top_k_filter(ties, 2).isfinite().sum()) == 2  # exactly k
+    assert int(TopKLogitsWarper(2)(None, ties.clone()).isfinite().sum()) == 4  # every tie
+
+
 @pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.9, 0.99, 1.0])
 def test_top_p_keeps_the_smallest_set_reaching_p(p):
     out = top_p_filter(LOGITS, p)
@@ -245,9 +254,40 @@ def test_repetition_penalty_skips_padding():
 
 @pytest.mark.parametrize("t", [0.1, 0.7, 1.0, 3.0])
 def test_temperature_as_hf(t):
+    """The same distribution as HF's (which divides only; ours subtracts the row max first)."""
+    ours = apply_temperature(LOGITS, t)
     torch.testing.assert_close(
-        apply_temperature(LOGITS, t), TemperatureLogitsWarper(t)(None, LOGITS.clone())
+        ours.softmax(-1), TemperatureLogitsWarper(t)(None, LOGITS.clone()).softmax(-1)
     )
+    assert (ours.amax(-1) == 0).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    exponent=st.floats(min_value=-45.0, max_value=-3.0),
+    seed=st.integers(min_value=0, max_value=2**31 - 1),
+    scale=st.sampled_from([1e-3, 1.0, 1e3, 1e30]),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
+)
+def test_tiny_temperatures_draw_the_argmax(exponent, seed, scale, dtype):
+    """However small the temperature (down to 1e-45, below float32's smallest normal number),
+    and whatever the logits' size and dtype, the draw is the argmax: never an id >= V."""
+    g = torch.Generator().manual_seed(seed)
+    scale = min(scale, torch.finfo(dtype).max / 100)  # finite logits in every dtype
+    logits = (torch.randn(8, 97, generator=g) * scale).to(dtype)
+    temperature = 10.0**exponent
+    draws = sample_next(apply_temperature(logits, temperature), g)
+    assert ((draws >= 0) & (draws < 97)).all()
+    top2 = logits.float().topk(2).values
+    sure = (top2[:, 0] - top2[:, 1]) / temperature > 100  # the rest: < 97 e^-100 of the mass
+    assert torch.equal(draws[sure], logits.float().argmax(-1)[sure])
+    assert sure.any() or exponent > -6  # the test does test something at tiny temperatures
+
+
+def test_tiny_temperature_generates_the_greedy_tokens(model):
+    greedy = generate(model, PROMPTS[2], 20, temperature=0)
+    for t in (1e-45, 5e-324, 1e-30):
+        assert generate(model, PROMPTS[2], 20, temperature=t, generator=torch.Generator()) == greedy
 
 
 def test_chain_order_as_hf_generate():
@@ -275,7 +315,7 @@ def test_chain_order_as_hf_generate():
 def test_sample_next_draws_each_token_with_its_probability():
     probs = torch.tensor([0.1, 0.0, 0.2, 0.0, 0.7])
     logits = probs.log().expand(40_000, 5)  # 40,000 rows, one draw each
-    draws = sample_next(logits, 1.0, torch.Generator().manual_seed(0))
+    draws = sample_next(logits, torch.Generator().manual_seed(0))
     freq = torch.bincount(draws, minlength=5) / 40_000
     assert freq[1] == 0 and freq[3] == 0  # filtered (zero-probability) tokens never come out
     torch.testing.assert_close(freq, probs, atol=0.01, rtol=0)  # 5 standard errors or more
@@ -291,7 +331,7 @@ def test_sample_next_is_the_same_on_every_torch_version():
         0.088477,
     ]
     logits = torch.tensor([[0.0, 1.0, 2.0, 3.0]]).expand(6, 4)
-    draws = sample_next(logits, 1.0, torch.Generator().manual_seed(1)).tolist()
+    draws = sample_next(logits, torch.Generator().manual_seed(1)).tolist()
     assert draws == [3, 2, 3, 3, 0, 3]  # from the uniforms above: the same on torch 2.5 and 2.15
 
 
@@ -454,7 +494,28 @@ BAD = [
     pytest.param(dict(stop=1.5), TypeError, "stop", id="stop-float"),
     pytest.param(dict(stop=[[]]), TypeError, "stop", id="stop-empty-sequence"),
     pytest.param(dict(use_cache=1), TypeError, "use_cache", id="use_cache-int"),
+    pytest.param(dict(crop="no"), TypeError, "crop must be True or False", id="crop-str"),
     pytest.param(dict(model=torch.nn.Linear(2, 2)), TypeError, "DecoderLM", id="not-a-model"),
+    pytest.param(
+        dict(pad_id=97),
+        ValueError,
+        r"pad_id must be an id of the model's vocabulary, in \[0, 96\]",
+        id="pad_id>=vocab",
+    ),  # fmt: skip
+    pytest.param(dict(pad_id=-1), ValueError, "pad_id must be >= 0", id="pad_id<0"),
+    pytest.param(dict(stop=97), ValueError, r"stop ids must lie in \[0, 96\]", id="stop-id>=vocab"),
+    pytest.param(
+        dict(stop=[[5, 200]]), ValueError, r"stop ids must lie in \[0, 96\]", id="stop-seq>=vocab"
+    ),
+    pytest.param(
+        dict(tokenizer=load_tokenizer("stories")),
+        ValueError,
+        "tokenizer has 2,048 ids but the model's vocab_size is 97",
+        id="tokenizer-bigger-than-vocab",
+    ),
+    pytest.param(
+        dict(generator=0), TypeError, "generator must be a torch.Generator", id="generator-int"
+    ),
 ]
 
 
@@ -465,6 +526,75 @@ def test_bad_arguments(change, error, match):
         generate(**args)
     with pytest.raises(error, match=match):  # raised on the call, not at the first step
         stream_generate(**args)
+
+
+KV_BAD = [
+    pytest.param(
+        lambda: KVCache(0, 1, 2, 8, 8), ValueError, "KVCache n_layers must be >= 1", id="n_layers=0"
+    ),
+    pytest.param(
+        lambda: KVCache(2, 1, 2, 0, 8), ValueError, "KVCache max_len must be >= 1", id="max_len=0"
+    ),
+    pytest.param(
+        lambda: KVCache(2, 1.5, 2, 8, 8),
+        TypeError,
+        "KVCache batch_size must be an int",
+        id="batch-float",
+    ),  # fmt: skip
+    pytest.param(
+        lambda: M(torch.ones(2, 3, dtype=torch.long), kv_cache=KVCache.for_model(M, 1)),
+        ValueError,
+        r"built for 2 layers, batch_size 1, .* model gave k of shape \(2, 2, 3, 8\)",
+        id="other-batch-size",
+    ),
+    pytest.param(
+        lambda: M(torch.ones(1, 3, dtype=torch.long), kv_cache=KVCache.for_model(tiny("gpt2"), 1)),
+        ValueError,
+        r"built for 2 layers, batch_size 1, 4 K/V heads .* model gave k of shape \(1, 2, 3, 8\)",
+        id="other-model-heads",
+    ),
+    pytest.param(
+        lambda: M(torch.ones(1, 3, dtype=torch.long), kv_cache=KVCache(1, 1, 2, 48, 8)),
+        ValueError,
+        "the KV cache has 1 layers, the model wrote to layer 1",
+        id="fewer-layers",
+    ),
+    pytest.param(
+        lambda: M(
+            torch.ones(1, 3, dtype=torch.long), kv_cache=KVCache(2, 1, 2, 48, 8, torch.float64)
+        ),
+        ValueError,
+        r"torch.float64 on cpu; the model gave k .* \(torch.float32 on cpu\)",
+        id="other-dtype",
+    ),  # fmt: skip
+    pytest.param(
+        lambda: M(torch.ones(1, 11, dtype=torch.long), kv_cache=KVCache.for_model(M, 1, 10)),
+        ValueError,
+        "the KV cache holds 10 positions; 11 needed",
+        id="no-room",
+    ),
+]
+
+
+@pytest.mark.parametrize("make, error, match", KV_BAD)
+def test_bad_kv_caches(make, error, match):
+    with torch.no_grad(), pytest.raises(error, match=match):
+        make()
+
+
+def test_check_kv_cache_names_a_cache_for_another_model():
+    """For DecoderLM.forward (chapter 7): a cache with more layers than the model never moves
+    its length (the last layer is never written), so only the forward can catch it."""
+    from llmbook.checks.generation import check_kv_cache
+
+    ids = torch.ones(1, 3, dtype=torch.long)
+    check_kv_cache(KVCache.for_model(M, 1), M.config, ids)  # fits: no error
+    with pytest.raises(ValueError, match="built for 3 layers.* need 2 layers, batch_size 1"):
+        check_kv_cache(KVCache(3, 1, 2, 48, 8), M.config, ids)
+    with pytest.raises(ValueError, match="need 2 layers, batch_size 2"):
+        check_kv_cache(KVCache.for_model(M, 1), M.config, torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(TypeError, match="kv_cache must be a KVCache, got dict"):
+        check_kv_cache({}, M.config, ids)
 
 
 def test_bad_chat_messages():
@@ -539,6 +669,35 @@ def test_cli_generate_help_documents_every_option(capsys):
         assert action.help and action.option_strings[0] in shown
 
 
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+NO_MPS = pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has MPS")
+
+
+@pytest.fixture(scope="module")
+def bad_folders(tmp_path_factory, hf_folder):
+    """Hugging Face folders a user may hand ``llmbook generate``, each broken in one way."""
+    import json
+    import shutil
+
+    root = tmp_path_factory.mktemp("bad_folders")
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(hf_folder, root / name))
+
+    (copy("config-not-json") / "config.json").write_text("{not json", encoding="utf-8")
+    (copy("config-a-list") / "config.json").write_text("[1, 2]", encoding="utf-8")
+    config = json.loads((hf_folder / "config.json").read_text(encoding="utf-8"))
+    (copy("eos-a-string") / "config.json").write_text(
+        json.dumps({**config, "eos_token_id": "end"}), encoding="utf-8"
+    )
+    (copy("tokenizer-not-json") / "tokenizer.json").write_text("{", encoding="utf-8")
+    (copy("tokenizer-a-list") / "tokenizer.json").write_text("[1]", encoding="utf-8")
+    torch.manual_seed(0)
+    small = ModelConfig(vocab_size=97, context_length=16, d_model=16, n_layers=1, n_heads=2)
+    DecoderLM(small).save_hf(root / "vocab-97")  # no tokenizer files: 'stories' (2,048) is tried
+    return root
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -547,16 +706,106 @@ def test_cli_generate_help_documents_every_option(capsys):
         pytest.param(["--top-p", "2"], "top_p", id="top_p>1"),
         pytest.param(["--max-new-tokens", "-3"], "max_new_tokens", id="max_new_tokens<0"),
         pytest.param(["--tokenizer", "nonsense"], "tokenizer", id="unknown-tokenizer"),
+        pytest.param(
+            ["--device", "cuda"],
+            "--device 'cuda': this machine has no such device; it has cpu",
+            id="device-cuda-absent",
+            marks=NO_CUDA,
+        ),
+        pytest.param(
+            ["--device", "cuda:7"],
+            "--device 'cuda:7': this machine has no such device; it has cpu",
+            id="device-cuda-index-absent",
+            marks=NO_CUDA,
+        ),
+        pytest.param(
+            ["--device", "mps"],
+            "--device 'mps': this machine has no such device; it has cpu",
+            id="device-mps-absent",
+            marks=NO_MPS,
+        ),
+        pytest.param(
+            ["--device", "tpu"],
+            "--device 'tpu' is not a device; use auto, cpu, cuda, cuda:N or mps (this machine has",
+            id="device-unknown",
+        ),
+        pytest.param(
+            ["--model", "{bad}/config-not-json"],
+            "config-not-json/config.json' is not valid JSON",
+            id="config-not-json",
+        ),
+        pytest.param(
+            ["--model", "{bad}/config-a-list"],
+            "config-a-list/config.json' must hold a JSON object, got list",
+            id="config-a-list",
+        ),
+        pytest.param(
+            ["--model", "{bad}/eos-a-string"],
+            "config.json': 'eos_token_id' must be an id or a list of ids, got 'end'",
+            id="config-eos-a-string",
+        ),
+        pytest.param(
+            ["--model", "{bad}/tokenizer-not-json"],
+            "its tokenizer files (tokenizer.json) cannot be read: JSONDecodeError",
+            id="tokenizer-not-json",
+        ),
+        pytest.param(
+            ["--model", "{bad}/tokenizer-a-list"],
+            "its tokenizer files (tokenizer.json) cannot be read",
+            id="tokenizer-a-list",
+        ),
+        pytest.param(
+            ["--model", "{bad}/vocab-97"],
+            "the folder has no tokenizer files, and the 'stories' tokenizer has 2,048 ids but the "
+            "model's vocabulary has 97: pass --tokenizer",
+            id="fallback-tokenizer-does-not-fit",
+        ),
     ],
 )
-def test_cli_generate_errors(hf_folder, capsys, args, message):
+def test_cli_generate_errors(hf_folder, bad_folders, capsys, args, message):
+    """Each mistake is one line on stderr (no traceback), exit status 2, naming what to fix."""
     from llmbook.cli import main
 
+    args = [a.replace("{bad}", str(bad_folders)) for a in args]
     full = ["generate", "Hi", "--model", str(hf_folder), "--device", "cpu", *args]
     with pytest.raises(SystemExit) as exit_info:
         main(full)
+    err = capsys.readouterr().err
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("llmbook generate: error: ")
+
+
+@pytest.mark.parametrize("encoding", ["cl100k_base", "gpt2"])
+def test_cli_generate_refuses_a_tokenizer_that_does_not_fit(encoding, tiktoken_encoding, capsys):
+    """The book's model (2,048 ids) with another tokenizer printed garbage and exited 0."""
+    from llmbook.cli import main
+
+    n = tiktoken_encoding(encoding).n_vocab  # skips offline without TIKTOKEN_CACHE_DIR
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "Hi", "--tokenizer", encoding, "--device", "cpu"])
+    assert exit_info.value.code == 2
+    assert (
+        f"--tokenizer {encoding!r} has {n:,} ids but the model's vocabulary has 2,048: leave "
+        "out --tokenizer to use the model's own ('stories')"
+    ) in capsys.readouterr().err
+
+
+def test_cli_generate_stops_at_the_end_of_the_story(capsys):
+    """By default the command runs until the model writes <|endoftext|>; --max-new-tokens is a
+    cap far above a story's length."""
+    from llmbook.cli.generate import MAX_NEW_TOKENS
+    from llmbook.pretrained import load_model
+
+    status, out = run_cli(capsys, "Once upon a time", "--seed", "1", "--device", "cpu")
+    tok, model = load_tokenizer("stories"), load_model("stories")
+    g = torch.Generator().manual_seed(1)
+    ids = tok.encode("Once upon a time")
+    expected = generate(
+        model, ids, MAX_NEW_TOKENS, temperature=0.8, top_p=0.95, stop=2047, generator=g
+    )
+    assert expected[-1] == 2047 and len(expected) - len(ids) < model.config.context_length
+    assert status == 0 and out == tok.decode(expected[:-1]) + "\n"
 
 
 def test_cli_generate_in_a_subprocess(hf_folder):

@@ -1,17 +1,30 @@
 """Argument checks of ``llmbook.generation`` (hand-written: chapter 09, section 9, explains them).
 
-``generate`` and ``stream_generate`` call :func:`check_generation_args` once, before the first
-step; nothing is checked inside the generation loop. Each check raises a ``TypeError`` (wrong
-type) or a ``ValueError`` (wrong value) naming the argument, what was given and what is allowed.
+``generate`` and ``stream_generate`` check every argument once, before the first step, with
+:func:`check_prompts`, :func:`check_sampling` and :func:`check_stop`; nothing is checked inside
+the generation loop. ``KVCache`` checks its sizes (:func:`check_cache_sizes`) and each write
+(:func:`check_cache_update`). Each check raises a ``TypeError`` (wrong type) or a ``ValueError``
+(wrong value) naming the argument, what was given and what is allowed.
 """
 
 from __future__ import annotations
 
 import torch
 
-from llmbook.checks import check_bool, check_int, check_optional_int, check_positive_float
+from llmbook.checks import check_int, check_optional_int, check_positive_float
 
-__all__ = ["as_prompts", "check_generation_args", "check_messages", "check_range", "check_stop"]
+__all__ = [
+    "as_prompts",
+    "check_cache_sizes",
+    "check_cache_update",
+    "check_kv_cache",
+    "check_messages",
+    "check_prompts",
+    "check_range",
+    "check_sampling",
+    "check_stop",
+    "tokenizer_size",
+]
 
 
 def as_prompts(prompt_ids) -> tuple[list[list[int]], bool]:
@@ -37,6 +50,33 @@ def as_prompts(prompt_ids) -> tuple[list[list[int]], bool]:
     return prompts, single
 
 
+def check_prompts(model, prompt_ids, max_new_tokens, pad_id=0, crop=True):
+    """Check the model, the prompts (ids in the model's vocabulary), ``max_new_tokens``,
+    ``pad_id`` and whether the text fits the context; return ``as_prompts(prompt_ids)``."""
+    if not all(hasattr(model, a) for a in ("config", "lm_head")):
+        raise TypeError(f"model must be a DecoderLM, got {type(model).__name__}")
+    prompts, single = as_prompts(prompt_ids)
+    check_int(max_new_tokens, "max_new_tokens", minimum=0)
+    V, window = model.config.vocab_size, model.config.context_length
+    if max(max(p) for p in prompts) >= V or min(min(p) for p in prompts) < 0:
+        raise ValueError(f"prompt ids must lie in [0, {V - 1}] (the model's vocab_size is {V})")
+    check_int(pad_id, "pad_id", minimum=0)
+    if pad_id >= V:
+        raise ValueError(
+            f"pad_id must be an id of the model's vocabulary, in [0, {V - 1}] (the model never "
+            f"sees it; any id will do), got {pad_id}"
+        )
+    if not isinstance(crop, bool):
+        raise TypeError(f"crop must be True or False, got {type(crop).__name__} ({crop!r})")
+    longest = max(len(p) for p in prompts)
+    if not crop and longest + max_new_tokens > window:
+        raise ValueError(
+            f"a prompt of {longest} tokens + max_new_tokens={max_new_tokens} does not fit the "
+            f"context of {window} tokens; shorten it, or pass crop=True to keep the last {window}"
+        )
+    return prompts, single
+
+
 def check_range(value, name: str, low: float, high: float, low_open: bool = True) -> None:
     """Raise unless ``value`` is a number in ``(low, high]`` (``low_open``) or ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -50,19 +90,38 @@ def check_range(value, name: str, low: float, high: float, low_open: bool = True
         raise ValueError(f"{name} must be {allowed}, got {value}")
 
 
-def check_messages(messages) -> None:
-    """Raise unless ``messages`` is a list of ``{"role": str, "content": str}`` dicts."""
-    fields = ("role", "content")
-    if not isinstance(messages, list) or not all(
-        isinstance(m, dict) and all(isinstance(m.get(f), str) for f in fields) for m in messages
-    ):
+def check_sampling(temperature, top_k, top_p, min_p, repetition_penalty, generator) -> None:
+    """Check the filters' settings (section 2 of chapter 9) and the random generator."""
+    check_range(temperature, "temperature", 0, float("inf"), low_open=False)
+    check_optional_int(top_k, "top_k")
+    if top_p is not None:
+        check_range(top_p, "top_p", 0.0, 1.0)
+    if min_p is not None:
+        check_range(min_p, "min_p", 0.0, 1.0, low_open=False)
+    if repetition_penalty is not None:
+        check_positive_float(repetition_penalty, "repetition_penalty")
+    if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(
-            f'messages must be a list of {{"role": str, "content": str}}, got {messages!r:.60}'
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
         )
 
 
-def check_stop(stop, tokenizer) -> None:
-    """Raise unless ``stop`` is None, an id, a string, or a list of ids, strings, id lists."""
+def tokenizer_size(tokenizer) -> int | None:
+    """The number of ids of ``tokenizer`` (its largest id + 1): tiktoken's ``n_vocab``, the
+    book's ``vocab_size``; None if it has neither."""
+    size = getattr(tokenizer, "n_vocab", None)
+    return getattr(tokenizer, "vocab_size", None) if size is None else size
+
+
+def check_stop(stop, tokenizer, vocab_size: int) -> None:
+    """Raise unless ``stop`` is None, an id, a string, or a list of ids, strings, id lists, with
+    every id in ``[0, vocab_size)``, and ``tokenizer`` (needed by strings) fits the model."""
+    size = tokenizer_size(tokenizer)
+    if size is not None and size > vocab_size:
+        raise ValueError(
+            f"tokenizer has {size:,} ids but the model's vocab_size is {vocab_size:,}: its ids "
+            f"must lie in [0, {vocab_size - 1}]; give the tokenizer the model was trained with"
+        )
     items = [] if stop is None else [stop] if isinstance(stop, int | str) else stop
     if not isinstance(items, list | tuple):
         raise TypeError(
@@ -79,52 +138,76 @@ def check_stop(stop, tokenizer) -> None:
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in seq)
         ):
             raise TypeError(f"stop items must be ids, strings or non-empty lists of ids, got {s!r}")
+        elif not all(0 <= i < vocab_size for i in seq):
+            raise ValueError(
+                f"stop ids must lie in [0, {vocab_size - 1}] (the model's vocab_size is "
+                f"{vocab_size}), got {s!r}: the model could never write it"
+            )
 
 
-def check_generation_args(
-    model,
-    prompt_ids,
-    max_new_tokens,
-    temperature=1.0,
-    top_k=None,
-    top_p=None,
-    min_p=None,
-    repetition_penalty=None,
-    stop=None,
-    tokenizer=None,
-    use_cache=True,
-    crop=True,
-    generator=None,
-    pad_id=0,
-):
-    """Check what :func:`generate` was given; return ``as_prompts(prompt_ids)``."""
-    if not all(hasattr(model, a) for a in ("config", "lm_head")):
-        raise TypeError(f"model must be a DecoderLM, got {type(model).__name__}")
-    prompts, single = as_prompts(prompt_ids)
-    check_int(max_new_tokens, "max_new_tokens", minimum=0)
-    check_range(temperature, "temperature", 0, float("inf"), low_open=False)
-    check_optional_int(top_k, "top_k")
-    if top_p is not None:
-        check_range(top_p, "top_p", 0.0, 1.0)
-    if min_p is not None:
-        check_range(min_p, "min_p", 0.0, 1.0, low_open=False)
-    if repetition_penalty is not None:
-        check_positive_float(repetition_penalty, "repetition_penalty")
-    check_stop(stop, tokenizer)
-    if generator is not None and not isinstance(generator, torch.Generator):
+def check_messages(messages) -> None:
+    """Raise unless ``messages`` is a list of ``{"role": str, "content": str}`` dicts."""
+    fields = ("role", "content")
+    if not isinstance(messages, list) or not all(
+        isinstance(m, dict) and all(isinstance(m.get(f), str) for f in fields) for m in messages
+    ):
         raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            f'messages must be a list of {{"role": str, "content": str}}, got {messages!r:.60}'
         )
-    check_bool(use_cache, "use_cache")
-    check_bool(crop, "crop")
-    check_int(pad_id, "pad_id", minimum=0)
-    V, window = model.config.vocab_size, model.config.context_length
-    if max(max(p) for p in prompts) >= V or min(min(p) for p in prompts) < 0:
-        raise ValueError(f"prompt ids must lie in [0, {V - 1}] (the model's vocab_size is {V})")
-    longest = max(len(p) for p in prompts)
-    if not crop and longest + max_new_tokens > window:
+
+
+# ---------------------------------------------------------------------------- the KV cache
+
+
+def check_cache_sizes(n_layers, batch_size, n_kv_heads, max_len, head_dim) -> None:
+    """Raise unless every size of a ``KVCache`` is an int >= 1."""
+    sizes = dict(n_layers=n_layers, batch_size=batch_size, n_kv_heads=n_kv_heads)
+    for name, value in {**sizes, "max_len": max_len, "head_dim": head_dim}.items():
+        check_int(value, f"KVCache {name}", minimum=1)
+
+
+def _cache_shape(cache) -> str:
+    B, H, _, D = cache.k[0].shape
+    return (
+        f"{len(cache.k)} layers, batch_size {B}, {H} K/V heads of head_dim {D}, {cache.k[0].dtype}"
+    )
+
+
+def check_cache_update(cache, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+    """Raise unless ``k, v (B, H_kv, T, D)`` fit ``cache``: a layer it has, its batch size, K/V
+    heads, head_dim, dtype and device, and room for ``T`` more positions."""
+    if not 0 <= layer < len(cache.k):
         raise ValueError(
-            f"a prompt of {longest} tokens + max_new_tokens={max_new_tokens} does not fit the "
-            f"context of {window} tokens; shorten it, or pass crop=True to keep the last {window}"
+            f"the KV cache has {len(cache.k)} layers, the model wrote to layer {layer}: build "
+            f"the cache for this model (KVCache.for_model(model, batch_size))"
         )
-    return prompts, single
+    expected = cache.k[layer]
+    for name, t in (("k", k), ("v", v)):
+        same = (
+            t.dim() == 4 and t.shape[:2] == expected.shape[:2] and t.shape[3] == expected.shape[3]
+        )
+        if not same or t.dtype != expected.dtype or t.device != expected.device:
+            raise ValueError(
+                f"the KV cache was built for {_cache_shape(cache)} on {expected.device}; the "
+                f"model gave {name} of shape {tuple(t.shape)} ({t.dtype} on {t.device}): build "
+                "it for this model and batch (KVCache.for_model(model, batch_size))"
+            )
+    if cache.length + k.shape[2] > cache.max_len:
+        raise ValueError(
+            f"the KV cache holds {cache.max_len} positions; {cache.length + k.shape[2]} needed"
+        )
+
+
+def check_kv_cache(cache, config, ids: torch.Tensor) -> None:
+    """Raise unless ``cache`` was built for a model of ``config`` (a ModelConfig) and a batch of
+    ``ids (B, T)``: the same number of layers, K/V heads, head_dim and batch size."""
+    if not all(hasattr(cache, a) for a in ("k", "v", "length", "max_len", "update")):
+        raise TypeError(f"kv_cache must be a KVCache, got {type(cache).__name__}")
+    B, H, _, D = cache.k[0].shape
+    want = (config.n_layers, ids.shape[0], config.n_kv_heads, config.head_dim)
+    if (len(cache.k), B, H, D) != want:
+        raise ValueError(
+            f"kv_cache was built for {_cache_shape(cache)}; this model and batch need "
+            f"{want[0]} layers, batch_size {want[1]}, {want[2]} K/V heads of head_dim "
+            f"{want[3]}: use KVCache.for_model(model, batch_size)"
+        )

@@ -8,7 +8,12 @@ One module per subcommand: ``train.py``, ``generate.py``, ``classroom.py``; what
 (the run folder, the model and tokenizer a run names, ``CliError``) is in ``common.py``. Each
 module has one ``add_<name>(subparsers)`` function that defines the subcommand's options and
 sets ``func`` to the function that runs it (returning the exit status); ``COMMANDS`` lists
-them, so a new subcommand is one more module and one more entry.
+them, so a new subcommand is one more module and one more entry. Building the parser imports
+no torch (each command imports what it needs when it runs), so ``llmbook --help`` is quick;
+``tests/test_cli.py`` checks it.
+
+A mistake is one line on stderr, never a traceback: a ``CliError`` or a library check's
+``TypeError``/``ValueError`` (exit status 2), a file that cannot be read or written (1).
 """
 
 from __future__ import annotations
@@ -48,5 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"llmbook {args.command}: error: {error}\n")
     except (TypeError, ValueError) as error:  # a bad option value caught by the library's checks
         parser.exit(2, f"llmbook {args.command}: error: {error}\n")
+    except OSError as error:  # a file or folder that cannot be read or written: its name, why
+        parser.exit(1, f"llmbook {args.command}: error: {error}\n")
     except FloatingPointError as error:
         parser.exit(1, f"llmbook {args.command}: {error}\n")

@@ -1,6 +1,9 @@
 """``llmbook generate``: continue a prompt, streaming the text (hand-written; chapter 09's sampler).
 
 llmbook generate "Once upon a time" --temperature 0.8 --seed 1
+
+torch and the model are imported when the command runs, not when the parser is built, so that
+``llmbook --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from pathlib import Path
 
 from llmbook.cli.common import RUN_FILE, CliError, make_model, make_tokenizer, read_run
 
-__all__ = ["add_generate", "end_of_text_id", "run_generate"]
+__all__ = ["add_generate", "end_of_text_id", "resolve_device", "run_generate"]
+
+MAX_NEW_TOKENS = 1000  # the default cap: a story of the book's corpus ends well before it
 
 
 def add_generate(subparsers) -> None:
@@ -19,8 +24,9 @@ def add_generate(subparsers) -> None:
         "generate",
         help="continue a prompt with a trained model, printing the text as it is generated",
         description="Continue PROMPT with a model and print the text as it streams "
-        "(llmbook.generation.stream_generate, with a KV cache). Stops at the end-of-text "
-        "token, at a --stop string, or after --max-new-tokens tokens.",
+        "(llmbook.generation.stream_generate, with a KV cache). Generation stops when the "
+        "model ends its text (its end-of-text token: the end of a story for the book's "
+        "model), at a --stop string, or after --max-new-tokens tokens, whichever comes first.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("prompt", help="the text to continue, e.g. 'Once upon a time'")
@@ -34,10 +40,16 @@ def add_generate(subparsers) -> None:
     p.add_argument(
         "--tokenizer",
         default=None,
-        help="'stories' or a tiktoken encoding name; default: the model's own (a run's, or a "
-        "Hugging Face folder's tokenizer files; 'stories' for a folder without them)",
+        help="'stories' or a tiktoken encoding name, with as many ids as the model's "
+        "vocabulary; default: the model's own (a run's, or a Hugging Face folder's tokenizer "
+        "files; 'stories' for a folder without them)",
     )
-    p.add_argument("--max-new-tokens", type=int, default=200, help="most tokens to generate")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=MAX_NEW_TOKENS,
+        help="a cap: at most this many new tokens, if the model has not ended its text before",
+    )
     s = p.add_argument_group("sampling (llmbook.generation.generate)")
     s.add_argument(
         "--temperature", type=float, default=0.8, help="0: greedy; <1 sharper, >1 flatter"
@@ -70,9 +82,8 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from llmbook.generation import stream_generate, stream_text
-    from llmbook.training import pick_device
 
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     model, tokenizer, eos = load_for_generation(args.model, args.tokenizer)
     model = model.to(device).eval()
     ids = tokenizer.encode(args.prompt, allowed_special="all")
@@ -94,10 +105,48 @@ def run_generate(args: argparse.Namespace) -> int:
         generator=generator,
     )
     print(args.prompt, end="", flush=True)
-    for piece in stream_text(tokenizer, (t for t in tokens if t not in eos)):
-        print(piece, end="", flush=True)
+    try:
+        for piece in stream_text(tokenizer, (t for t in tokens if t not in eos)):
+            print(piece, end="", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C stops the text, quietly
+        print()
+        return 130
     print()
     return 0
+
+
+def resolve_device(name: str):
+    """The ``torch.device`` that ``--device NAME`` asks for, if this machine has it; else a
+    ``CliError`` that says what it has."""
+    import torch
+
+    from llmbook.model import default_device
+
+    if name == "auto":
+        return default_device()
+    cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    present = ["cpu", *(["cuda"] if cuda else []), *cuda]
+    present += ["mps"] if torch.backends.mps.is_available() else []
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise CliError(
+            f"--device {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps (this "
+            f"machine has {', '.join(present)})"
+        )
+    index = 0 if device.index is None else device.index
+    if (
+        device.type == "cuda"
+        and index >= len(cuda)
+        or device.type == "mps"
+        and "mps" not in present
+    ):
+        raise CliError(
+            f"--device {name!r}: this machine has no such device; it has {', '.join(present)}"
+        )
+    return device
 
 
 def load_for_generation(name: str, tokenizer_name: str | None):
@@ -131,15 +180,45 @@ def load_for_generation(name: str, tokenizer_name: str | None):
             "folder (run.json)"
         )
     tokenizer = generation_tokenizer(tokenizer_name or default)
+    check_tokenizer_fits(tokenizer, tokenizer_name, default, model.config.vocab_size)
     return model, tokenizer, end_of_text_ids(tokenizer, path)
 
 
 def generation_tokenizer(name):
+    """The tokenizer of a Hugging Face folder (``name`` a Path), or one by name."""
     from llmbook.tokenizer import BPETokenizer
 
-    if isinstance(name, Path):
+    if not isinstance(name, Path):
+        return make_tokenizer(name)
+    try:
         return BPETokenizer.from_hf(name)
-    return make_tokenizer(name)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:  # a malformed file
+        files = [f for f in ("tokenizer.json", "vocab.json", "merges.txt") if (name / f).is_file()]
+        raise CliError(
+            f"--model {str(name)!r}: its tokenizer files ({', '.join(files)}) cannot be read: "
+            f"{type(error).__name__}: {error}"
+        ) from None
+
+
+def check_tokenizer_fits(tokenizer, given: str | None, default, vocab_size: int) -> None:
+    """The tokenizer (``given`` by --tokenizer, else ``default``: the model's own, a name or a
+    Hugging Face folder's files) must have the model's ``vocab_size`` ids; a folder's own
+    tokenizer may have fewer (models pad their vocabulary)."""
+    from llmbook.checks.generation import tokenizer_size
+
+    size = tokenizer_size(tokenizer)
+    own = given is None and isinstance(default, Path)
+    if size == vocab_size or own and size < vocab_size:
+        return
+    if given is not None:
+        what = f"--tokenizer {given!r} has"
+        hint = f"leave out --tokenizer to use the model's own ({str(default)!r})"
+    elif own:
+        what, hint = f"the tokenizer files of {str(default)!r} have", "they do not belong to it"
+    else:  # a Hugging Face folder without tokenizer files: the book's tokenizer was tried
+        what = "the folder has no tokenizer files, and the 'stories' tokenizer has"
+        hint = "pass --tokenizer with the model's tiktoken encoding, or add its tokenizer files"
+    raise CliError(f"{what} {size:,} ids but the model's vocabulary has {vocab_size:,}: {hint}")
 
 
 def end_of_text_ids(tokenizer, folder: Path) -> list[int]:
@@ -149,7 +228,12 @@ def end_of_text_ids(tokenizer, folder: Path) -> list[int]:
     config = folder / "config.json"
     if config.is_file():
         eos = json.loads(config.read_text(encoding="utf-8")).get("eos_token_id")
-        ids += [eos] if isinstance(eos, int) else list(eos or [])
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else eos
+        if not isinstance(eos, list) or not all(type(i) is int for i in eos):
+            raise CliError(
+                f"{str(config)!r}: 'eos_token_id' must be an id or a list of ids, got {eos!r:.60}"
+            )
+        ids += eos
     return sorted(set(ids))
 
 
