@@ -10,21 +10,30 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm  # tqdm.write: print a line without breaking the progress bar
 
-from llmbook.checks.training import check_checkpoint_folder, check_train_args, check_train_config
+from llmbook.checks import check_int, check_token_ids
+from llmbook.checks.training import check_train_args, check_train_config
 from llmbook.data import encode_text
 from llmbook.io.files import atomic_write
 from llmbook.io.progress import progress_bar
 from llmbook.io.runs import (
     catch_sigint,
+    check_finite_weights,
+    claim_out_dir,
+    last_good_note,
     load_weights,
     new_history,
+    prune_checkpoints,
+    read_latest,
     record,
     rng_states,
     set_rng_states,
     unique_tensors,
+    verify_checkpoint,
+    write_checksums,
 )
 from llmbook.model import default_device
 
@@ -199,6 +208,9 @@ class Run:
     def reduce(self, loss: torch.Tensor, stop: bool) -> tuple[float, bool]:
         return loss.item(), stop
 
+    def gather_rng_states(self) -> list[dict]:
+        return [rng_states()]  # one per process, in rank order: what a checkpoint keeps
+
     def close(self) -> None:
         pass
 
@@ -229,9 +241,10 @@ def pick_device(name: str = "auto") -> torch.device:
     return default_device() if name == "auto" else torch.device(name)
 
 
-def train_step(model, optimizer, data, step: int, config: TrainConfig, run) -> torch.Tensor:
+def train_step(model, optimizer, data, step: int, config: TrainConfig, run):
     """One optimizer step on the global batch of ``step``: this process takes its share of the
-    windows, in ``grad_accum_steps`` micro-batches; returns the mean loss (a 0-d tensor)."""
+    windows, in ``grad_accum_steps`` micro-batches. Returns 0-d tensors ``(mean loss, gradient
+    norm before clipping)``."""
     accum, T = config.grad_accum_steps, config.context_length
     starts = batch_starts(len(data), T, config.batch_size, config.seed, step)
     share = config.batch_size // run.world_size  # this process's windows
@@ -246,11 +259,11 @@ def train_step(model, optimizer, data, step: int, config: TrainConfig, run) -> t
             _, loss = model(x, y)
         (loss / accum).backward()
         total += loss.detach().float() / accum
-    if config.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    max_norm = config.grad_clip if config.grad_clip > 0 else math.inf  # inf: measure, no clip
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return total
+    return total, grad_norm
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device):
@@ -273,37 +286,30 @@ def set_lr(optimizer, step: int, config: TrainConfig) -> float:
     return lr
 
 
-def train(
-    model,
-    train_data,
-    val_data,
-    config: TrainConfig,
-    *,
-    tokenizer=None,
-    prompt="\n",
-    resume: bool = False,
-    callback=None,
-    progress: bool = True,
-) -> dict:
+def train(model, train_data, val_data, config: TrainConfig, *, tokenizer=None, prompt="\n",
+          resume: bool = False, callback=None, progress: bool = True) -> dict:  # fmt: skip
     """Train ``model`` (``model(ids, targets) -> (logits, loss)``) on 1-D id sequences; return
     the history. ``resume=True`` continues from the newest checkpoint in ``config.out_dir``."""
     data = check_train_args(model, train_data, val_data, config, resume)  # (train, val)
     run = start_run(config)
+    owner = claim_out_dir(config, resume, run.is_main)  # one trainer per out_dir; checks
     raw = model.to(run.device)
     optimizer = make_optimizer(raw, config, run.device)
     torch.manual_seed(config.seed + run.rank)  # dropout; the data order has its own seed
     start, history = 0, new_history()
-    if resume:  # weights, optimizer, RNG states, step and history from the checkpoint
-        start, history = resume_from(config.out_dir, raw, optimizer, run.device)
+    if resume:  # weights, optimizer, this process's RNG state, step and history
+        start, history = resume_from(config.out_dir, raw, optimizer, run.device, run.rank)
+    history.setdefault("grad_norm", [])  # (absent from histories saved before it was recorded)
     model = run.wrap(raw, config)
-    with catch_sigint() as stop, run.progress_bar(start, config.max_steps, progress) as bar:
+    with owner, catch_sigint() as stop, run.progress_bar(start, config.max_steps, progress) as bar:
         for step in bar:
             lr = set_lr(optimizer, step, config)
             t0 = time.perf_counter()
-            loss = train_step(model, optimizer, data[0], step, config, run)
+            loss, grad_norm = train_step(model, optimizer, data[0], step, config, run)
             loss, stopping = run.reduce(loss, stop.requested)  # the mean over processes
             check_finite(loss, step, config)
-            log_step(bar, history, config, step, loss, lr, seconds=time.perf_counter() - t0)
+            seconds = time.perf_counter() - t0
+            log_step(bar, history, config, step, loss, lr, seconds, grad_norm.item())
             done = step + 1
             if done % config.eval_interval == 0 or done == config.max_steps or stopping:
                 eval_and_save(raw, optimizer, data, config, run, history, done, (tokenizer, prompt))
@@ -317,19 +323,17 @@ def train(
     return history
 
 
-def log_step(bar, history: dict, config, step: int, loss: float, lr: float, seconds: float):
+def log_step(bar, history: dict, config, step, loss, lr, seconds, grad_norm):
     """Append the step to the history; show loss, learning rate and tokens/s on the bar."""
     tokens_per_s = config.batch_size * config.context_length / seconds
     record(history, step=step, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
+    history["grad_norm"].append(grad_norm)  # before clipping: same on every process (DDP)
     bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", tok_s=round(tokens_per_s), refresh=False)
 
 
 def check_finite(loss: float, step: int, config: TrainConfig) -> None:
     if not math.isfinite(loss):
-        raise FloatingPointError(
-            f"loss is {loss} at step {step}; the last good checkpoint is "
-            f"{latest_checkpoint(config.out_dir)}"
-        )
+        raise FloatingPointError(f"loss is {loss} at step {step}; {last_good_note(config.out_dir)}")
 
 
 def eval_and_save(model, optimizer, data, config, run, history, done, sampler):
@@ -350,8 +354,10 @@ def eval_and_save(model, optimizer, data, config, run, history, done, sampler):
         sample = tokenizer.decode(greedy(model, ids, config.sample_tokens, config.context_length))
         history["samples"].append((done, sample))
         tqdm.write(f"step {done}: val loss {val_loss:.3f} | {sample!r}")
-    if config.out_dir is not None and run.is_main:
-        rotate_checkpoints(config, model, optimizer, done, history)
+    if config.out_dir is not None:
+        rng_per_rank = run.gather_rng_states()  # every process takes part; rank 0 writes
+        if run.is_main:
+            rotate_checkpoints(config, model, optimizer, done, history, rng_per_rank)
 
 
 @torch.no_grad()
@@ -379,6 +385,34 @@ def whole_text_loss(model, ids: torch.Tensor, batch_size: int = 16) -> float:
     return total / n
 
 
+@torch.no_grad()
+def strided_loss(model, ids, stride: int, batch_size: int = 16) -> float:
+    """Mean next-token loss over all of ``ids`` (every token but the first, each scored once)
+    with windows of ``context_length`` that move by ``stride``: the first window scores all its
+    positions, each later one only the targets not scored yet (its last ``stride``), which see at
+    least ``context_length - stride`` tokens before them. Costs ``context_length / stride`` times
+    the non-overlapping score."""
+    W, device = model.config.context_length, next(model.parameters()).device
+    ids = check_token_ids(ids, "ids")  # (N,): a tensor, or a (memory-mapped) NumPy array
+    check_int(batch_size, "batch_size")
+    if check_int(stride, "stride") > W:
+        raise ValueError(f"stride must be an int in 1..{W} (context_length), got {stride}")
+    if len(ids) <= W:
+        raise ValueError(f"ids must hold more than context_length = {W} tokens, got {len(ids)}")
+    n = len(ids) - 1  # targets: ids[1:]
+    ends = torch.tensor([*range(W, n, stride), n])  # a window's targets: ids[end - W + 1 : end + 1]
+    was_training, total, done = model.training, 0.0, 0
+    model.eval()
+    for chunk in ends.split(batch_size):
+        x, y = get_batch(ids, chunk - W, W)  # (b, W) each
+        logits = model(x.to(device))  # (b, W, V)
+        losses = F.cross_entropy(logits.transpose(1, 2).float(), y.to(device), reduction="none")
+        for row, end in zip(losses, chunk.tolist()):  # row: (W,)
+            total, done = total + row[W - (end - done) :].double().sum().item(), end
+    model.train(was_training)
+    return total / n
+
+
 def save_checkpoint(folder, model: nn.Module, optimizer=None, **state) -> Path:
     """Write ``folder/model.safetensors`` (the weights) and ``folder/state.pt`` (optimizer,
     step, RNG states, ... everything ``torch.load(weights_only=True)`` can read back)."""
@@ -392,6 +426,7 @@ def save_checkpoint(folder, model: nn.Module, optimizer=None, **state) -> Path:
     state["rng"] = rng_states()
     with atomic_write(folder / "state.pt") as f:
         torch.save(state, f)
+    write_checksums(folder)  # sha256.json, last: load_checkpoint verifies both files
     return folder
 
 
@@ -401,7 +436,7 @@ def load_checkpoint(folder, model: nn.Module, optimizer=None, map_location="cpu"
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    check_checkpoint_folder(folder)
+    verify_checkpoint(folder)  # complete, and matching sha256.json (llmbook.io.runs)
     load_weights(model, load_file(folder / "model.safetensors"))
     state = torch.load(folder / "state.pt", map_location=map_location, weights_only=True)
     if optimizer is not None and state.get("optimizer") is not None:
@@ -409,11 +444,12 @@ def load_checkpoint(folder, model: nn.Module, optimizer=None, map_location="cpu"
     return state
 
 
-def rotate_checkpoints(config, model, optimizer, step, history) -> Path:
+def rotate_checkpoints(config, model, optimizer, step, history, rng_per_rank=None) -> Path:
     """Save ``out_dir/checkpoints/step_NNNNNNN``, then point ``latest`` at it, then delete all
     but the newest ``keep_checkpoints``. A kill at any moment leaves ``latest`` naming a whole
     checkpoint: it is rewritten (atomically) only after the new folder is complete."""
     root = Path(config.out_dir) / "checkpoints"
+    check_finite_weights(model, step, config.out_dir)  # NaN weights are never saved
     folder = save_checkpoint(
         root / f"step_{step:07d}",
         model,
@@ -421,13 +457,11 @@ def rotate_checkpoints(config, model, optimizer, step, history) -> Path:
         step=step,
         history=history,
         config=dataclasses.asdict(config),
+        rng_per_rank=rng_per_rank,
     )
     with atomic_write(root / "latest", "w", encoding="utf-8") as f:
         f.write(folder.name)
-    for old in sorted(root.glob("step_*"))[: -config.keep_checkpoints]:
-        for file in old.iterdir():
-            file.unlink()
-        old.rmdir()
+    prune_checkpoints(root, config.keep_checkpoints, folder)  # by step; never the new one
     return folder
 
 
@@ -436,17 +470,19 @@ def latest_checkpoint(out_dir) -> Path | None:
     if out_dir is None or not (Path(out_dir) / "checkpoints" / "latest").exists():
         return None
     root = Path(out_dir) / "checkpoints"
-    return root / (root / "latest").read_text(encoding="utf-8").strip()
+    return read_latest(root / "latest")  # the folder it names, checked to exist
 
 
-def resume_from(out_dir, model, optimizer, device) -> tuple[int, dict]:
-    """Restore weights, optimizer and RNG states from the newest checkpoint; return
-    ``(steps done, history)``."""
+def resume_from(out_dir, model, optimizer, device, rank: int = 0) -> tuple[int, dict]:
+    """Restore weights, optimizer and process ``rank``'s RNG state from the newest checkpoint;
+    return ``(steps done, history)``."""
     folder = latest_checkpoint(out_dir)
     if folder is None:
         raise FileNotFoundError(f"no checkpoint to resume from in {str(out_dir)!r}")
     state = load_checkpoint(folder, model, optimizer, map_location=device)
-    set_rng_states(state["rng"])
+    per_rank = state.get("rng_per_rank") or [state["rng"]]
+    if rank < len(per_rank):  # else a new process: it keeps its fresh seed (seed + rank)
+        set_rng_states(per_rank[rank])
     return state["step"], state["history"]
 
 
@@ -466,6 +502,12 @@ class DistributedRun(Run):
         both = torch.stack([loss, torch.tensor(float(stop), device=loss.device)])
         torch.distributed.all_reduce(both)
         return both[0].item() / self.world_size, both[1].item() > 0
+
+    def gather_rng_states(self) -> list[dict]:
+        """Every process's random state (its own dropout masks), collected on each process."""
+        states = [None] * self.world_size
+        torch.distributed.all_gather_object(states, rng_states())
+        return states
 
     def close(self) -> None:
         torch.distributed.destroy_process_group()
@@ -493,6 +535,7 @@ __all__ = [
     "eval_and_save",
     "greedy",
     "whole_text_loss",
+    "strided_loss",
     "save_checkpoint",
     "load_checkpoint",
     "rotate_checkpoints",

@@ -55,6 +55,54 @@ def test_help_documents_every_option(capsys):
         assert action.option_strings[0] in shown
 
 
+HELP_ARGV = [["--help"], ["generate", "--help"], ["classroom", "--help"]]
+
+
+@pytest.mark.parametrize("argv", HELP_ARGV, ids=lambda argv: " ".join(argv))
+def test_help_imports_no_torch(argv):
+    """`llmbook --help` took 6-8 s on a laptop when building the parser imported torch."""
+    code = (
+        "import sys\n"
+        "import llmbook.cli\n"
+        "llmbook.cli.build_parser()\n"
+        "assert 'torch' not in sys.modules, 'building the parser imported torch'\n"
+        "try:\n"
+        f"    llmbook.cli.main({argv!r})\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("torch imported: False")
+    assert "usage: llmbook" in result.stdout
+
+
+def test_the_package_imports_its_names_on_first_use():
+    """`import llmbook` loads no torch; each public name is imported from its module when used."""
+    code = (
+        "import sys\n"
+        "import llmbook\n"
+        "assert 'torch' not in sys.modules\n"
+        "from llmbook import generate\n"
+        "import llmbook.generation\n"
+        "assert generate is llmbook.generation.generate and 'torch' in sys.modules\n"
+        "assert all(getattr(llmbook, name) is not None for name in llmbook.__all__)\n"
+        "assert set(llmbook.__all__) <= set(dir(llmbook))\n"
+        "try:\n"
+        "    llmbook.no_such_name\n"
+        "except AttributeError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "module 'llmbook' has no attribute 'no_such_name'"
+
+
 def test_console_script_is_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["llmbook"] == "llmbook.cli:main"
@@ -168,7 +216,9 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, text_file):
             id="tokenizer",
         ),
         pytest.param(["--model", None], "--model is required", id="no-model"),
-        pytest.param([], "give the data: --corpus NAME or --text FILE", id="no-data"),
+        pytest.param(
+            ["--corpus", "stories", "--text", "x.txt"], "not allowed with argument", id="two-data"
+        ),
         pytest.param(["--corpus", "stories", "--lr", "-1"], "lr must be a number >= 0", id="lr"),
         pytest.param(
             ["--corpus", "stories", "--batch-size", "6", "--grad-accum", "4"],
@@ -195,7 +245,7 @@ def test_folder_holding_another_run(tmp_path, text_file, capsys):
     out = tmp_path / "run"
     assert main(["train", "--text", str(text_file), "--out", str(out), *FAST, "--steps", "2"]) == 0
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--text", str(text_file), "--out", str(out), *FAST])
+        main(["train", "--text", str(text_file), "--out", str(out), *FAST, "--lr", "0.002"])
     assert exit_info.value.code == 2
     assert "holds another run; pass --resume" in capsys.readouterr().err
 

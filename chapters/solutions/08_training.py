@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -129,23 +129,44 @@ assert all(runs["lr 0.003"][0][-1] < runs[name][0][-1] for name in list(runs)[1:
 # by the total number of tokens in the whole batch, known before the micro-steps start.
 
 # %%
-g = torch.Generator().manual_seed(0)
-logits = torch.randn(12, V, generator=g)  # 12 target positions in all
-targets = torch.randint(0, V, (12,), generator=g)
-micro = [slice(0, 3), slice(3, 12)]  # 3 tokens, then 9
-whole = F.cross_entropy(logits, targets)
-mean_of_means = sum(F.cross_entropy(logits[s], targets[s]) for s in micro) / len(micro)
-summed = sum(F.cross_entropy(logits[s], targets[s], reduction="sum") for s in micro) / len(targets)
-print("mean over all tokens   ", round(whole.item(), 4))
-print("mean of micro-batch means", round(mean_of_means.item(), 4))
-print("sums / total tokens    ", round(summed.item(), 4))
-assert not torch.isclose(whole, mean_of_means) and torch.isclose(whole, summed)
+torch.manual_seed(0)
+net = DecoderLM(config)
+short = train_ids[: 2 * 9].view(2, 9)  # micro-batch 1: 2 windows of 8 targets, 16 tokens
+long = train_ids[100 : 100 + 2 * 25].view(2, 25)  # micro-batch 2: 2 windows of 24, 48 tokens
+micro_batches = [(w[:, :-1], w[:, 1:]) for w in (short, long)]
+n_tokens = sum(y.numel() for _, y in micro_batches)  # 64, known before the micro-steps
+
+
+def gradients(loss_of_micro_batch):
+    """Accumulate over the micro-batches, one backward() each; return the gradients."""
+    net.zero_grad()
+    for x, y in micro_batches:
+        loss_of_micro_batch(net(x), y).backward()  # .grad adds up
+    return [p.grad.clone() for p in net.parameters()]
+
+
+def token_sum(logits, y):
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum")
+
+
+# The reference: the mean over all 64 tokens, one backward through both micro-batches.
+net.zero_grad()
+(sum(token_sum(net(x), y) for x, y in micro_batches) / n_tokens).backward()
+reference = [p.grad.clone() for p in net.parameters()]
+mean_of_means = gradients(lambda logits, y: token_sum(logits, y) / y.numel() / 2)
+fixed = gradients(lambda logits, y: token_sum(logits, y) / n_tokens)
+gap = lambda grads: max((a - b).abs().max().item() for a, b in zip(grads, reference))  # noqa: E731
+print("mean of micro-batch means: largest gradient error above 1e-4:", gap(mean_of_means) > 1e-4)
+print("sums / all tokens:          largest gradient error below 1e-6:", gap(fixed) < 1e-6)
+assert gap(mean_of_means) > 1e-4 and gap(fixed) < 1e-6
 
 # %% [markdown]
-# In a training loop: compute `n_tokens` of the whole batch first, then call
-# `(loss_sum / n_tokens).backward()` in each micro-step; the accumulated gradient is then the
-# gradient of the mean over all tokens. (The chapter's trainer uses windows of equal length,
-# where the two agree.)
+# Dividing each micro-batch's mean by the number of micro-batches weighs the 16 tokens of the
+# short windows as much as the 48 of the long ones, so the accumulated gradient is not the
+# gradient of the mean over all tokens. The fix: count the tokens of the whole batch first,
+# then in each micro-step call `(loss_sum / n_tokens).backward()` with the micro-batch's summed
+# loss; the accumulated gradient then equals the one-batch gradient up to float rounding. (The
+# chapter's trainer uses windows of equal length, where the two agree.)
 #
 # ## Exercise 4: what training costs in memory
 #
@@ -175,6 +196,9 @@ assert measured == 16 * n_params
 
 # %% [markdown]
 # About 128 GB for the 8B model: more than the 80 GB of one large GPU, before the activations
-# of a single batch. This is why large models are trained with the optimizer state sharded
-# across devices (ZeRO / FSDP), in bfloat16 with float32 master weights, or with 8-bit optimizer
-# states, and why fine-tuning often trains small adapters instead of all the weights.
+# of a single batch. Mixed precision does not shrink it: autocast (the chapter, section 11) keeps the
+# weights, their gradients and AdamW's state in float32, and even "bfloat16 weights with float32
+# master weights" adds up to 2 + 4 (master) + 2 (gradient) + 8 (AdamW) = 16 bytes a weight; what
+# bfloat16 saves is time and activation memory. What does shrink it: sharding the optimizer
+# state, gradients and weights across devices (ZeRO / FSDP), 8-bit optimizer states, or training
+# small adapters instead of all the weights (chapter 11's LoRA).

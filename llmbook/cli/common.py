@@ -27,12 +27,25 @@ class CliError(Exception):
     """A mistake in the command line: printed as ``llmbook: error: ...``, exit status 2."""
 
 
+RUN_KEYS = ("model", "train", "tokenizer", "corpus", "text", "val_fraction", "prompt")
+
+
 def read_run(out: Path) -> dict:
-    if not (out / RUN_FILE).is_file():
+    """The settings in ``out/run.json``, or a ``CliError`` naming the file and what is wrong."""
+    path = out / RUN_FILE
+    if not path.is_file():
+        raise CliError(f"{str(path)!r} not found; is {str(out)!r} the folder of a run?")
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CliError(f"{str(path)!r} is not valid JSON ({error})") from None
+    missing = [key for key in RUN_KEYS if key not in run] if isinstance(run, dict) else RUN_KEYS
+    if missing or not isinstance(run["model"], dict) or not isinstance(run["train"], dict):
         raise CliError(
-            f"--resume: {str(out / RUN_FILE)!r} not found; is --out the folder of a run?"
+            f"{str(path)!r} is not the run.json of llmbook train: it needs the keys "
+            f"{', '.join(RUN_KEYS)} (model and train as objects); missing {', '.join(missing)}"
         )
-    return json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+    return run
 
 
 def make_model(fields: dict, seed: int = 0):

@@ -22,7 +22,12 @@ memory map. Header-less files of raw ids (nanoGPT's ``train.bin``) open with an 
 ``dtype``; they carry no count, so only a size that is not a multiple of the item size is caught.
 
 Files are written through :func:`llmbook.io.files.atomic_write`: a reader sees the old file or the
-whole new one, never part of either. :func:`tokenize_file` turns a large text file into a token
+whole new one, never part of either. A memory map has one hazard: if its file is cut short on disk
+while it is open (``truncate``, a copy over it in place), reading a page past the new end kills
+the process with SIGBUS, which Python cannot catch. ``TokenFile[...]`` therefore checks the
+file's size before every read and raises a ``ValueError`` instead; ``TokenFile.ids``, the raw
+memory map, does not. Replacing the file (a rename, as ``atomic_write`` does) is safe: the map
+keeps the old file's bytes. :func:`tokenize_file` turns a large text file into a token
 file with bounded memory and a progress bar.
 """
 
@@ -169,7 +174,9 @@ class TokenFile:
     to ``VERIFY_LIMIT`` bytes of ids). For a header-less file of raw ids (nanoGPT's
     ``train.bin``) pass its ``dtype``. ``len(f)`` is the number of ids, ``f[i]`` and ``f[a:b]``
     index them, ``f.ids`` is the NumPy memory map (uint16 or uint32; ``SlidingWindowDataset``
-    and ``random_batch`` accept the ``TokenFile`` itself).
+    and ``random_batch`` accept the ``TokenFile`` itself). ``f[...]`` first checks that the file
+    on disk has not been cut short since it was opened (a ``ValueError`` naming it, where reading
+    the memory map would kill the process with SIGBUS); ``f.ids`` reads without that check.
     """
 
     def __init__(
@@ -183,7 +190,9 @@ class TokenFile:
         self.path = Path(path)
         with open(self.path, "rb") as f:
             head = f.read(HEADER_SIZE)
-        size = self.path.stat().st_size
+        stat = self.path.stat()
+        size = stat.st_size
+        self._opened = (stat.st_dev, stat.st_ino, size)  # what __getitem__ checks before reading
         if head[:8] == TOKEN_FILE_MAGIC:
             self.dtype, self.sha256 = self._read_header(head, size, dtype)
             offset = HEADER_SIZE
@@ -261,7 +270,24 @@ class TokenFile:
         return len(self.ids)
 
     def __getitem__(self, index):
+        self.check_size()
         return self.ids[index]
+
+    def check_size(self) -> None:
+        """Raise ``ValueError`` if the file was cut short on disk since it was opened: reading
+        the memory map past the new end would kill the process (SIGBUS). A file replaced by
+        another (renamed over it) is fine: the map keeps the bytes of the one it opened."""
+        try:
+            stat = os.stat(self.path)
+        except OSError:  # deleted: the map keeps the opened file alive
+            return
+        device, inode, size = self._opened
+        if (stat.st_dev, stat.st_ino) == (device, inode) and stat.st_size < size:
+            raise ValueError(
+                f"{self.path} was cut short on disk since it was opened ({stat.st_size:,} of "
+                f"{size:,} bytes): reading it would crash the process (SIGBUS); write the file "
+                "again and reopen it"
+            )
 
     def __repr__(self) -> str:
         return f"TokenFile({str(self.path)!r}, {len(self):,} ids of {self.dtype.name})"
