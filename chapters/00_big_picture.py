@@ -49,6 +49,7 @@ from llmbook import (
     apply_temperature,
     generate,
     llama3_chat_prompt,
+    load_corpus,
     load_model,
     load_tokenizer,
     parameter_counts,
@@ -136,11 +137,13 @@ assert chat == llama3_chat_prompt([{"role": "user", "content": question}])  # ch
 # %% [markdown]
 # This is Llama 3's template (that of Meta-Llama-3-8B-Instruct). Llama-3.1's instruct models
 # ship a longer default: it always begins with a system turn that holds the date of the
-# training data and today's date (`Cutting Knowledge Date: December 2023`, `Today Date: ...`),
-# before any system message of the user's, and generation stops on any of three ids, 128001
-# (`<|end_of_text|>`), 128008 (`<|eom_id|>`, the end of a message that calls a tool) and 128009
-# (`<|eot_id|>`). The markers are the same; a prompt must follow the template of the exact model
-# it is for.
+# training data and today's date (`Cutting Knowledge Date: December 2023`, `Today Date: ...`);
+# a system message of the user's goes inside that same turn, after the two date lines. And
+# generation stops on any of three ids, 128001 (`<|end_of_text|>`), 128008 (`<|eom_id|>`, the
+# end of a message that calls a tool) and 128009 (`<|eot_id|>`). Both come with the checkpoint,
+# not from this book: the template is the `chat_template` of Llama-3.1-8B-Instruct's
+# `tokenizer_config.json`, the three ids the `eos_token_id` of its `generation_config.json`.
+# The markers are the same; a prompt must follow the template of the exact model it is for.
 
 # %% [markdown]
 # Each marker must be **one id** that no typed text can produce. The book's tokenizer, extended
@@ -160,7 +163,10 @@ print(
     "question alone:  book", len(tok.encode(question)), "ids, cl100k", len(cl100k.encode(question))
 )
 print("chat template:   book", len(chat_ids), "ids, of which", len(markers), "markers:", markers)
-print("markers as text: cl100k", len(cl100k.encode(chat, disallowed_special=())), "ids")
+print(
+    "whole template as plain text: cl100k", len(cl100k.encode(chat, disallowed_special=())),
+    "ids; <|eot_id|> alone:", len(cl100k.encode("<|eot_id|>", disallowed_special=())), "ids",
+)  # fmt: skip
 assert chat_tok.decode(chat_ids) == chat and len(markers) == 6
 
 # %% [markdown]
@@ -222,7 +228,8 @@ assert torch.allclose(logits, model(ids), atol=1e-5)
 # The softmax turns the $V$ scores into probabilities, and a seeded random generator draws one
 # id from them: a uniform number $u$ in [0, 1), and the first id whose cumulative probability
 # passes $u$ (chapter 9 explains why the book draws this way rather than with
-# `torch.multinomial`: the same seed then gives the same text on every torch version).
+# `torch.multinomial`: the same seed then gives the same tokens for the same logits, and says
+# when the logits themselves can differ).
 
 # %%
 temperature, k = 0.8, 50
@@ -243,7 +250,9 @@ print("next id", tuple(next_id.shape), next_id.item(), repr(tok.decode(next_id[0
 # the probabilities, it does not take the best one. Appending the new id gives a prompt one token
 # longer, and the loop starts again from the embedding. It stops when the model writes the
 # end-of-text token `<|endoftext|>` (the end of its story), or at a cap, `max_new_tokens`; the
-# ids are then turned back into text. Written out, the loop is a few lines:
+# ids are then turned back into text. The longest story of the corpus, with its
+# `<|endoftext|>`, is longer than the model's context (printed below), so the loop feeds the
+# model only the last `context_length` tokens. Written out, the loop is a few lines:
 
 
 # %%
@@ -254,7 +263,11 @@ def next_token(ids, generator):
     return sample_next(z, generator)[:, None]  # (1, 1): chapter 9's draw
 
 
-max_new_tokens = 400  # a cap; a story of the book's corpus is under 260 tokens
+stories = load_corpus("stories").split("<|endoftext|>")
+longest = max(len(tok.encode(story)) for story in stories)
+print(f"longest story of the corpus: {longest} tokens + <|endoftext|>, context {c.context_length}")
+assert longest + 1 > c.context_length  # the loop crops to the last context_length tokens
+max_new_tokens = 400  # a cap, above the longest story
 g = torch.Generator().manual_seed(0)
 out = ids
 for n in range(max_new_tokens):
@@ -274,8 +287,9 @@ assert out[0, -1].item() == EOT and " Jade" in tok.decode(out[0].tolist())  # qu
 # same shapes and bigger numbers, is how Llama-3.1-8B answers the stir-fry question.
 #
 # `llmbook.generate` (chapter 9) is this loop with every filter, stop conditions, batches of
-# prompts and a KV cache that saves recomputing the prompt at each step. With the same seed it
-# draws the same tokens:
+# prompts and a KV cache that saves recomputing the prompt at each step. With the same seed, and
+# without the cache as the loop (`use_cache=False`: cached logits differ from recomputed ones in
+# the last bits, which could move a draw), it draws the same tokens:
 
 # %%
 g = torch.Generator().manual_seed(0)
@@ -330,15 +344,18 @@ assert model.model.layers[0].self_attn.rope is model.model.rotary_emb  # one mod
 #   - `post_attention_layernorm`: the RMSNorm before the MLP;
 #   - `mlp`: SwiGLU (chapter 6): `gate_proj` and `up_proj` expand 128 -> 384, `down_proj`
 #     projects back; `silu(gate) * up` between them.
-#   - `dropout` with `p=0.0`. The book's model was trained with dropout 0.1 (chapter 8), but a
-#     Hugging Face `config.json`, the format it is shipped in, has no field for it, so the loaded
-#     model says 0.0. At inference it makes no difference: dropout acts only in training mode.
-#     Llama's published configurations set it to 0.
+#   - `dropout` with `p=0.0`. The book's model was trained with dropout 0.1 (chapter 8), and
+#     the `config.json` it is shipped in records `attention_dropout: 0.1`. But Hugging Face's
+#     Llama has only attention dropout (the book also drops each branch's output), and
+#     `from_hf` does not read it back, so the loaded model says 0.0. At inference it makes no
+#     difference: dropout acts only in training mode. Llama's published configurations set it
+#     to 0.
 # - `norm`: the final RMSNorm, after the last block.
 # - `lm_head`: a linear map 128 -> 2048, the logits of every token of the vocabulary.
 #
 # The same tree for Llama-3.1-8B, built on the `meta` device (next section), differs only in its
-# numbers: 32 blocks, width 4096, 8 K/V heads of 128, an MLP of 14336, a 128,256-token head.
+# numbers (32 blocks, width 4096, 8 K/V heads of 128, an MLP of 14336, a 128,256-token head)
+# and in Llama 3.1's RoPE scaling (`scaling='llama3'`, chapter 5).
 
 # %%
 with torch.device("meta"):
@@ -455,31 +472,75 @@ assert round(rows["llama-3.1-8b"]["total"] * 2 / GB) == 16  # about 16 GB to ser
 # ```
 
 # %% [markdown]
+# **Tensor parallelism** first, since the engine's names come from it. `tp_size` is the number of
+# GPUs one layer is split across. The book writes a linear map as $y = x W$ with $W$ of shape
+# $(d_\text{in}, d_\text{out})$, and "row" and "column" refer to that $W$ (`nn.Linear.weight`
+# stores its transpose, $(d_\text{out}, d_\text{in})$: a row of $W$ is a column of `.weight`).
+# A *column-parallel* layer (`qkv_proj`, `gate_up_proj`) gives each GPU some columns of $W$,
+# that is some of the outputs (whole heads, or a slice of the MLP's hidden units), and the next
+# layer takes that slice as it is. A *row-parallel* layer (`o_proj`, `down_proj`) gives each GPU
+# the matching rows of $W$, the inputs it holds; each computes a full-width partial output, and
+# the partial outputs are summed across GPUs (an **all-reduce**). The MLP on 2 GPUs:
+#
+# ```mermaid
+# flowchart TB
+#     X["x (1, T, C), on both GPUs"] --> A0
+#     X --> A1
+#     subgraph G0["GPU 0"]
+#         A0["gate_up_proj: hidden units 0 .. d_ff/2<br/>of gate and of up (column parallel)"]
+#         A0 --> H0["SiluAndMul: local activations<br/>(1, T, d_ff/2)"]
+#         H0 --> D0["down_proj: rows 0 .. d_ff/2 of W<br/>(row parallel): partial output (1, T, C)"]
+#     end
+#     subgraph G1["GPU 1"]
+#         A1["gate_up_proj: hidden units d_ff/2 .. d_ff<br/>of gate and of up (column parallel)"]
+#         A1 --> H1["SiluAndMul: local activations<br/>(1, T, d_ff/2)"]
+#         H1 --> D1["down_proj: rows d_ff/2 .. d_ff of W<br/>(row parallel): partial output (1, T, C)"]
+#     end
+#     D0 --> R["all-reduce: the sum of the partial outputs<br/>(1, T, C), on both GPUs"]
+#     D1 --> R
+#     R --> RES["residual add"]
+# ```
+#
+# Attention is split the same way, by heads: `qkv_proj` column parallel, `o_proj` row parallel.
+# Each block then needs two all-reduces, one after attention and one after the MLP; between them
+# nothing crosses from one GPU to another. With `tp_size=1`, as printed, nothing is split.
+# Exercise 2 checks the arithmetic.
+
+# %% [markdown]
 # Line by line, onto the book's names:
 #
 # | engine's line | the book's module | what it is |
 # |---|---|---|
-# | `embed_tokens: VocabParallelEmbedding` | `model.embed_tokens` (`TokenEmbedding`) | the token table; "vocab parallel": with `tp_size` GPUs each holds a slice of the rows |
+# | `embed_tokens: VocabParallelEmbedding` | `model.embed_tokens` (`TokenEmbedding`) | the token table; "vocab parallel": with `tp_size` GPUs each holds the vectors of a slice of the vocabulary |
 # | `qkv_proj: ... 4096 -> 6144` | `q_proj`, `k_proj`, `v_proj` | the three projections fused into one matrix: $(32 + 8 + 8)$ heads $\times$ 128 = 6144 |
-# | `o_proj: RowParallelLinear` | `o_proj` | the output projection; "row parallel": each GPU holds a slice of its input rows, the partial results are summed |
+# | `o_proj: RowParallelLinear` | `o_proj` | the output projection; row parallel: each GPU holds the rows of $W$ that its heads feed, the partial results are summed |
 # | `rotary_emb: Llama3RotaryEmbedding` | `rotary_emb` (`RotaryEmbedding`, `layout='half'`, `scaling='llama3'`) | RoPE with Llama 3.1's frequency scaling; "NeoX style" is the split-half layout (dimension $i$ paired with $i + D/2$) |
-# | `attn: RadixAttention` | the attention of `MultiHeadAttention` + `KVCache` | attention over a KV cache that is shared between requests whose prompts begin alike |
+# | `attn: RadixAttention` | $\operatorname{softmax}(q k^\top / \sqrt{D})\, v$ over the cache, before `o_proj` (in `MultiHeadAttention.attend`, with `KVCache`) | the new tokens' queries over cached keys and values, read from slots of a KV pool shared between requests (below) |
 # | `gate_up_proj: ... 4096 -> 28672` | `gate_proj`, `up_proj` | the two expansions fused: $2 \times 14336$ = 28672 |
 # | `act_fn: SiluAndMul` | inside `SwiGLU.forward` | splits the fused output in two halves, returns `silu(first) * second` |
 # | `down_proj: RowParallelLinear` | `down_proj` | 14336 -> 4096, row parallel like `o_proj` |
 # | `input_layernorm`, `post_attention_layernorm`, `norm: RMSNorm` | the same names (`RMSNorm`) | the two norms of each block and the final norm |
-# | `lm_head: ParallelLMHead` | `lm_head` | 4096 -> 128,256, its rows split across GPUs; it holds the weights, the next line uses them |
+# | `lm_head: ParallelLMHead` | `lm_head` | 4096 -> 128,256, the vocabulary split across GPUs as in `embed_tokens`; it holds the weights, the next line uses them |
 # | `logits_processor: LogitsProcessor` | `lm_head(model.norm(x))[:, -1]` | the logits: the final norm's output at the last position (picked before the product, which saves computing logits nobody uses), times the head's weights, gathered from all GPUs; log-probabilities when asked |
 # | `pooler: Pooler` | none | hidden states or embeddings for requests that want those instead of text |
 #
 # Beware the name `LogitsProcessor`. In SGLang and vLLM it is the step that *computes* the logits
-# from the hidden states; it does not touch them afterwards. In Hugging Face `transformers`, a
-# "logits processor" is one of the filters of chapter 9 (temperature, top-k, top-p, ...); an
-# engine applies those in its `Sampler`, which runs after the model and is not a module of it,
-# so it is not in the printout.
+# from the hidden states; apart from the logit soft-capping or scaling some models use (Gemma 2
+# caps its logits with a tanh, for instance), it does not touch them afterwards. In Hugging Face
+# `transformers`, a "logits processor" is one of the filters of chapter 9 (temperature, top-k,
+# top-p, ...). SGLang, as printed here, applies those in a `Sampler` that runs after the model
+# and is not a module of it, so it is not in the printout; so does vLLM since April 2025 (pull
+# request 17084 moved it out), while vLLM's model classes before that printed a
+# `(sampler): Sampler()` line of their own.
 #
-# The fields inside the parentheses are the ones tensor parallelism (below) needs:
+# The fields inside the parentheses are the ones tensor parallelism needs:
 #
+# - The sizes are one GPU's share. `output_features` of a column-parallel layer is its
+#   `output_size_per_partition`, `input_features` of a row-parallel one its
+#   `input_size_per_partition`, and `num_embeddings` this GPU's share of the table's rows; at
+#   `tp_size=1` each is the whole size (`qkv_proj` 6144, `gate_up_proj` 28672, `down_proj`
+#   14336, the table 128,256). With `tp_size=2`, `qkv_proj` would print `output_features=3072`
+#   and `down_proj` `input_features=7168`.
 # - `gather_output=False` on the column-parallel layers: each GPU keeps its own slice of the
 #   output (its heads, its part of the MLP) instead of collecting the whole; the next layer is
 #   built to take the slice.
@@ -487,12 +548,11 @@ assert round(rows["llama-3.1-8b"]["total"] * 2 / GB) == 16  # about 16 GB to ser
 #   GPUs (an all-reduce) right away, so every GPU holds the full result before the residual add.
 # - `org_vocab_size` and `num_embeddings_padded`: the checkpoint's vocabulary, and the number of
 #   rows after padding it up to a multiple of 64, which splits evenly among GPUs and suits the
-#   kernels; 128,256 = 64 x 2,004 needs none. `num_embeddings` is this GPU's share of the rows
-#   (all of them at `tp_size=1`).
+#   kernels; 128,256 = 64 x 2,004 needs none.
 # - `max_position_embeddings=131072`: the context length the RoPE angles are prepared for, 128k
 #   tokens (the book's `context_length`).
 #
-# The fused widths follow from the configuration:
+# The fused widths follow from the configuration, and so do one GPU's shares at `tp_size=2`:
 
 # %%
 qkv_width = (big.n_heads + 2 * big.n_kv_heads) * big.head_dim
@@ -500,6 +560,8 @@ gate_up_width = 2 * big.d_ff
 print(f"qkv_proj:     ({big.n_heads} + 2 x {big.n_kv_heads}) heads x {big.head_dim} = {qkv_width}")
 print(f"gate_up_proj: 2 x {big.d_ff} = {gate_up_width}")
 print(f"vocabulary: {big.vocab_size:,} = 64 x {big.vocab_size // 64:,} (no padding needed)")
+print(f"tp_size=2: qkv_proj output_features={qkv_width // 2}, down_proj input_features="
+      f"{big.d_ff // 2}")  # fmt: skip
 assert (qkv_width, gate_up_width) == (6144, 28672) and big.vocab_size % 64 == 0
 
 # %% [markdown]
@@ -541,19 +603,13 @@ print("fused MLP equals SwiGLU:", torch.allclose(fused_mlp, mlp(h), atol=1e-6))
 assert all(same_qkv) and torch.allclose(fused_mlp, mlp(h), atol=1e-6)
 
 # %% [markdown]
-# **Tensor parallelism.** `tp_size` is the number of GPUs one layer is split across. A
-# *column-parallel* linear map (`qkv_proj`, `gate_up_proj`) gives each GPU some of the output
-# columns (whole heads, or slices of the MLP's hidden layer); a *row-parallel* one (`o_proj`,
-# `down_proj`) gives each GPU the matching slice of the input, and the partial outputs are
-# summed across GPUs (an all-reduce: `reduce_results=True`). Each block then needs two such sums, one after attention
-# and one after the MLP. With `tp_size=1`, as printed, nothing is split. Exercise 2 checks the
-# arithmetic.
-#
 # **RadixAttention.** Chapter 9's KV cache keeps the keys and values of the tokens already
-# processed, so each new token costs one position, not the whole prefix. An engine serving
-# many users keeps those caches in a tree (a radix tree) indexed by token ids: two requests that
-# start with the same system prompt share its cached keys and values, and only their
-# differing tails are computed.
+# processed, so each new token costs one position, not the whole prefix. An engine serving many
+# users keeps the keys and values of all its requests in one pool of slots on the GPU, and a
+# radix tree maps token prefixes to slots of that shared pool (SGLang's `RadixCache`, which
+# lives in its scheduler, not in the model): two requests that start with the same system
+# prompt share its cached keys and values, and only their differing tails are computed.
+# `RadixAttention` is the attention that reads them from those slots.
 #
 # ## 9. Where each part is built
 #
@@ -569,11 +625,22 @@ assert all(same_qkv) and torch.allclose(fused_mlp, mlp(h), atol=1e-6)
 # | loss, optimiser, training loop, checkpoints | 08 Training | `train`, `TrainConfig`, `evaluate`, `load_model("stories")` |
 # | filters, sampling, KV cache, chat template | 09 Sampling and generation | `generate`, `top_k_filter`, `KVCache`, `llama3_chat_prompt` |
 #
+# The loop of section 1 again, each box labelled with the chapter that builds it:
+#
 # ```mermaid
-# flowchart LR
-#     c1["01 tokenizer"] --> c2["02 data"] --> c3["03 embeddings"] --> c4["04 attention"]
-#     c4 --> c5["05 multi-head, RoPE"] --> c6["06 MLP, norms"] --> c7["07 decoder"]
-#     c7 --> c8["08 training"] --> c9["09 generation"]
+# flowchart TB
+#     P["prompt, chat template<br/>09"] --> TK["tokenizer.encode<br/>01"]
+#     subgraph M["DecoderLM: the stack of blocks, 07"]
+#         E["embed_tokens<br/>03"] --> AT["attention: 04<br/>heads, GQA, RoPE: 05"]
+#         AT --> MLP["MLP, norms, residuals<br/>06"]
+#         MLP -- "N blocks" --> NO["final norm 06, lm_head 07"]
+#     end
+#     TK --> E
+#     NO --> F["filters, sampling, KV cache<br/>09"]
+#     F -- "append, repeat" --> E
+#     F --> D["tokenizer.decode<br/>01"]
+#     DATA["corpus, windows of ids<br/>02"] --> TR["training: loss, AdamW<br/>08"]
+#     TR -.->|"sets the weights"| M
 # ```
 
 # %% [markdown]
@@ -592,9 +659,10 @@ assert all(same_qkv) and torch.allclose(fused_mlp, mlp(h), atol=1e-6)
 #   Llama-3.1-8B LM head is 525,336,576 parameters (6.5%); its vocabulary is 128,256 =
 #   128,000 + 256 special ids. Weights take 4 bytes a parameter in float32 and 2 in bfloat16.
 # - An inference engine fuses q/k/v (4096 -> 6144) and gate/up (4096 -> 28672), which gives the
-#   same numbers, and splits layers across GPUs (column- and row-parallel); its names map
-#   one-to-one onto the book's. Its `LogitsProcessor` computes the logits of the last position
-#   (`lm_head(norm(x))[:, -1]`); the filters of chapter 9 live in its `Sampler`.
+#   same numbers, and splits layers across GPUs (column- and row-parallel); its names map onto
+#   the book's (a fused one onto two or three; its `pooler` onto none). Its `LogitsProcessor`
+#   computes the logits of the last position (`lm_head(norm(x))[:, -1]`); the filters of
+#   chapter 9 live in its `Sampler`.
 #
 # ## Exercises
 #

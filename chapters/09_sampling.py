@@ -204,9 +204,9 @@ print("repeated 4-grams, greedy:", round(repeated_ngrams(greedy_long), 3))
 # logit becomes $+\infty$, and the softmax of $\infty - \infty$ is NaN, from which no token can be
 # drawn. (Hugging Face's `TemperatureLogitsWarper` divides only; its sampler then fails on the
 # NaN.) The division is done in float32 at least (a half-precision number cannot hold a
-# temperature below about $6 \times 10^{-8}$), and a temperature that would still round to 0
-# (such as $5 \times 10^{-324}$) is raised to float32's smallest normal number, about
-# $10^{-38}$: greedy in effect, as it should be.
+# temperature below about $6 \times 10^{-8}$), and a temperature below the smallest normal
+# number of that dtype (`torch.finfo(dtype).tiny`; float32: about $1.2 \times 10^{-38}$) is
+# raised to it: greedy in effect, as it should be.
 
 
 # %%
@@ -365,10 +365,14 @@ print(len(used), "of the 30 shown tokens are in the text so far:", used)
 # cumulative probability exceeds `u`, so each token is chosen with exactly its probability (a
 # filtered token adds nothing to the sum and can never be the first to pass `u`).
 #
-# `torch.multinomial` does the same job, but its algorithm has changed between torch releases
-# (the same seed gave other tokens on torch 2.5 than on 2.13); `torch.rand` has not: a seed
-# gives the same `u`s on every torch version. What that guarantees is the same token *for the
-# same logits*. The logits themselves are bit-identical only on the same kind of machine:
+# `torch.multinomial` does the same job, but how it turns random numbers into a draw is an
+# internal detail that can change between torch releases, and with it the tokens a seed gives.
+# `torch.rand`'s stream is simpler: on CPU, a seed has given the same `u`s across the torch 2.x
+# versions the tests cover (`test_sample_next_is_the_same_on_every_torch_version` pins the
+# first numbers and the draws made from them). PyTorch promises no reproducibility across
+# releases, though, and the `u`s are drawn on the logits' device, so on a GPU the stream is
+# another one. What a seed guarantees, on one device and torch version, is the same token *for
+# the same logits*. The logits themselves are bit-identical only on the same kind of machine:
 # another CPU, a GPU or another torch build adds the products of a matrix multiplication in
 # another order and may change their last bits. A `u` that falls within that rounding of a
 # boundary of the cumulative sum then picks the neighbouring token, and from there the texts
@@ -577,9 +581,14 @@ plt.show()
 plt.close(fig)
 
 
+# %% [markdown]
+# It comes in two steps. `KVStorage` is the memory of the picture: two tensors per layer,
+# allocated once, and `length`, the number of positions filled so far.
+
+
 # %%
 #| export
-class KVCache:
+class KVStorage:
     """Keys and values of every layer, preallocated: ``k[i]``, ``v[i]`` of shape
     ``(B, H_kv, max_len, D)``, of which positions ``0 .. length - 1`` are filled."""
 
@@ -591,6 +600,23 @@ class KVCache:
         self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
         self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
         self.max_len, self.length = max_len, 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by all the tensors (allocated, filled or not)."""
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)
+
+
+# %% [markdown]
+# `KVCache` adds what a model needs of it: `update`, which writes a step's keys and values into
+# the next free positions and returns all of them so far, and `for_model`, which builds a cache
+# of the right sizes, dtype and device for a model.
+
+
+# %%
+#| export
+class KVCache(KVStorage):
+    """A :class:`KVStorage` that the model writes into, layer by layer, at each step."""
 
     @classmethod
     def for_model(cls, model, batch_size: int, max_len: int | None = None) -> "KVCache":
@@ -616,11 +642,6 @@ class KVCache:
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
         ### END SOLUTION
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by all the tensors (allocated, filled or not)."""
-        return sum(t.numel() * t.element_size() for t in self.k + self.v)
-
 
 # %% [markdown]
 # The model must use it. Chapter 7's `DecoderLM.forward` takes `kv_cache=` and hands it, with
@@ -642,16 +663,17 @@ class KVCache:
 
 # %%
 cache = KVCache.for_model(model, batch_size=1, max_len=64)
-ids = torch.tensor([prompt_ids])  # (1, T)
+T0 = len(prompt_ids)  # the prompt's length
+ids = torch.tensor([prompt_ids])  # (1, T0)
 with torch.no_grad():
     step_logits = [model(ids, kv_cache=cache)[:, -1]]  # prefill: T positions
     for _ in range(40):
         ids = torch.cat([ids, step_logits[-1].argmax(-1, keepdim=True)], dim=1)
         step_logits.append(model(ids[:, -1:], kv_cache=cache)[:, -1])  # at position length
     full = model(ids)  # (1, T, V): recomputed from scratch
-cached = torch.stack(step_logits, dim=1)  # (1, 41, V): positions T0 - 1 .. T - 1
+cached = torch.stack(step_logits, dim=1)  # (1, 41, V): positions T0 - 1 .. T0 + 39
 print("cache length", cache.length, "| k of layer 0", tuple(cache.k[0].shape))
-diff = (cached - full[:, len(prompt_ids) - 1 :]).abs().max().item()
+diff = (cached - full[:, T0 - 1 :]).abs().max().item()
 same = ids[0].tolist() == tiny_greedy(model, prompt_ids, 40)
 print("largest logit difference < 1e-4:", diff < 1e-4, "| same tokens:", same)
 assert diff < 1e-4 and same
@@ -995,12 +1017,14 @@ assert samples[0].startswith("Kai was") and "Mabel" in samples[0]
 # The first and the last story end by themselves, with `<|endoftext|>`; the dog's is cut off at
 # 80 new tokens. The sentences are fluent and the stories have their shape, but the model loses
 # track of who is who: the dog and his best friend, a frog, are both called Jelly ("Jelly asked
-# Jelly"), the first story's Kai becomes Mabel halfway through, and the sun's story has
-# "Whiskers and Whiskers". Sampling is not to blame: greedy decoding did the same with Zack in
-# section 1. Which name comes next depends on which character a sentence is about, set up tens
-# of tokens earlier, and this long-range bookkeeping is where much of the gap between the
-# model's loss and the floor of chapter 8 lies: the generator of the corpus never mixes up its
-# characters, so every such slip costs the model probability that the real text never pays.
+# Jelly"); the first story's Kai is called Mabel from the next sentence on, and a Marco appears
+# to take her hand; and the sun's story has "Whiskers and Whiskers". Sampling is not to blame:
+# greedy decoding did the same with Zack in section 1. Which name comes next depends on which
+# character a sentence is about, set up tens of tokens earlier, and this long-range bookkeeping
+# is one place where the gap between the model's loss and the floor of chapter 8 lies (chapter
+# 10 measures the excess loss story by story). The generator of the corpus never mixes up its
+# characters, so probability the model gives to a wrong name is taken from the right one, and
+# the real text pays for it in loss.
 #
 # The same three prompts as one left-padded batch, greedy, equal to each run alone:
 
@@ -1073,8 +1097,11 @@ print(
 #
 # **Two decoders this chapter does not build.** *Beam search* keeps the $b$ most likely
 # partial texts (by their summed log-probabilities), extends each by every token, keeps the
-# best $b$ again, and returns the most likely text it found. It searches for the single most
-# probable continuation, which is what tasks with one right answer want (translation, speech
+# best $b$ again, and returns the best-scoring text it found. It is an approximate search for
+# the most probable continuation: a text whose first tokens scored low is dropped early, even if
+# it would have won. And since every token adds a negative log-probability, the score is
+# usually divided by a power of the length, or short texts would win (Hugging Face's
+# `length_penalty`). That is what tasks with one right answer want (translation, speech
 # recognition, short factual answers), at $b$ times the compute and $b$ caches. For open-ended
 # text the most probable continuation is the dull, repetitive one greedy decoding already
 # showed (Holtzman et al. 2019), so stories, and chat models, sample instead; Hugging Face's
@@ -1082,8 +1109,11 @@ print(
 # 2023) makes a big model faster without changing its output: a small draft model proposes
 # $k$ tokens, the big model scores all of them in one forward pass (a prefill of $k$ tokens
 # costs about one decode step on a GPU, where a step is limited by reading the weights), and
-# a rule of accepting each drafted token with probability $\min(1, p/q)$ and resampling the
-# first rejected one keeps the big model's distribution exactly. It needs a draft model that
+# a rule keeps the big model's distribution exactly: accept each drafted token with probability
+# $\min(1, p/q)$ ($p$ the big model's probability of it, $q$ the draft's); at the first
+# rejection, draw its replacement from $\max(0, p - q)$, renormalised, and drop the drafts after
+# it; if all $k$ are accepted, draw one more token from the big model's distribution at the
+# next position, which the same pass computed. It needs a draft model that
 # agrees often and a cache that can be rolled back. The book's 1.3M-parameter model is itself
 # smaller than any useful draft: a step of it costs little more than the per-call overhead of
 # running a model at all (exercise 4), so a draft would save nothing.
@@ -1092,7 +1122,8 @@ print(
 #
 # A chat model is a language model fine-tuned on conversations written out as one text, with
 # special tokens that mark who speaks. To talk to it, the conversation must be written out
-# exactly as in its training. Llama 3's format:
+# exactly as in its training. Llama 3's format (that of Meta-Llama-3-8B-Instruct; Llama-3.1
+# adds to it, see below):
 #
 # ```mermaid
 # flowchart LR
@@ -1161,6 +1192,10 @@ assert chat_tok.decode(chat_ids) == chat
 # it cannot chat; a Llama 3 Instruct model loaded with `DecoderLM.from_hf` and its tokenizer
 # (`BPETokenizer.from_hf`) is prompted exactly this way, with `stop=<id of <|eot_id|>>`.
 # (`tests/test_generation.py` checks the string against Llama 3's own Jinja template.)
+# Llama-3.1's Instruct models add to it: their template always opens with a system turn that
+# holds the lines "Cutting Knowledge Date: December 2023" and "Today Date: ...", followed by the
+# user's own system message if there is one, and they stop on any of the ids 128001, 128008
+# and 128009 (chapter 00, section 2, says where these come from).
 #
 # ## 9. From notebook to library
 #
@@ -1221,9 +1256,9 @@ with torch.no_grad():  # a cache for one sequence, given a batch of two
 #   gets the tokens it gets alone.
 # - **Chat templates** write a conversation as one prompt with special tokens (single ids);
 #   **streaming** yields tokens as they come, decoded through an incremental UTF-8 decoder.
-# - `llmbook.generation` exports `generate`, `stream_generate`, the filters, `KVCache`,
-#   `left_pad`, `stream_text` and `llama3_chat_prompt`; `llmbook generate "Once upon a time"`
-#   runs it in a terminal.
+# - `llmbook.generation` exports `generate`, `stream_generate`, the filters, `KVCache` (on
+#   `KVStorage`), `kv_cache_bytes`, `left_pad`, `stream_text` and `llama3_chat_prompt`;
+#   `llmbook generate "Once upon a time"` runs it in a terminal.
 #
 # ## Exercises
 #

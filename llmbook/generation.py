@@ -115,7 +115,7 @@ class Stopper:
         return any(s in tail(s) for s in self.strings)
 
 
-class KVCache:
+class KVStorage:
     """Keys and values of every layer, preallocated: ``k[i]``, ``v[i]`` of shape
     ``(B, H_kv, max_len, D)``, of which positions ``0 .. length - 1`` are filled."""
 
@@ -127,6 +127,15 @@ class KVCache:
         self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
         self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
         self.max_len, self.length = max_len, 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by all the tensors (allocated, filled or not)."""
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)
+
+
+class KVCache(KVStorage):
+    """A :class:`KVStorage` that the model writes into, layer by layer, at each step."""
 
     @classmethod
     def for_model(cls, model, batch_size: int, max_len: int | None = None) -> "KVCache":
@@ -148,11 +157,6 @@ class KVCache:
         if layer == len(self.k) - 1:
             self.length = end
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by all the tensors (allocated, filled or not)."""
-        return sum(t.numel() * t.element_size() for t in self.k + self.v)
 
 
 def kv_cache_bytes(config, n_tokens: int = 1, batch_size: int = 1, bytes_per_value: int = 2) -> int:
@@ -335,6 +339,7 @@ __all__ = [
     "logits_processors",
     "sample_next",
     "Stopper",
+    "KVStorage",
     "KVCache",
     "kv_cache_bytes",
     "left_pad",

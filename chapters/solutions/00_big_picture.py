@@ -74,10 +74,14 @@ assert N * mlp == counted["MLP"] and N * attention == counted["attention"]
 #
 # ## Exercise 2: tensor parallelism on paper
 #
-# "GPU" $r$ of 2 holds hidden units $r \cdot d_{ff}/2$ to $(r+1) \cdot d_{ff}/2$: those rows of
-# `gate_proj.weight` and `up_proj.weight` (column parallel: a slice of the outputs) and those
-# columns of `down_proj.weight` (row parallel: a slice of the inputs). Each computes a full-width
-# partial output; the all-reduce sums them.
+# "GPU" $r$ of 2 holds hidden units $r \cdot d_{ff}/2$ to $(r+1) \cdot d_{ff}/2$. In the
+# book's notation $y = x W$, with $W$ of shape $(d_\text{in}, d_\text{out})$, those are columns of
+# $W$ for `gate_proj` and `up_proj` (column parallel: a slice of the outputs), as the exercise
+# says, and rows of $W$ for `down_proj` (row parallel: a slice of the inputs). `nn.Linear`
+# stores $W^\top$, of shape $(d_\text{out}, d_\text{in})$, so the code below slices the same
+# numbers as rows of `gate_proj.weight` and `up_proj.weight` and columns of
+# `down_proj.weight`: the same thing. Each GPU computes a full-width partial output; the
+# all-reduce sums them.
 
 # %%
 mlp0 = model.model.layers[0].mlp

@@ -20,6 +20,7 @@
 
 # %%
 import math
+import statistics
 import time
 
 import matplotlib.pyplot as plt
@@ -157,33 +158,42 @@ assert meta.nbytes == kv_cache_bytes(llama) == 131072
 #
 # ## Exercise 4: where does the time go?
 #
-# Time the prefill (the first call, over the whole prompt) and the mean of 16 decode steps,
-# for growing prompts. The first calls of a process pay one-time costs (memory the allocator
-# has not yet reserved, kernels chosen and threads started), so one untimed round comes first,
-# and the lengths take turns, so that a change of load on the machine hits all of them; each
-# figure is the fastest of 5. (Measured without the warm-up, in length order, the first length,
-# T = 16, came out up to twice as slow as the others: the warm-up, not the length.)
+# Time the prefill (the first call, over the whole prompt) and the 16 decode steps after it,
+# one by one, for growing prompts, on one thread (steadier on a shared machine, and the rate
+# compared with below is one thread's). The first calls of a process pay one-time costs (memory
+# the allocator has not yet reserved, kernels chosen), and one untimed round is not always
+# enough for the times to settle, so three rounds over all the lengths come first. Then the
+# lengths take turns for 7 rounds, so that a change of load on the machine hits all of them.
+# A decode step's time is the median of its 16 steps, and each figure the median of the 7
+# rounds: a median ignores the odd step slowed by another program.
 
 
 # %%
 @torch.no_grad()
 def prefill_and_decode(T, steps=16):
+    """Seconds of the prefill of T tokens, and the median seconds of the decode steps after it."""
     ids = torch.randint(0, 2047, (1, T), generator=torch.Generator().manual_seed(T))
     cache = KVCache.for_model(model, 1, T + steps)
     start = time.perf_counter()
     logits = model(ids, kv_cache=cache)[:, -1]
-    prefill = time.perf_counter() - start
-    start = time.perf_counter()
+    prefill, step_times = time.perf_counter() - start, []
     for _ in range(steps):
+        start = time.perf_counter()
         logits = model(logits.argmax(-1, keepdim=True), kv_cache=cache)[:, -1]
-    return prefill, (time.perf_counter() - start) / steps
+        step_times.append(time.perf_counter() - start)
+    return prefill, statistics.median(step_times)
 
 
+torch.set_num_threads(1)
 prompt_lengths = [16, 64, 128, model.config.context_length - 16]
-for T in prompt_lengths:  # warm-up, not timed
-    prefill_and_decode(T)
-runs = [[prefill_and_decode(T) for T in prompt_lengths] for _ in range(5)]  # lengths take turns
-results = [(min(r[i][0] for r in runs), min(r[i][1] for r in runs)) for i in range(4)]
+for _ in range(3):  # warm-up rounds, not timed
+    for T in prompt_lengths:
+        prefill_and_decode(T)
+runs = [[prefill_and_decode(T) for T in prompt_lengths] for _ in range(7)]  # lengths take turns
+results = [
+    (statistics.median(r[i][0] for r in runs), statistics.median(r[i][1] for r in runs))
+    for i in range(len(prompt_lengths))
+]
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -198,9 +208,11 @@ for T, (p, d) in zip(prompt_lengths, results):
     print(f"T = {T:>3}: prefill {1000 * p:6.1f} ms, decode step {1000 * d:5.2f} ms")
 
 # %% [markdown]
-# The prefill runs all $T$ tokens through every layer, so its cost grows with $T$ (the
-# attention part even as $T^2$, though it is small at these lengths). A decode step runs one
-# token. Its arithmetic is easy to count: two FLOPs (a multiply and an add) per weight of every
+# In the run stored above, the prefill takes several times as long at $T = 240$ as at $T = 16$,
+# while the time of a decode step hardly moves from one length to the next (a re-run, or
+# another machine, gives other milliseconds; the timings are not checked). The
+# prefill runs all $T$ tokens through every layer, so its cost grows with $T$ (the attention
+# part even as $T^2$, though it is small at these lengths). A decode step runs one token. Its arithmetic is easy to count: two FLOPs (a multiply and an add) per weight of every
 # matrix it multiplies by (all but the token table, which is a lookup), and, per layer and
 # query head, $2 T D$ for the scores $q \cdot k$ over $T$ cached keys and $2 T D$ for the
 # weighted sum of the values:
@@ -225,28 +237,30 @@ print("modules called in one step:", len(calls))
 
 # %% [markdown]
 # Against the time of a step, and the rate at which this CPU multiplies matrices (one thread,
-# a $512 \times 512$ product):
+# as set above; a $512 \times 512$ product, the median of 20):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 a = torch.randn(512, 512)
-start = time.perf_counter()
+products = []
 for _ in range(20):
+    start = time.perf_counter()
     _ = a @ a
-matmul_rate = 20 * 2 * 512**3 / (time.perf_counter() - start)
+    products.append(time.perf_counter() - start)
+matmul_rate = 2 * 512**3 / statistics.median(products)
 decode = results[-1][1]
 print(f"decode step at T = {T}: {1000 * decode:.2f} ms -> {flops / decode / 1e9:.1f} GFLOP/s")
 print(f"512 x 512 matrix product: {matmul_rate / 1e9:.0f} GFLOP/s")
 
 # %% [markdown]
-# A decode step reaches a small fraction of what the CPU can do (of the order of 1 GFLOP/s,
-# against tens of GFLOP/s for the large product): its time is not its arithmetic but
-# the fixed cost of running the model once. Each step calls about 60 modules (counted above),
-# which run a few hundred small tensor operations, and each costs microseconds of Python and
-# dispatch overhead whatever the size of its tensors. That cost does not depend on $T$, which is why the time of a step
-# barely changes with the length of the text; the part that does grow, attention over the
-# cache, is a fifth of the step's FLOPs at $T = 240$, and FLOPs are not what the step is waiting
-# for. Batching many sequences into one step spreads the fixed cost over all of them; so does
+# A decode step reaches a small fraction of what the CPU can do (a few GFLOP/s in the stored
+# run, more than ten times less than the large product): its time is not its arithmetic but the
+# fixed cost of running the model once. Each step calls 58 modules (counted above), which run
+# a few hundred small tensor operations, and each costs microseconds of Python and dispatch
+# overhead whatever the size of its tensors. That cost does not depend on $T$, which is why
+# the time of a step barely changes with the length of the text; the part that does grow,
+# attention over the cache, is a fifth of the step's FLOPs at $T = 240$, and FLOPs are not what
+# the step is waiting for. Batching many sequences into one step spreads the fixed cost over all of them; so does
 # capturing the step as one graph (`torch.compile` with CUDA graphs). On a GPU, once the
 # overhead is gone, a decode step is limited by reading the weights and the cache from memory,
 # not by arithmetic, which again is why batching pays so well.
