@@ -237,7 +237,7 @@ def start_run(config: TrainConfig) -> Run:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"``: chapter 7's ``default_device()`` (CUDA, then MPS, then CPU); otherwise ``name``."""
+    """``"auto"``: chapter 7's ``default_device()`` (CUDA, then MPS, then CPU); else ``name``."""
     return default_device() if name == "auto" else torch.device(name)
 
 
@@ -267,7 +267,8 @@ def train_step(model, optimizer, data, step: int, config: TrainConfig, run):
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device):
-    """torch's AdamW with the two weight-decay groups; fused (one kernel) on CUDA and CPU."""
+    """torch's AdamW with the two weight-decay groups; fused on CUDA and CPU: the whole update of
+    a tensor in one pass (batched across tensors on CUDA)."""
     groups = param_groups(model, config.weight_decay)
     fused = device.type in ("cuda", "cpu")
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused)
@@ -299,7 +300,6 @@ def train(model, train_data, val_data, config: TrainConfig, *, tokenizer=None, p
     start, history = 0, new_history()
     if resume:  # weights, optimizer, this process's RNG state, step and history
         start, history = resume_from(config.out_dir, raw, optimizer, run.device, run.rank)
-    history.setdefault("grad_norm", [])  # (absent from histories saved before it was recorded)
     model = run.wrap(raw, config)
     with owner, catch_sigint() as stop, run.progress_bar(start, config.max_steps, progress) as bar:
         for step in bar:
@@ -326,8 +326,8 @@ def train(model, train_data, val_data, config: TrainConfig, *, tokenizer=None, p
 def log_step(bar, history: dict, config, step, loss, lr, seconds, grad_norm):
     """Append the step to the history; show loss, learning rate and tokens/s on the bar."""
     tokens_per_s = config.batch_size * config.context_length / seconds
-    record(history, step=step, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
-    history["grad_norm"].append(grad_norm)  # before clipping: same on every process (DDP)
+    # grad_norm: measured before clipping, on the averaged gradients (the same on every process)
+    record(history, step=step, loss=loss, lr=lr, tokens_per_s=tokens_per_s, grad_norm=grad_norm)
     bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", tok_s=round(tokens_per_s), refresh=False)
 
 
@@ -390,8 +390,8 @@ def strided_loss(model, ids, stride: int, batch_size: int = 16) -> float:
     """Mean next-token loss over all of ``ids`` (every token but the first, each scored once)
     with windows of ``context_length`` that move by ``stride``: the first window scores all its
     positions, each later one only the targets not scored yet (its last ``stride``), which see at
-    least ``context_length - stride`` tokens before them. Costs ``context_length / stride`` times
-    the non-overlapping score."""
+    least ``context_length - stride + 1`` tokens before them. Costs ``context_length / stride``
+    times the non-overlapping score."""
     W, device = model.config.context_length, next(model.parameters()).device
     ids = check_token_ids(ids, "ids")  # (N,): a tensor, or a (memory-mapped) NumPy array
     check_int(batch_size, "batch_size")
@@ -466,11 +466,10 @@ def rotate_checkpoints(config, model, optimizer, step, history, rng_per_rank=Non
 
 
 def latest_checkpoint(out_dir) -> Path | None:
-    """The newest complete checkpoint folder under ``out_dir``, or None."""
-    if out_dir is None or not (Path(out_dir) / "checkpoints" / "latest").exists():
-        return None
-    root = Path(out_dir) / "checkpoints"
-    return read_latest(root / "latest")  # the folder it names, checked to exist
+    """The newest complete checkpoint folder under ``out_dir`` (the one ``latest`` names, checked
+    to exist), or None."""
+    latest = None if out_dir is None else Path(out_dir) / "checkpoints" / "latest"
+    return read_latest(latest) if latest is not None and latest.exists() else None
 
 
 def resume_from(out_dir, model, optimizer, device, rank: int = 0) -> tuple[int, dict]:
@@ -483,7 +482,7 @@ def resume_from(out_dir, model, optimizer, device, rank: int = 0) -> tuple[int, 
     per_rank = state.get("rng_per_rank") or [state["rng"]]
     if rank < len(per_rank):  # else a new process: it keeps its fresh seed (seed + rank)
         set_rng_states(per_rank[rank])
-    return state["step"], state["history"]
+    return state["step"], new_history(state["history"])  # new_history: lists added since, empty
 
 
 class DistributedRun(Run):

@@ -19,6 +19,7 @@ from tiny_lm import TinyLM
 from torch import nn
 
 import llmbook.training as training
+from llmbook.io.runs import new_history, write_checksums
 from llmbook.training import (
     AdamW,
     TrainConfig,
@@ -197,6 +198,7 @@ def test_train_learns_and_records_history():
     assert after < before - 1.0, (before, after)
     assert history["step"] == list(range(40))
     assert len(history["loss"]) == len(history["lr"]) == len(history["tokens_per_s"]) == 40
+    assert len(history["grad_norm"]) == 40 and all(n > 0 for n in history["grad_norm"])
     assert history["eval_step"] == [10, 20, 30, 40]
     assert len(history["val_loss"]) == len(history["train_loss"]) == 4
     assert history["lr"][1] == pytest.approx(1e-2)  # end of the 2-step warm-up
@@ -329,6 +331,30 @@ def test_keeps_only_the_newest_checkpoints(tmp_path):
     )
     names = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*"))
     assert names == ["step_0000006", "step_0000008"]
+
+
+def test_new_history_completes_a_saved_history():
+    fresh = new_history()
+    assert all(fresh[name] == [] for name in ("step", "loss", "grad_norm", "val_loss", "samples"))
+    assert fresh["interrupted"] is False
+    old = {"step": [0, 1], "loss": [3.0, 2.0], "samples": [(2, "hi")], "interrupted": False}
+    completed = new_history(old)  # saved before grad_norm was recorded
+    assert completed["step"] == [0, 1] and completed["samples"] == [(2, "hi")]
+    assert completed["grad_norm"] == [] and completed["eval_step"] == []
+
+
+def test_resume_from_a_checkpoint_whose_history_has_no_grad_norm(tmp_path):
+    data = tiny_data()
+    train(TinyLM(), data[:1600], data[1600:], small_config(max_steps=4, out_dir=str(tmp_path)),
+          progress=False)  # fmt: skip
+    folder = latest_checkpoint(tmp_path)
+    state = torch.load(folder / "state.pt", weights_only=True)
+    del state["history"]["grad_norm"]  # as written by an llmbook that did not record it
+    torch.save(state, folder / "state.pt")
+    write_checksums(folder)
+    history = train(TinyLM(), data[:1600], data[1600:],
+                    small_config(max_steps=6, out_dir=str(tmp_path)), resume=True, progress=False)  # fmt: skip
+    assert history["step"] == list(range(6)) and len(history["grad_norm"]) == 2  # steps 4 and 5
 
 
 def test_nan_loss_stops_naming_the_step(tmp_path):

@@ -87,10 +87,16 @@ class RunFolderBusyError(RuntimeError):
     """Another process is training into the folder (it holds the folder's lock)."""
 
 
-def new_history() -> dict:
-    """Empty lists to append to: one entry per step, one per evaluation, one per sample."""
-    names = ("step", "loss", "lr", "tokens_per_s", "eval_step", "train_loss", "val_loss")
-    return {**{name: [] for name in names}, "samples": [], "interrupted": False}
+_STEP_LISTS = ("step", "loss", "lr", "tokens_per_s", "grad_norm")  # one entry per step
+_EVAL_LISTS = ("eval_step", "train_loss", "val_loss")  # one entry per evaluation
+
+
+def new_history(saved: dict | None = None) -> dict:
+    """Empty lists to append to: one entry per step, one per evaluation, one per sample. Given
+    ``saved``, a history read back from a checkpoint, return it with every list it lacks added
+    empty (a history saved by an older llmbook has no ``grad_norm``), so a resume can go on."""
+    lists = {name: [] for name in _STEP_LISTS + _EVAL_LISTS}
+    return {**lists, "samples": [], "interrupted": False, **(saved or {})}
 
 
 def record(history: dict, **values) -> None:
