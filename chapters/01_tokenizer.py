@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -64,7 +64,7 @@ _ = torch.manual_seed(0)
 #
 # | unit | vocabulary | sequence length | problem |
 # |---|---|---|---|
-# | characters | small (~100 for English, ~150,000 for all of Unicode) | long | the model must learn spelling, and long sequences are expensive |
+# | characters | small (~100 for English, ~150,000 for all of Unicode 15.1) | long | the model must learn spelling, and long sequences are expensive |
 # | words | huge (every form of every word, names, typos) | short | any word not seen in training is **out of vocabulary** |
 # | subwords | chosen (e.g. 50,257 for GPT-2, 128,256 for Llama 3) | in between | none of the above: frequent words are one token, rare ones a few |
 #
@@ -134,6 +134,10 @@ from llmbook.checks.tokenizer import (
     check_special_ids,
     check_special_names,
     check_text,
+    hf_tokenizer_files,
+    read_merges_txt,
+    read_tokenizer_json,
+    read_vocab_json,
 )
 from llmbook.io.files import atomic_write
 
@@ -243,8 +247,9 @@ assert simple.str_to_int["<|endoftext|>"] in ids
 # ## 3. Unicode and UTF-8: text is bytes
 #
 # To escape the unknown-word problem, start from the smallest units every text is made of.
-# A Python `str` is a sequence of Unicode **code points** (numbers up to 0x10FFFF, about
-# 150,000 of them assigned). Files and networks carry **bytes**; UTF-8 encodes each code point
+# A Python `str` is a sequence of Unicode **code points** (numbers up to 0x10FFFF; Unicode 15.1,
+# of 2023, assigns 149,813 of them to characters, and each new version adds thousands more).
+# Files and networks carry **bytes**; UTF-8 encodes each code point
 # as 1 to 4 bytes: ASCII letters take one byte, most European accents two, Chinese characters
 # three, emoji four, and some emoji are several code points glued together.
 
@@ -717,11 +722,15 @@ assert regex.findall(GPT2_SPLIT_PATTERN, "I'LL")[:3] == ["I", "'", "LL"]
 # and cuts numbers as `123`, `45`. In both, the chunks put together give back the text exactly,
 # so pre-splitting loses nothing.
 #
-# These are the patterns as OpenAI published them. tiktoken's copies read a little differently:
-# possessive quantifiers (`\p{L}++`), which make matching faster without changing the chunks,
-# and, in recent versions, an extra `\s++$` that keeps whitespace at the very end of a text in
-# one chunk. The tests check that our patterns and tiktoken's cut every text the same way except
-# at such an ending; `from_tiktoken` (section 8) takes tiktoken's own pattern.
+# These are the patterns as Karpathy's minbpe writes them: equivalent transcriptions, not
+# OpenAI's original text. GPT-2's published pattern spells the contractions out
+# (`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+|...`); the first published cl100k pattern does too, and has
+# `?` where ours has `?+` and `\s*[\r\n]+` where ours has `\s*[\r\n]`. Each pair matches the
+# same chunks on every text. tiktoken's copies have changed between its releases; the current
+# ones use possessive quantifiers (`\p{L}++`), which make matching faster without changing the
+# chunks, and add `\s++$`, which keeps whitespace at the very end of a text in one chunk. The
+# tests check that our patterns and tiktoken's cut every text the same way except at such an
+# ending; `from_tiktoken` (section 8) takes tiktoken's own pattern.
 #
 # Training now counts pairs inside each chunk. Identical chunks (`" the"` appears thousands of
 # times) are counted once with their frequency, which is also what makes training fast. The
@@ -1157,11 +1166,15 @@ assert streamed == ids_all
 # trained on much more text. `tiktoken` ships them (it downloads each file once and caches it;
 # offline, set `TIKTOKEN_CACHE_DIR`, see the README):
 #
-# | encoding | used by | vocabulary | pre-split pattern |
-# |---|---|---|---|
-# | `gpt2` | GPT-2, GPT-3 | 50,257 | GPT-2 |
-# | `cl100k_base` | GPT-3.5, GPT-4 | 100,277 | GPT-4 |
-# | `o200k_base` | GPT-4o | 200,019 | multilingual, case-aware |
+# | encoding | used by | `n_vocab` (largest id + 1) | tokens | pre-split pattern |
+# |---|---|---|---|---|
+# | `gpt2` | GPT-2, GPT-3 | 50,257 | 50,257 | GPT-2 |
+# | `cl100k_base` | GPT-3.5, GPT-4 | 100,277 | 100,261 | GPT-4 |
+# | `o200k_base` | GPT-4o | 200,019 | 200,000 | multilingual, case-aware |
+#
+# The two counts differ where the special tokens leave gaps: cl100k has 100,256 merged and byte
+# tokens and 5 special tokens, the last with id 100,276; o200k has 199,998 and 2, the last with
+# id 200,018. A model's embedding table needs `n_vocab` rows (the unused ones are never read).
 #
 # One sentence of the stories, cut by each of them and by the book's 2,048-id tokenizer (one
 # box per token, colours only tell neighbours apart, `·` is a space):
@@ -1396,7 +1409,7 @@ assert tiktoken_speed > python_speed
 # **Checks.** Every public entry point checks its arguments and raises a `TypeError` (wrong
 # type) or `ValueError` (wrong value) that names the argument. The checks live in the
 # hand-written module `llmbook/checks/tokenizer.py`. Ids must be integers below
-# `MAX_VOCAB_SIZE` (2**22 = 4,194,304, about 21 times o200k_base's 200,019 ids), so a corrupt
+# `MAX_VOCAB_SIZE` (2**22 = 4,194,304, about 21 times o200k_base's `n_vocab` of 200,019), so a corrupt
 # file cannot make us build a table of 10 million entries. A few of the mistakes they catch:
 
 # %%
@@ -1427,8 +1440,9 @@ assert MAX_VOCAB_SIZE == 2**22
 # %% [markdown]
 # **Unicode tables.** The pre-split asks "is this a letter?" (`\p{L}`). Python's `regex`
 # package and tiktoken's Rust regex answer from their own copies of the Unicode tables, and
-# `regex`'s are newer: characters added to Unicode recently (for example U+0558, an Armenian
-# letter added in Unicode 16) are letters to us and unassigned to tiktoken. On text holding
+# `regex`'s are newer: characters assigned in a recent Unicode version that tiktoken's tables
+# predate are letters to us and unassigned to tiktoken. U+0558 is one: unassigned up to Unicode
+# 15.1, it is an Armenian modifier letter to the `regex` installed here. On text holding
 # them, a tokenizer rebuilt with `from_tiktoken` can cut, and so encode, differently from
 # tiktoken; on all other text the ids are identical. The tests pin both halves of that promise.
 # Which answer you see below depends on the versions of `regex` and `tiktoken` installed (an
@@ -1562,6 +1576,9 @@ assert reloaded.merges == tokenizer.merges and reloaded.special_tokens == tokeni
 # bytes: GPT-2 maps each of the 256 bytes to a printable character (`Ġ` is the space) and
 # writes tokens in those characters. Undo that map, and `from_merges` builds our tokenizer
 # from bytes and ranked merges; a merge's rank need not equal the id of the token it makes.
+# The files are read by checked readers in `llmbook/checks/tokenizer.py`: invalid JSON, a value
+# of the wrong JSON type or a `merges.txt` line that is not two tokens raises a `ValueError`
+# that names the file (and the line) and says what is allowed.
 
 
 # %%
@@ -1595,9 +1612,9 @@ def _from_merges(
 
 # %%
 #| export
-def _hf_pattern(pre_tokenizer: dict | None) -> str:
-    """The pre-split pattern of a byte-level ``tokenizer.json`` (GPT-2's, or a ``Split`` regex)."""
-    steps = (pre_tokenizer or {}).get("pretokenizers", [pre_tokenizer or {}])
+def _hf_pattern(steps: list[dict]) -> str:
+    """The pre-split pattern of a byte-level ``tokenizer.json``'s pre-tokenizer steps (GPT-2's,
+    or a ``Split`` regex)."""
     split = [
         s["pattern"]["Regex"]
         for s in steps
@@ -1617,34 +1634,37 @@ def _from_hf(cls, path: str | Path) -> "BPETokenizer":
     """Read ``tokenizer.json``, or ``vocab.json`` + ``merges.txt``, from the folder ``path``.
 
     Tokens of the vocabulary that are neither a byte nor made by a merge (``<|endoftext|>``),
-    and the added tokens of ``tokenizer.json``, become special tokens.
+    and the added tokens of ``tokenizer.json``, become special tokens. A file that is not what
+    Hugging Face writes raises a ``ValueError`` naming it (and the line, in ``merges.txt``).
     """
-    folder, to_byte = Path(path), {c: b for b, c in _bytes_to_unicode().items()}
-    if (folder / "tokenizer.json").exists():
-        spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
-        if spec.get("model", {}).get("type") != "BPE":
-            raise ValueError(f"{folder / 'tokenizer.json'} is not a BPE tokenizer")
-        names, merges = spec["model"]["vocab"], spec["model"]["merges"]
-        added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
-        pattern = _hf_pattern(spec.get("pre_tokenizer"))
+    folder, to_byte = hf_tokenizer_files(path), {c: b for b, c in _bytes_to_unicode().items()}
+    if (folder / "tokenizer.json").is_file():
+        source = folder / "tokenizer.json"
+        names, merges, added, steps = read_tokenizer_json(source)  # checked types
     else:
-        names = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-        lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
-        merges = [line for line in lines if line and not line.startswith("#version")]
-        added, pattern = {}, GPT2_SPLIT_PATTERN
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+        source = f"{folder / 'vocab.json'} with merges.txt"
+        names, merges = (
+            read_vocab_json(folder / "vocab.json"),
+            read_merges_txt(folder / "merges.txt"),
+        )
+        added, steps = {}, None
 
     def as_bytes(name: str) -> bytes:
         if not all(c in to_byte for c in name):
-            raise ValueError(f"{folder}: token {name!r} is not written in GPT-2's byte alphabet")
+            raise ValueError(f"token {name!r} is not written in GPT-2's byte alphabet")
         return bytes(to_byte[c] for c in name)
 
     made = set(to_byte) | {a + b for a, b in merges}
-    vocab = {as_bytes(n): i for n, i in names.items() if n in made and n not in added}
-    specials = {**{n: i for n, i in names.items() if n not in made}, **added}
-    return _from_merges(
-        cls, vocab, [(as_bytes(a), as_bytes(b)) for a, b in merges], pattern, specials
-    )
+    try:
+        pattern = GPT2_SPLIT_PATTERN if steps is None else _hf_pattern(steps)
+        vocab = {as_bytes(n): i for n, i in names.items() if n in made and n not in added}
+        specials = {**{n: i for n, i in names.items() if n not in made}, **added}
+        pairs = [(as_bytes(a), as_bytes(b)) for a, b in merges]
+        return _from_merges(cls, vocab, pairs, pattern, specials)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{source} is not a byte-level BPE tokenizer we can read: {error}"
+        ) from None
 
 
 # %% [markdown]
@@ -1668,6 +1688,21 @@ with TemporaryDirectory() as folder:
     from_files = BPETokenizer.from_hf(folder)
 print(from_files, "first merges:", merge_lines[:4])
 assert from_files.encode(multilingual) == encodings["gpt2"].encode(multilingual)
+
+# %% [markdown]
+# The same files with one line of `merges.txt` garbled (three tokens instead of two):
+
+# %%
+with TemporaryDirectory() as folder:
+    (Path(folder) / "vocab.json").write_text(json.dumps(names_with_eot), encoding="utf-8")
+    (Path(folder) / "merges.txt").write_text(
+        "#version: 0.2\n" + "\n".join(merge_lines[:2] + ["Ġ t h"]) + "\n", encoding="utf-8"
+    )
+    try:
+        BPETokenizer.from_hf(folder)
+        raise AssertionError("a garbled merges.txt must be refused")
+    except ValueError as error:
+        print(str(error).replace(folder, "<folder>"))
 
 # %% [markdown]
 # ## Summary

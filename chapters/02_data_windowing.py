@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -487,10 +487,12 @@ assert snippet_ids.count(eot) == 1
 
 # %% [markdown]
 # Windows are cut without looking at the separators, so many windows hold the end of one story
-# and the start of the next. That is fine: the separator tells the model that what came before no
-# longer matters, and attention learns to stop looking past it. (Some pipelines instead reset the
-# attention mask at each separator, or pad each document to its own windows; exercise 2 counts
-# what that costs.)
+# and the start of the next. That is fine: the separator tells the model that a new story begins.
+# Attention can still look back past it into the previous story; the model can learn to give that
+# text little weight (it does not help predict the new story), but nothing forces it to. (Some
+# pipelines therefore mask attention at each separator, *document masking*, so that no token sees
+# another document; others pad each document to its own windows; exercise 2 counts what that
+# costs.)
 
 # %%
 lengths = np.diff([-1] + [i for i, t in enumerate(ids) if t == eot])
@@ -891,11 +893,18 @@ except ValueError as error:
 # **Tokenizing a file larger than memory.** `tokenize_file(text_path, tokenizer, token_path)`
 # reads the text a chunk at a time (2**20 characters by default) with a progress bar, encodes it
 # and appends the ids to a token file, so memory stays bounded. It cuts the text only where the
-# cut cannot change the ids (after a `<|endoftext|>`, or at a line break between two visible
-# characters, which no GPT-style pre-tokenization pattern joins to its neighbours), so the file
-# holds exactly the ids of encoding the whole text at once. Each `<|endoftext|>` becomes its
-# special id; other special-token text is encoded as ordinary text. Tokenizers with an
-# `encode_iterable` method are given the text that way, others piece by piece.
+# cut cannot change the ids: after a `<|endoftext|>`, or after a line break between two visible
+# characters. The GPT-4 pattern, which the book's tokenizer uses, does join such a line break to
+# the punctuation before it (`".\n"` is one chunk, and one token, as the cell below shows); the cut
+# is safe because neither it nor GPT-2's pattern ever joins the line break to the character after
+# it. So the file holds exactly the ids of encoding the whole text at once. Each `<|endoftext|>`
+# becomes its special id; other special-token text is encoded as ordinary text. Tokenizers with
+# an `encode_iterable` method are given the text that way, others piece by piece.
+
+# %%
+print([tok.decode([i]) for i in tok.encode("The end.\nOnce")])
+assert tok.encode("The end.\n") + tok.encode("Once") == tok.encode("The end.\nOnce")
+assert len(tok.encode(".\n")) == 1
 
 # %%
 text_path = Path(workdir.name) / "stories.txt"

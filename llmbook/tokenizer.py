@@ -26,6 +26,10 @@ from llmbook.checks.tokenizer import (
     check_special_ids,
     check_special_names,
     check_text,
+    hf_tokenizer_files,
+    read_merges_txt,
+    read_tokenizer_json,
+    read_vocab_json,
 )
 from llmbook.io.files import atomic_write
 
@@ -597,9 +601,9 @@ def _from_merges(
     return cls(pairs, pattern, special_tokens, [vocab[bytes([b])] for b in range(256)])
 
 
-def _hf_pattern(pre_tokenizer: dict | None) -> str:
-    """The pre-split pattern of a byte-level ``tokenizer.json`` (GPT-2's, or a ``Split`` regex)."""
-    steps = (pre_tokenizer or {}).get("pretokenizers", [pre_tokenizer or {}])
+def _hf_pattern(steps: list[dict]) -> str:
+    """The pre-split pattern of a byte-level ``tokenizer.json``'s pre-tokenizer steps (GPT-2's,
+    or a ``Split`` regex)."""
     split = [
         s["pattern"]["Regex"]
         for s in steps
@@ -617,34 +621,37 @@ def _from_hf(cls, path: str | Path) -> "BPETokenizer":
     """Read ``tokenizer.json``, or ``vocab.json`` + ``merges.txt``, from the folder ``path``.
 
     Tokens of the vocabulary that are neither a byte nor made by a merge (``<|endoftext|>``),
-    and the added tokens of ``tokenizer.json``, become special tokens.
+    and the added tokens of ``tokenizer.json``, become special tokens. A file that is not what
+    Hugging Face writes raises a ``ValueError`` naming it (and the line, in ``merges.txt``).
     """
-    folder, to_byte = Path(path), {c: b for b, c in _bytes_to_unicode().items()}
-    if (folder / "tokenizer.json").exists():
-        spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
-        if spec.get("model", {}).get("type") != "BPE":
-            raise ValueError(f"{folder / 'tokenizer.json'} is not a BPE tokenizer")
-        names, merges = spec["model"]["vocab"], spec["model"]["merges"]
-        added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
-        pattern = _hf_pattern(spec.get("pre_tokenizer"))
+    folder, to_byte = hf_tokenizer_files(path), {c: b for b, c in _bytes_to_unicode().items()}
+    if (folder / "tokenizer.json").is_file():
+        source = folder / "tokenizer.json"
+        names, merges, added, steps = read_tokenizer_json(source)  # checked types
     else:
-        names = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-        lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
-        merges = [line for line in lines if line and not line.startswith("#version")]
-        added, pattern = {}, GPT2_SPLIT_PATTERN
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+        source = f"{folder / 'vocab.json'} with merges.txt"
+        names, merges = (
+            read_vocab_json(folder / "vocab.json"),
+            read_merges_txt(folder / "merges.txt"),
+        )
+        added, steps = {}, None
 
     def as_bytes(name: str) -> bytes:
         if not all(c in to_byte for c in name):
-            raise ValueError(f"{folder}: token {name!r} is not written in GPT-2's byte alphabet")
+            raise ValueError(f"token {name!r} is not written in GPT-2's byte alphabet")
         return bytes(to_byte[c] for c in name)
 
     made = set(to_byte) | {a + b for a, b in merges}
-    vocab = {as_bytes(n): i for n, i in names.items() if n in made and n not in added}
-    specials = {**{n: i for n, i in names.items() if n not in made}, **added}
-    return _from_merges(
-        cls, vocab, [(as_bytes(a), as_bytes(b)) for a, b in merges], pattern, specials
-    )
+    try:
+        pattern = GPT2_SPLIT_PATTERN if steps is None else _hf_pattern(steps)
+        vocab = {as_bytes(n): i for n, i in names.items() if n in made and n not in added}
+        specials = {**{n: i for n, i in names.items() if n not in made}, **added}
+        pairs = [(as_bytes(a), as_bytes(b)) for a, b in merges]
+        return _from_merges(cls, vocab, pairs, pattern, specials)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{source} is not a byte-level BPE tokenizer we can read: {error}"
+        ) from None
 
 
 __all__ = [

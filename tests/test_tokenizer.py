@@ -412,8 +412,9 @@ def test_lone_surrogates_train_and_round_trip():
 
 
 def test_unicode_table_difference_is_documented_and_pinned(tiktoken_encoding):
-    # U+0558 (an Armenian letter added in Unicode 16) is a letter to the `regex` package. Where
-    # tiktoken's tables agree, ids are identical; where they do not, the cut (and ids) differ.
+    # U+0558 is unassigned up to Unicode 15.1 and a letter (Lm) to the installed `regex`, whose
+    # tables are newer than tiktoken's. Where the tables agree, ids are identical; where they do
+    # not, the cut (and ids) differ.
     enc = tiktoken_encoding("cl100k_base")
     ours = _rebuilt(enc)
     text = "\u0558's"
@@ -829,6 +830,9 @@ BAD_INPUTS = [
         id="stream-split-special",
     ),
     # converters
+    pytest.param(
+        lambda: BPETokenizer.from_hf(123), TypeError, "path must be a folder", id="hf-path-int"
+    ),
     pytest.param(
         lambda: BPETokenizer.from_tiktoken(123),
         TypeError,
@@ -1290,3 +1294,288 @@ def test_from_merges_where_rank_is_not_the_id(trained, tmp_path):
         == ours.encode(text)
         == [renumber.get(i, i) for i in trained.encode(text)]
     )
+
+
+# -- Hugging Face files that are not what Hugging Face writes (issue 19) ---------------------------
+
+
+def _small_hf_tables():
+    """_SMALL's vocabulary {name: id} and merges [[left, right], ...] in GPT-2's byte alphabet."""
+    from llmbook.tokenizer import _bytes_to_unicode
+
+    to_char = _bytes_to_unicode()
+
+    def name(i):
+        return "".join(to_char[b] for b in _SMALL.vocab[i])
+
+    return {name(i): i for i in _SMALL.vocab}, [[name(a), name(b)] for a, b in _SMALL.merges]
+
+
+def _json_folder(edit=None, text=None):
+    """Files of a folder: _SMALL's tokenizer.json changed by ``edit(spec)``, or ``text`` itself."""
+    if text is None:
+        vocab, merges = _small_hf_tables()
+        spec = _tokenizer_json(vocab, merges, {EOT: _SMALL.special_tokens[EOT]})
+        if edit is not None:
+            edit(spec)
+        text = json.dumps(spec)
+    return {"tokenizer.json": text}
+
+
+def _gpt2_folder(vocab=None, merges=None, bad_line=None):
+    """Files of a folder: _SMALL as vocab.json + merges.txt; ``bad_line`` becomes line 3."""
+    names, pairs = _small_hf_tables()
+    lines = ["#version: 0.2", *(" ".join(pair) for pair in pairs)]
+    if bad_line is not None:
+        lines.insert(2, bad_line)
+    files = {
+        "vocab.json": json.dumps({**names, EOT: _SMALL.special_tokens[EOT]})
+        if vocab is None
+        else vocab,
+        "merges.txt": "\n".join(lines) + "\n" if merges is None else merges,
+    }
+    return {name: text for name, text in files.items() if text is not False}
+
+
+def _add_merge(merge):
+    return lambda spec: spec["model"]["merges"].append(merge)
+
+
+BAD_HF_FOLDERS = [
+    # tokenizer.json: not JSON, or the wrong JSON types
+    pytest.param(_json_folder(text="{"), "tokenizer.json", "not valid JSON", id="json-invalid"),
+    pytest.param(
+        _json_folder(text=b"\xff\xfe{}"), "tokenizer.json", "must be UTF-8 text", id="json-not-utf8"
+    ),
+    pytest.param(
+        _json_folder(text="[1, 2]"),
+        "tokenizer.json",
+        "the file must be a JSON object, got an array",
+        id="json-array",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s.pop("model")),
+        "tokenizer.json",
+        '\'model\' must be an object with "type": "BPE", got null',
+        id="json-no-model",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s["model"].update(type="WordPiece")),
+        "tokenizer.json",
+        "'model.type' is 'WordPiece'; only 'BPE'",
+        id="json-wordpiece",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s["model"].update(vocab=[])),
+        "tokenizer.json",
+        "'model.vocab' must be an object",
+        id="json-vocab-array",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s["model"]["vocab"].update(a="97")),
+        "tokenizer.json",
+        "maps 'a' to '97'; ids must be integers in 0..",
+        id="json-vocab-id-string",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s["model"]["vocab"].update(a=-1)),
+        "tokenizer.json",
+        "maps 'a' to -1; ids must be integers in 0..",
+        id="json-vocab-id-negative",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s["model"]["vocab"].update(a=True)),
+        "tokenizer.json",
+        "maps 'a' to True; ids must be integers",
+        id="json-vocab-id-bool",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s["model"].pop("merges")),
+        "tokenizer.json",
+        "'model.merges' must be an array of merges, got null",
+        id="json-no-merges",
+    ),
+    pytest.param(
+        _json_folder(_add_merge("a b c")),
+        "tokenizer.json",
+        r"'model.merges'\[\d+\] is 'a b c'; a merge must be two tokens",
+        id="json-merge-three-tokens",
+    ),
+    pytest.param(
+        _json_folder(_add_merge(["a"])),
+        "tokenizer.json",
+        r"'model.merges'\[\d+\] is \['a'\]; a merge must be two tokens",
+        id="json-merge-one-token",
+    ),
+    pytest.param(
+        _json_folder(_add_merge([1, 2])),
+        "tokenizer.json",
+        "a merge must be two tokens",
+        id="json-merge-ids",
+    ),
+    pytest.param(
+        _json_folder(_add_merge(7)),
+        "tokenizer.json",
+        "a merge must be two tokens",
+        id="json-merge-number",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s.update(added_tokens={"x": 1})),
+        "tokenizer.json",
+        "'added_tokens' must be an array, got an object",
+        id="json-added-object",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s["added_tokens"][0].pop("content")),
+        "tokenizer.json",
+        r"'added_tokens'\[0\].content must be a string, got null",
+        id="json-added-no-content",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s["added_tokens"][0].update(id="299")),
+        "tokenizer.json",
+        r"'added_tokens'\[0\].id maps .* ids must be integers",
+        id="json-added-id-string",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s["added_tokens"][0].update(id=97)),
+        "tokenizer.json",
+        "reuses id 97",
+        id="json-added-reuses-id",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s.update(pre_tokenizer=[])),
+        "tokenizer.json",
+        "'pre_tokenizer' must be an object or null, got an array",
+        id="json-pre-tokenizer-array",
+    ),
+    pytest.param(
+        _json_folder(
+            lambda s: s.update(
+                pre_tokenizer={
+                    "type": "Sequence",
+                    "pretokenizers": [{"type": "Split", "pattern": "x"}],
+                }
+            )
+        ),
+        "tokenizer.json",
+        "'pre_tokenizer' step 0.pattern must be an object, got a string",
+        id="json-split-pattern-string",
+    ),
+    pytest.param(
+        _json_folder(lambda s: s.update(pre_tokenizer={"type": "Whitespace"})),
+        "tokenizer.json",
+        "only byte-level BPE",
+        id="json-not-byte-level",
+    ),
+    pytest.param(
+        _json_folder(_add_merge(["a", " "])),
+        "tokenizer.json",
+        "token ' ' is not written in GPT-2's byte alphabet",
+        id="json-token-outside-alphabet",
+    ),
+    pytest.param(
+        _json_folder(_add_merge(["~", "~"])),
+        "tokenizer.json",
+        "makes a token missing from vocab",
+        id="json-merge-makes-unknown-token",
+    ),
+    # GPT-2's vocab.json + merges.txt
+    pytest.param(
+        _gpt2_folder(bad_line="a b c"),
+        "merges.txt",
+        "line 3: 'a b c' is not a merge; each line must be two tokens separated by one space",
+        id="merges-three-tokens",
+    ),
+    pytest.param(
+        _gpt2_folder(bad_line="ab"),
+        "merges.txt",
+        "line 3: 'ab' is not a merge",
+        id="merges-one-token",
+    ),
+    pytest.param(
+        _gpt2_folder(bad_line="a  b"),
+        "merges.txt",
+        "line 3: 'a  b' is not a merge",
+        id="merges-two-spaces",
+    ),
+    pytest.param(
+        _gpt2_folder(bad_line=" a"),
+        "merges.txt",
+        "line 3: ' a' is not a merge",
+        id="merges-leading-space",
+    ),
+    pytest.param(
+        _gpt2_folder(merges=b"#version: 0.2\n\xff \xfe\n"),
+        "merges.txt",
+        "must be UTF-8 text",
+        id="merges-not-utf8",
+    ),
+    pytest.param(
+        _gpt2_folder(bad_line="~ ~"),
+        "vocab.json with merges.txt",
+        "makes a token missing from vocab",
+        id="merges-unknown-token",
+    ),
+    pytest.param(_gpt2_folder(vocab="{"), "vocab.json", "not valid JSON", id="vocab-invalid"),
+    pytest.param(
+        _gpt2_folder(vocab='["a"]'),
+        "vocab.json",
+        'the file must be an object {"token": id, ...}, got an array',
+        id="vocab-array",
+    ),
+    pytest.param(
+        _gpt2_folder(vocab='{"a": 1.5}'),
+        "vocab.json",
+        "maps 'a' to 1.5; ids must be integers",
+        id="vocab-id-float",
+    ),
+]
+
+
+@pytest.mark.parametrize("files, file_named, message", BAD_HF_FOLDERS)
+def test_from_hf_rejects_bad_files_naming_them(tmp_path, files, file_named, message):
+    for name, text in files.items():
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(ValueError, match=message) as info:
+        BPETokenizer.from_hf(tmp_path)
+    assert str(tmp_path / file_named) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "files, error, message",
+    [
+        pytest.param({}, FileNotFoundError, "must be a folder holding", id="empty-folder"),
+        pytest.param(
+            _gpt2_folder(merges=False),
+            FileNotFoundError,
+            "vocab.json and merges.txt",
+            id="no-merges",
+        ),
+        pytest.param(
+            _gpt2_folder(vocab=False), FileNotFoundError, "vocab.json and merges.txt", id="no-vocab"
+        ),
+    ],
+)
+def test_from_hf_names_the_files_a_folder_lacks(tmp_path, files, error, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(error, match=message) as info:
+        BPETokenizer.from_hf(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_from_hf_reads_the_small_files_it_is_given_when_they_are_right(tmp_path):
+    # The tables the bad-input rows start from are valid: each row's error is the row's own.
+    for layout, files in {"json": _json_folder(), "gpt2": _gpt2_folder()}.items():
+        (tmp_path / layout).mkdir()
+        for name, text in files.items():
+            (tmp_path / layout / name).write_text(text, encoding="utf-8")
+        tok = BPETokenizer.from_hf(tmp_path / layout)
+        assert tok.merges == _SMALL.merges and tok.special_tokens == _SMALL.special_tokens
+    (tmp_path / "gpt2" / "merges.txt").write_text(
+        "#version: 0.2\r\n" + "\r\n".join(" ".join(p) for p in _small_hf_tables()[1]) + "\r\n\r\n",
+        encoding="utf-8",
+    )  # Windows line ends and a blank line at the end are read as Hugging Face reads them
+    assert BPETokenizer.from_hf(tmp_path / "gpt2").merges == _SMALL.merges

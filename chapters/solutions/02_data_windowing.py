@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -150,9 +150,11 @@ assert n_windows > 1.3 * len(packed) and n_padded / (n_windows * T) > 0.25
 # id) or every worker would yield the same windows. The token file is opened inside `__iter__`,
 # so each worker has its own memory map.
 #
-# The workers must also be able to find the class. Linux *forks* them from the running notebook,
-# but macOS and Windows *spawn* fresh interpreters that import the class by module and name, and
-# a class defined in a notebook cannot be imported that way (chapter 02, section 7). So we write
+# The workers must also be able to find the class. Up to Python 3.13, Linux *forks* them from the
+# running notebook, so there a notebook class happens to work; but macOS and Windows *spawn* fresh
+# interpreters that import the class by module and name, Linux does the same with *forkserver*
+# from Python 3.14, and a class defined in a notebook cannot be imported that way (chapter 02,
+# section 7). So we write
 # the class into a small module file and import it from there, which works with every start
 # method; in a project it would simply live in your own package.
 

@@ -302,9 +302,13 @@ def read_token_file(
 
 # ----------------------------------------------------------------------------- tokenize_file
 
-# A line break between two visible characters: no pre-tokenization pattern of the GPT-2/GPT-4
-# family puts such a "\n" into one pre-token with its neighbours, so text cut there encodes
-# exactly as the whole text does.
+# A line break between two visible characters. The GPT-4 (cl100k) pattern, which the book's
+# tokenizer uses, joins such a "\n" to the punctuation before it (".\n" is one pre-token, and one
+# token of the book's tokenizer), but neither it nor GPT-2's pattern joins it to the character
+# after it, so text cut after the "\n" encodes exactly as the whole text does. o200k's pattern is
+# an exception: a run of punctuation takes the newlines and "/" after it (".\n/" is one
+# pre-token), so before a "/" this cut is not safe for tokenizers encoded piece by piece
+# (tiktoken's o200k_base); those with ``encode_iterable`` re-cut the text themselves.
 _SAFE_CUT = re.compile(r"\S\n(?=\S)")
 
 
