@@ -405,6 +405,7 @@ PIECES = [
     "12",
     "<|endoftext|>",
     "'s",
+    "/",  # o200k joins ".\n/" into one pre-token: a cut before "/" would change its ids
 ]
 
 
@@ -414,6 +415,18 @@ PIECES = [
 @given(parts=st.lists(st.sampled_from(PIECES), max_size=60), chunk_chars=st.integers(1, 12))
 def test_cuts_never_change_the_ids(tmp_path, book, tiktoken_encoding, parts, chunk_chars):
     text = "".join(parts)
-    for tokenizer in (book, tiktoken_encoding("gpt2"), tiktoken_encoding("cl100k_base")):
+    tokenizers = [book]
+    for name in ("gpt2", "cl100k_base", "o200k_base"):
+        tokenizers.append(tiktoken_encoding(name))
+    for tokenizer in tokenizers:
         f = _tokenize(tmp_path, text, tokenizer, chunk_chars=chunk_chars)
         assert f[:].tolist() == encode_text(tokenizer, text), (text, chunk_chars)
+
+
+def test_no_cut_between_a_line_break_and_a_slash(tmp_path, tiktoken_encoding):
+    """o200k's pattern joins punctuation, line breaks and "/" (".\\n/" is one pre-token), so a
+    piece may not end after "\\n" when "/" follows: the ids would differ from the whole text's."""
+    o200k = tiktoken_encoding("o200k_base")
+    text = "Hello there.\n/usr/bin\n" * 200
+    f = _tokenize(tmp_path, text, o200k, chunk_chars=100)
+    assert f[:].tolist() == encode_text(o200k, text)

@@ -305,11 +305,10 @@ def read_token_file(
 # A line break between two visible characters. The GPT-4 (cl100k) pattern, which the book's
 # tokenizer uses, joins such a "\n" to the punctuation before it (".\n" is one pre-token, and one
 # token of the book's tokenizer), but neither it nor GPT-2's pattern joins it to the character
-# after it, so text cut after the "\n" encodes exactly as the whole text does. o200k's pattern is
-# an exception: a run of punctuation takes the newlines and "/" after it (".\n/" is one
-# pre-token), so before a "/" this cut is not safe for tokenizers encoded piece by piece
-# (tiktoken's o200k_base); those with ``encode_iterable`` re-cut the text themselves.
-_SAFE_CUT = re.compile(r"\S\n(?=\S)")
+# after it, so text cut after the "\n" encodes exactly as the whole text does. o200k's pattern
+# also lets a run of punctuation take the line breaks and "/" after it (".\n/" is one pre-token),
+# so no cut is made where "/" follows.
+_SAFE_CUT = re.compile(r"\S\n(?=[^\s/])")
 
 
 def _pieces(file, chunk_chars: int, separator: str | None, bar) -> Iterator[str]:
