@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.checks import check_int
+from llmbook.checks.generation import check_kv_cache
 from llmbook.checks.model import (  # noqa: F401 (MLPS, NORMS, POSITIONS: see below)
     MLPS,
     NORMS,
@@ -233,10 +234,14 @@ class DecoderLM(nn.Module):
         ``(logits, loss)``. ``positions``: ``(T,)`` or ``(B, T)``; ``attn_mask``: boolean
         ``(B, 1, T, cached + T)``, True = may attend (a ``(B, T)`` padding mask of 1/0 goes in
         as ``mask[:, None, None, :].bool()``); ``kv_cache``: chapter 9. All checked
-        (``check_inputs``)."""
-        cached = 0 if kv_cache is None else kv_cache.length
-        if kv_cache is not None and positions is None and isinstance(ids, torch.Tensor):
-            positions = cached + torch.arange(ids.shape[-1], device=ids.device)  # after the cache
+        (``check_inputs``, and ``check_kv_cache``: the cache must fit this model and batch)."""
+        cached = 0
+        if kv_cache is not None:  # chapter 9: the new tokens come after the cached ones
+            check_id_batch(ids, "ids", self.config.vocab_size)  # the cache check needs B
+            check_kv_cache(kv_cache, self.config, ids)  # layers, batch, K/V heads, head_dim
+            cached = kv_cache.length
+            if positions is None:
+                positions = cached + torch.arange(ids.shape[1], device=ids.device)
         check_inputs(self.config, ids, targets, positions, attn_mask, cached)
         logits = self.lm_head(self.model(ids, positions, attn_mask, kv_cache))  # (B, T, V)
         if targets is None:

@@ -5,11 +5,14 @@ message must say what is wrong) and ``grade``. Checks run pytest in subprocesses
 import ast
 import csv
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import torch
@@ -101,6 +104,75 @@ def test_tasks_table_matches_the_marked_regions(chapter):
         assert len(classroom.checker.test_ids(ROOT / "tests", module, task)) >= 2, (
             f"{task.label}: one test only"
         )
+
+
+# Loaded by the pytest run below (-p): keeps the tests named in LLMBOOK_TESTS, runs no other.
+SELECT_PLUGIN = """\
+import os
+
+
+def pytest_collection_modifyitems(config, items):
+    chosen = set(os.environ["LLMBOOK_TESTS"].split())
+    keep = [i for i in items if i.nodeid.partition("[")[0].removeprefix("tests/") in chosen]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+"""
+
+
+@pytest.mark.parametrize("task", [pytest.param(t, id=t.label) for t in TASKS])
+def test_each_test_pattern_of_a_task_fails_without_the_task(task, tmp_path):
+    """With the task's region left as the student copy has it (its stub) and every other task
+    written, each of its patterns has a failing test: a pattern whose tests all pass cannot tell
+    an answer from none (a greedy test for the sampler, checks that run before the region)."""
+    import llmbook
+
+    path = book_notebook(task.chapter)
+    module = notebooks.default_exp(load(path)["cells"])
+    stubbed = notebooks.export_notebook(
+        classroom.student_notebook(load(path), task.chapter), f"chapters/{path.name}"
+    )
+    package = Path(llmbook.__file__).parent
+    reference = (package / f"{module}.py").read_text(encoding="utf-8")
+    others = [t.name for t in TASKS if t.chapter == task.chapter and t != task]
+    shutil.copytree(package, tmp_path / "llmbook", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "llmbook" / f"{module}.py").write_text(
+        classroom.checker.swapped(stubbed, reference, others), encoding="utf-8"
+    )
+    (tmp_path / "llmbook_select.py").write_text(SELECT_PLUGIN, encoding="utf-8")
+    ids = {
+        pattern: classroom.checker.test_ids(
+            ROOT / "tests", module, classroom.Task(task.chapter, task.name, (pattern,))
+        )
+        for pattern in task.tests
+    }
+    chosen = {i for found in ids.values() for i in found}
+    report = tmp_path / "report.xml"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
+    command += ["-p", "llmbook_select", "--continue-on-collection-errors", f"--junitxml={report}"]
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")  # not the book's options
+    command += ["-c", str(tmp_path / "pytest.ini"), "--rootdir", str(ROOT)]
+    command += sorted({str(ROOT / "tests" / i.partition("::")[0]) for i in chosen})  # see plugin
+    env = {**os.environ, "LLMBOOK_TESTS": " ".join(chosen)}
+    # Run in tmp_path, which `python -m` puts first on sys.path: its llmbook is the stubbed one.
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    failed = set()
+    for case in ElementTree.parse(report).iter("testcase"):
+        problem = case.find("failure") if case.find("failure") is not None else case.find("error")
+        if problem is None:
+            continue
+        where = case.get("classname").split(".")  # tests.test_x[.Class]; "" if x did not import
+        if where == [""]:  # its top calls the task (a tokenizer trained there): all its tests fail
+            assert f"NotImplementedError: task {task.id} " in problem.text, problem.text[-3000:]
+            file = case.get("name").rpartition(".")[2] + ".py"
+            failed |= {i for i in chosen if i.startswith(f"{file}::")}
+        else:
+            _, file, *classes = where
+            failed.add("::".join([f"{file}.py", *classes, case.get("name").partition("[")[0]]))
+    dead = [p for p, found in ids.items() if not failed & set(found)]
+    assert not dead, f"{task.label}: every test of {dead} passes without {task.name} written"
 
 
 BAD_MARKERS = [

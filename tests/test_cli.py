@@ -55,7 +55,7 @@ def test_help_documents_every_option(capsys):
         assert action.option_strings[0] in shown
 
 
-HELP_ARGV = [["--help"], ["generate", "--help"], ["classroom", "--help"]]
+HELP_ARGV = [["--help"], ["train", "--help"], ["generate", "--help"], ["classroom", "--help"]]
 
 
 @pytest.mark.parametrize("argv", HELP_ARGV, ids=lambda argv: " ".join(argv))

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+import llmbook.cli
 from llmbook import load_corpus
 from llmbook.cli import build_parser, main
 from llmbook.cli.train import DEFAULTS, FIELDS, RESUMABLE, new_run
 from llmbook.training import TrainConfig, latest_checkpoint
 
-ROOT = Path(__file__).resolve().parent.parent
+CLI = Path(llmbook.cli.__file__).parent  # the installed package's: also in a student copy
 FAST = ["--model", "stories-tiny", "--context-length", "16", "--batch-size", "4", "--steps", "4",
         "--eval-interval", "2", "--eval-batches", "1", "--sample-tokens", "0", "--device", "cpu"]  # fmt: skip
 
@@ -63,8 +64,10 @@ def help_text(capsys, monkeypatch) -> str:
 
 
 def test_help_lists_the_presets_and_groups_the_options(capsys, monkeypatch):
+    from llmbook.cli.train import preset_names
     from llmbook.model import PRESETS
 
+    assert preset_names() == list(PRESETS)  # read from llmbook/model.py without importing torch
     shown = " ".join(help_text(capsys, monkeypatch).split())
     assert all(name in shown for name in PRESETS)
     model, data = shown.index("model:"), shown.index("data:")
@@ -107,7 +110,7 @@ def test_the_default_corpus_is_the_books(tmp_path):
 def test_the_command_line_modules_import_no_torch_at_the_top():
     """``llmbook --help`` must not wait for torch: common.py and train.py import it lazily."""
     for name in ("common", "train"):
-        tree = ast.parse((ROOT / "llmbook" / "cli" / f"{name}.py").read_text())
+        tree = ast.parse((CLI / f"{name}.py").read_text(encoding="utf-8"))
         top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
         modules = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
         modules += [n.module for n in top if isinstance(n, ast.ImportFrom)]
@@ -350,6 +353,87 @@ def test_damaged_run_folders(finished, tmp_path, capsys, damage, message):
     assert message in err and "Traceback" not in err
 
 
+GOOD_RUN = {"model": {}, "train": {}, "tokenizer": "stories", "corpus": "stories", "text": None,
+            "val_fraction": 0.1, "prompt": "Kai was a"}  # fmt: skip
+
+
+def with_run(**changes) -> str:
+    return json.dumps({k: v for k, v in {**GOOD_RUN, **changes}.items() if v != "DROP"})
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        pytest.param("{", "is not valid JSON (Expecting property name", id="garbled"),
+        pytest.param(b"\xff{}", "is not valid JSON ('utf-8' codec can't decode", id="not-utf-8"),
+        pytest.param(
+            "[]",
+            "it holds an array ([]), not an object with the keys model, train, tokenizer",
+            id="array",
+        ),
+        pytest.param(with_run(prompt="DROP", text="DROP"), "it lacks text, prompt", id="missing"),
+        pytest.param(
+            with_run(model=1), '"model" must be an object, not a number (1)', id="model-number"
+        ),
+        pytest.param(
+            with_run(tokenizer=5), '"tokenizer" must be a string, not a number (5)', id="tokenizer"
+        ),
+        pytest.param(
+            with_run(corpus=None, text=5),
+            '"text" must be a string or null, not a number (5)',
+            id="text-number",
+        ),
+        pytest.param(
+            with_run(corpus=None),
+            'one of "corpus" and "text" must be a string, the other null',
+            id="no-text",
+        ),
+        pytest.param(
+            with_run(val_fraction="x"),
+            '"val_fraction" must be a number, not a string ("x")',
+            id="val-fraction-string",
+        ),
+        pytest.param(
+            with_run(val_fraction=True), '"val_fraction" must be a number, not true', id="bool"
+        ),
+        pytest.param(
+            with_run(text_sha256=5, prompt=None),
+            '"prompt" must be a string, not null; "text_sha256" must be a string, not a number',
+            id="two-wrong",
+        ),
+    ],
+)
+def test_read_run_names_the_file_and_what_is_wrong(tmp_path, content, message):
+    from llmbook.cli.common import CliError, read_run
+
+    path = tmp_path / "run.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(CliError) as error:
+        read_run(tmp_path)
+    shown = str(error.value)
+    assert shown.startswith(repr(str(path))) and message in shown and "\n" not in shown, shown
+    path.write_text(with_run())
+    assert read_run(tmp_path) == GOOD_RUN
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["train", "--out", "OUT", "--resume"], ["generate", "hi", "--model", "OUT"]],
+    ids=["train", "generate"],
+)
+def test_a_wrong_typed_run_json_is_one_line_naming_the_file(finished, tmp_path, capsys, command):
+    """Both commands read run.json through read_run: a wrong type is not met later, as a bare
+    TypeError or as a command-line option the user never gave ("--tokenizer 5 is unknown")."""
+    out = copy(finished, tmp_path)
+    edit_run(out, tokenizer=5)
+    err = fails(capsys, [str(out) if a == "OUT" else a for a in command])
+    path = repr(str(out / "run.json"))
+    assert err.strip() == (
+        f"llmbook {command[0]}: error: {path} is not the run.json of llmbook train: "
+        '"tokenizer" must be a string, not a number (5)'
+    )
+
+
 def test_holds_checkpoints_without_run_json(finished, text_file, tmp_path, capsys):
     out = copy(finished, tmp_path)
     (out / "run.json").unlink()
@@ -366,13 +450,14 @@ def test_holds_checkpoints_without_run_json(finished, text_file, tmp_path, capsy
             id="out-on-a-file",
         ),
         pytest.param(
-            ["--device", "cuda:7"],
-            "--device 'cuda:7' is not available on this machine; available: auto, cpu",
+            ["--device", "cuda:99"],  # as llmbook generate says it (one resolve_device)
+            "--device 'cuda:99': this machine has no such device; it has cpu",  # (, cuda, ...)
             id="device-missing",
         ),
         pytest.param(
             ["--device", "gpu"],
-            "--device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'",
+            "--device 'gpu' is not a device; use auto, cpu, cuda, cuda:N or mps (this machine "
+            "has cpu",
             id="device-garbage",
         ),
         pytest.param(["--seed", str(2**64)], "seed must be below 2**32", id="seed-64-bits"),

@@ -544,20 +544,32 @@ KV_BAD = [
     pytest.param(
         lambda: M(torch.ones(2, 3, dtype=torch.long), kv_cache=KVCache.for_model(M, 1)),
         ValueError,
-        r"built for 2 layers, batch_size 1, .* model gave k of shape \(2, 2, 3, 8\)",
+        r"built for 2 layers, batch_size 1, .* need 2 layers, batch_size 2, .*KVCache.for_model",
         id="other-batch-size",
     ),
     pytest.param(
         lambda: M(torch.ones(1, 3, dtype=torch.long), kv_cache=KVCache.for_model(tiny("gpt2"), 1)),
         ValueError,
-        r"built for 2 layers, batch_size 1, 4 K/V heads .* model gave k of shape \(1, 2, 3, 8\)",
+        r"built for 2 layers, batch_size 1, 4 K/V heads .* need 2 layers, batch_size 1, 2 K/V heads",
         id="other-model-heads",
     ),
     pytest.param(
         lambda: M(torch.ones(1, 3, dtype=torch.long), kv_cache=KVCache(1, 1, 2, 48, 8)),
         ValueError,
-        "the KV cache has 1 layers, the model wrote to layer 1",
+        r"built for 1 layers, .* need 2 layers",
         id="fewer-layers",
+    ),
+    pytest.param(  # the cache's own check, for a caller that writes to it without the model
+        lambda: KVCache.for_model(M, 1).update(0, torch.zeros(2, 2, 3, 8), torch.zeros(2, 2, 3, 8)),
+        ValueError,
+        r"built for 2 layers, batch_size 1, .* model gave k of shape \(2, 2, 3, 8\)",
+        id="update-other-batch-size",
+    ),
+    pytest.param(
+        lambda: KVCache(1, 1, 2, 48, 8).update(1, torch.zeros(1, 2, 3, 8), torch.zeros(1, 2, 3, 8)),
+        ValueError,
+        "the KV cache has 1 layers, the model wrote to layer 1",
+        id="update-missing-layer",
     ),
     pytest.param(
         lambda: M(

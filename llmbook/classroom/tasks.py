@@ -120,7 +120,7 @@ TASKS = [
             "test_sinusoidal_dtype_device_and_empty",
         ),
     ),
-    Task("04", "causal_mask", ("test_causal_mask_*",)),
+    Task("04", "causal_mask", ("test_causal_mask_*", "test_without_the_mask_*")),
     Task(
         "04",
         "scaled_dot_product_attention",
@@ -145,7 +145,6 @@ TASKS = [
         "CausalSelfAttention.forward",
         (
             "test_causal_self_attention_*",
-            "test_without_the_mask_*",
             "test_prefix_gives_*",
             "test_module_matches_*",
             "test_module_accepts_*",
@@ -258,8 +257,9 @@ TASKS = [
         "09",
         "sample_next",
         (
+            "test_sample_next_*",
+            "test_tiny_temperatures_draw_the_argmax",
             "test_generate_cached_equals_uncached",
-            "test_greedy_is_argmax_*",
             "test_temperature_to_zero_approaches_greedy",
             "test_same_seed_same_output",
             "test_chain_order_as_hf_*",
@@ -273,7 +273,6 @@ TASKS = [
             "test_rope_offsets_are_the_cache_length",
             "test_generate_cached_equals_uncached",
             "test_left_padded_batch_equals_each_prompt_alone",
-            "test_kv_cache_memory_and_overflow",
-        ),
+        ),  # not test_bad_kv_caches nor test_kv_cache_memory_and_overflow: they pass unwritten
     ),
 ]

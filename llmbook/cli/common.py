@@ -27,11 +27,23 @@ class CliError(Exception):
     """A mistake in the command line: printed as ``llmbook: error: ...``, exit status 2."""
 
 
-RUN_KEYS = ("model", "train", "tokenizer", "corpus", "text", "val_fraction", "prompt")
+# The JSON types each key of run.json may hold (null: None); runs of older llmbooks lack the
+# optional keys.
+RUN_KEYS = {
+    "model": ("object",),
+    "train": ("object",),
+    "tokenizer": ("string",),
+    "corpus": ("string", "null"),
+    "text": ("string", "null"),
+    "val_fraction": ("number",),
+    "prompt": ("string",),
+}
+OPTIONAL_KEYS = {"text_sha256": ("string",), "model_preset": ("string",), "command": ("string",)}
 
 
 def read_run(out: Path) -> dict:
-    """The settings in ``out/run.json``, or a ``CliError`` naming the file and what is wrong."""
+    """The settings in ``out/run.json``, or a ``CliError`` naming the file and what is wrong
+    (not found, not JSON, keys missing or values of the wrong type), in one line."""
     path = out / RUN_FILE
     if not path.is_file():
         raise CliError(f"{str(path)!r} not found; is {str(out)!r} the folder of a run?")
@@ -39,13 +51,40 @@ def read_run(out: Path) -> dict:
         run = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CliError(f"{str(path)!r} is not valid JSON ({error})") from None
-    missing = [key for key in RUN_KEYS if key not in run] if isinstance(run, dict) else RUN_KEYS
-    if missing or not isinstance(run["model"], dict) or not isinstance(run["train"], dict):
+    if not isinstance(run, dict):
         raise CliError(
-            f"{str(path)!r} is not the run.json of llmbook train: it needs the keys "
-            f"{', '.join(RUN_KEYS)} (model and train as objects); missing {', '.join(missing)}"
+            f"{str(path)!r} is not the run.json of llmbook train: it holds {described(run)}, "
+            f"not an object with the keys {', '.join(RUN_KEYS)}"
         )
+    missing = [key for key in RUN_KEYS if key not in run]
+    problems = [f"it lacks {', '.join(missing)}"] if missing else []
+    for key, allowed in {**RUN_KEYS, **OPTIONAL_KEYS}.items():
+        if key in run and json_type(run[key]) not in allowed:
+            wanted = " or ".join(f"{article(t)}{t}" for t in allowed)
+            problems.append(f'"{key}" must be {wanted}, not {described(run[key])}')
+    if not missing and (run["corpus"] is None) == (run["text"] is None):
+        problems.append('one of "corpus" and "text" must be a string, the other null')
+    if problems:
+        raise CliError(f"{str(path)!r} is not the run.json of llmbook train: {'; '.join(problems)}")
     return run
+
+
+def json_type(value: object) -> str:
+    """The JSON type of a value that ``json.loads`` returned."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    types = {int: "number", float: "number", str: "string", list: "array", dict: "object"}
+    return types[type(value)]
+
+
+def article(name: str) -> str:
+    return "" if name in ("null", "true", "false") else "an " if name[0] in "aeiou" else "a "
+
+
+def described(value: object) -> str:
+    """``a number (5)``: the JSON type, and the value if it is short."""
+    kind, text = json_type(value), json.dumps(value)
+    return f"{article(kind)}{kind}" + (f" ({text})" if len(text) <= 40 and kind != text else "")
 
 
 def make_model(fields: dict, seed: int = 0):

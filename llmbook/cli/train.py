@@ -16,15 +16,17 @@ whether the run is finished or where it stopped, and how to go on.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
 
 from llmbook.cli.common import RUN_FILE, CliError, make_model, make_tokenizer, read_run, write_text
-from llmbook.cli.generate import end_of_text_id
+from llmbook.cli.generate import end_of_text_id, resolve_device
 
 __all__ = ["DEFAULTS", "RESUMABLE", "add_train", "run_train"]
 
@@ -102,16 +104,23 @@ def option(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
+def preset_names() -> list[str]:
+    """The names in ``llmbook.model.PRESETS``, read from the module's source: importing it
+    would import torch, and ``llmbook train --help`` would wait seconds for it."""
+    source = Path(importlib.util.find_spec("llmbook.model").origin).read_text(encoding="utf-8")
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["PRESETS"]:
+            return [ast.literal_eval(key) for key in node.value.keys]
+    raise LookupError("llmbook/model.py defines no PRESETS dict")  # a test keeps it there
+
+
 class HelpFormatter(argparse.HelpFormatter):
-    """Each option's default from ``DEFAULTS``, said once; the presets listed (imported only
-    when the help is shown: llmbook.model needs torch)."""
+    """Each option's default from ``DEFAULTS``, said once; the presets listed."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         if "{presets}" in text:
-            from llmbook.model import PRESETS
-
-            text = text.replace("{presets}", ", ".join(PRESETS))
+            text = text.replace("{presets}", ", ".join(preset_names()))
         if action.dest in DEFAULTS and not isinstance(DEFAULTS[action.dest], bool):
             text += f" (default: {DEFAULTS[action.dest]})"
         return text
@@ -186,7 +195,6 @@ def add_train(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from llmbook.checks.training import check_device
     from llmbook.io.runs import RunFolderBusyError, lock_run_folder
     from llmbook.training import TrainConfig, train
 
@@ -194,7 +202,7 @@ def run_train(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {str(out)!r} is a file; give a folder for the run")
     if args.device is not None:
-        check_device(args.device, "--device")
+        resolve_device(args.device)  # a CliError, as llmbook generate's, if it is not here
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, only rank 0 writes
     try:
         owner = lock_run_folder(out) if is_main else contextlib.nullcontext()
