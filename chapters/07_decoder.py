@@ -42,9 +42,9 @@
 # %% [markdown]
 # Cells that start with `#| export` go into the package. We build on chapter 3's embeddings,
 # chapter 5's `MultiHeadAttention` and `RotaryEmbedding`, and chapter 6's MLPs and norms. The
-# lines `### BEGIN SOLUTION`, `# TASK: ...` and `### END SOLUTION` in three exported cells mark
-# the tasks of the classroom edition, where a student writes those lines (the README's
-# "Teaching with llmbook" explains); the package leaves the markers out.
+# marker lines in three exported cells (nbgrader's begin- and end-of-solution pair around a
+# `# TASK:` line) mark the tasks of the classroom edition, where a student writes the lines
+# between them (the README's "Teaching with llmbook" explains); the package leaves them out.
 
 # %%
 #| export
