@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -193,7 +193,7 @@ plt.close("all")
 # %%
 diagonal_wins = (scores.argmax(dim=-1) == torch.arange(len(tokens))).sum().item()
 print(f"rows whose largest score is on the diagonal: {diagonal_wins} of {len(tokens)}")
-print("scores symmetric:", torch.equal(scores, scores.T))
+print("scores symmetric:", torch.allclose(scores, scores.T))  # up to rounding, which varies by BLAS
 
 # %% [markdown]
 # ## 2. Queries, keys and values
@@ -480,7 +480,8 @@ plt.close("all")
 
 
 # %% [markdown]
-# Without the mask every weight is near $1/11 \approx 9\%$ (the projections are random); with it,
+# Without the mask the weights are roughly uniform, spread over all 11 keys (the projections are
+# random); with it,
 # row $i$ spreads its weight over $i + 1$ keys, so the early rows hold the largest weights: 100%
 # at row 0, about 50% at row 1, and so on. The grey triangle is the future.
 #

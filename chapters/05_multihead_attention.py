@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -706,7 +706,8 @@ fig, ax = plt.subplots(figsize=(7.5, 3.2))
 for base, label in [(10000.0, "base 10,000 (Llama-2)"), (500000.0, "base 500,000 (Llama-3.x)")]:
     wavelengths = 2 * math.pi / RotaryEmbedding(128, base=base).inv_freq()
     _ = ax.semilogy(wavelengths, label=label)
-    print(f"{label:<26} wavelengths {float(wavelengths[0]):.2f} ... {float(wavelengths[-1]):,.0f}")
+    longest = round(float(wavelengths[-1]), -3)  # float32: its last digits may vary by CPU
+    print(f"{label:<26} wavelengths {float(wavelengths[0]):.2f} ... about {longest:,.0f}")
 _ = ax.axhline(8192, color="gray", linestyle=":", label="8,192 positions (Llama-3 context)")
 ax.set_xlabel("pair i (head_dim 128)")
 ax.set_ylabel("wavelength (positions)")
@@ -1114,9 +1115,12 @@ assert all(checks.values())
 #
 # Two sentences of the corpus of different lengths, in one batch: the shorter one is padded on
 # the left with id 0 (any id would do), `attn_mask` hides the padding keys, and `positions`
-# restarts at 0 at each sentence's first real token, so that RoPE sees the same offsets as
-# without padding. The real tokens' outputs then equal those of the sentence run alone, and the
-# padding rows are 0 (no bias in `o_proj`), not NaN:
+# restarts at 0 at each sentence's first real token. RoPE would see the same relative offsets
+# without the restart (left padding shifts every real token by the same amount); restarting keeps
+# the absolute angles identical too, as Hugging Face does, so the outputs match the unpadded run
+# to rounding, and it is what learned absolute positions (GPT-2) need. The real tokens' outputs
+# then equal those of the sentence run alone, and the padding rows are 0 (no bias in `o_proj`),
+# not NaN:
 
 # %%
 pair = ["Kai and Ray had been best friends since they were babies.", "Kai smiled."]

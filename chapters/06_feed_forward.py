@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmbook.checks import check_bool, check_choice, check_dropout, check_int, check_positive_float
+from llmbook.checks import check_bool, check_choice, check_int, check_positive_float
 
 # %%
 torch.manual_seed(0)
@@ -242,8 +242,9 @@ assert tanh_error < 1e-3
 
 # %% [markdown]
 # The tanh form differs from the exact GELU by less than $10^{-3}$, yet a model trained with one
-# should run with the same one: chapter 7 loads GPT-2's weights and needs its outputs equal to
-# the reference to $10^{-5}$. The curves and their slopes (the slope is what backpropagation
+# should run with the same one: chapter 7 builds small random models in GPT-2's format and checks
+# their outputs against Hugging Face's GPT-2 code to $10^{-5}$, which only the tanh form passes
+# (a real GPT-2 checkpoint loads the same way). The curves and their slopes (the slope is what backpropagation
 # multiplies by):
 
 # %%
@@ -277,22 +278,24 @@ plt.close("all")
 #
 # ## 3. The exported `FeedForward`
 #
-# The library version is `TinyMLP` with the activation chosen by name, dropout on the output
-# (GPT-2 drops there during training) and one-line guards on the arguments. The activations are
-# PyTorch's modules, which compute exactly the formulas above, faster.
+# The library version is `TinyMLP` with the activation chosen by name and one-line guards on the
+# arguments. The activations are PyTorch's modules, which compute exactly the formulas above,
+# faster. It has no dropout of its own: GPT-2 drops out the MLP's output while training, and
+# chapter 7's block does that for both of its branches, attention's output and the MLP's alike.
 
 
 # %%
 #| export
 class FeedForward(nn.Module):
-    """The position-wise MLP of GPT-2: ``down_proj(act(up_proj(x)))``, then dropout.
+    """The position-wise MLP of GPT-2: ``down_proj(act(up_proj(x)))``.
 
     Args:
         d_model: width of the input and output vectors (GPT-2 small: 768).
         d_ff: width of the hidden layer (GPT-2: ``4 * d_model``).
         activation: one of ``"relu"``, ``"gelu"`` (exact), ``"gelu_tanh"`` (GPT-2), ``"silu"``.
         bias: whether both linear maps have a bias (GPT-2: True).
-        dropout: dropout probability on the output in training mode, in ``[0, 1)``.
+
+    No dropout here: the transformer block (chapter 7) drops out each branch's output.
 
     Shapes: ``(..., d_model) -> (..., d_model)``; ``up_proj.weight`` is ``(d_ff, d_model)``.
     """
@@ -305,12 +308,7 @@ class FeedForward(nn.Module):
     }
 
     def __init__(
-        self,
-        d_model: int,
-        d_ff: int,
-        activation: str = "gelu_tanh",
-        bias: bool = True,
-        dropout: float = 0.0,
+        self, d_model: int, d_ff: int, activation: str = "gelu_tanh", bias: bool = True
     ) -> None:
         super().__init__()
         self.d_model, self.d_ff = check_int(d_model, "d_model"), check_int(d_ff, "d_ff")
@@ -318,13 +316,12 @@ class FeedForward(nn.Module):
         self.up_proj = nn.Linear(d_model, d_ff, bias=check_bool(bias, "bias"))
         self.act = self.ACTIVATIONS[activation]()
         self.down_proj = nn.Linear(d_ff, d_model, bias=bias)
-        self.dropout = nn.Dropout(check_dropout(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (..., d_model) -> (..., d_model)``."""
         ### BEGIN SOLUTION
-        # TASK: up_proj, the activation, down_proj, then dropout
-        return self.dropout(self.down_proj(self.act(self.up_proj(x))))
+        # TASK: up_proj, then the activation, then down_proj
+        return self.down_proj(self.act(self.up_proj(x)))
         ### END SOLUTION
 
 
@@ -515,8 +512,11 @@ with torch.no_grad():
 
 # %% [markdown]
 # Now the Llama counts. Llama-2-7B: 32 layers, $d_{\text{model}} = 4096$, 32,000 tokens, four
-# $4096 \times 4096$ attention maps, an untied output head, two RMSNorms per block (a gain
-# each, section 5). Llama-3.1-8B: 128,256 tokens, and grouped-query attention (chapter 5) with 8
+# $4096 \times 4096$ attention maps, two RMSNorms per block (a gain each, section 5), and an
+# *untied* output head: the last linear map, from $d_{\text{model}}$ to one logit per token, is a
+# $32000 \times 4096$ matrix of its own. GPT-2 instead *ties* its head to the token table (uses
+# the table as the head's weights, chapter 3's exercise 2), which is why GPT-2's total above
+# counts the table once and Llama-2-7B's counts it twice. Llama-3.1-8B: 128,256 tokens, and grouped-query attention (chapter 5) with 8
 # key-value heads of 128, so its key and value maps are $4096 \times 1024$. The totals must be
 # Meta's 6,738,415,616 and 8,030,261,248:
 
@@ -594,12 +594,13 @@ def stats(v):  # one token's vector (d_model,) -> |mean|, standard deviation, rm
     return [abs(v.mean()), v.std(correction=0), v.pow(2).mean().sqrt(), v.abs().max()]
 
 
-print(f"{'':>6} | {'input':>5} |mean|   std   rms | {'LayerNorm':>9} |mean|   std |", end="")
-print(f" {'RMSNorm':>7} |mean|   rms max |v|")
+print(f"{'':7}|{'input':^22}|{'LayerNorm':^15}|{'RMSNorm':^22}")
+print(f"{'token':7}|{'|mean|':>7}{'std':>7}{'rms':>7} |{'|mean|':>7}{'std':>7} |", end="")
+print(f"{'|mean|':>7}{'rms':>7}{'max|v|':>7}")
 for t in range(4):
     a, b, c = stats(h[0, t]), stats(ln_out[0, t]), stats(rms_out[0, t])
-    print(f"{tokens[t]!r:>6} | {a[0]:12.3f} {a[1]:5.3f} {a[2]:5.3f} |", end="")
-    print(f" {b[0]:16.3f} {b[1]:5.3f} | {c[0]:14.3f} {c[2]:5.3f} {c[3]:7.3f}")
+    row = [a[0], a[1], a[2], None, b[0], b[1], None, c[0], c[2], c[3]]
+    print(f"{tokens[t]!r:7}|" + "".join(" |" if v is None else f"{v:7.3f}" for v in row))
 assert torch.allclose(rms_out.pow(2).mean(-1).sqrt(), torch.ones(1), atol=1e-3)
 input_rms = h.pow(2).mean(-1).sqrt()
 assert torch.allclose(rms_out.mean(-1), h.mean(-1) / input_rms, atol=1e-5)  # mean scaled, kept
@@ -617,8 +618,9 @@ assert (rms_out.abs() > 1).any()  # unit RMS, and yet entries above 1
 # **The exported versions.** `LayerNorm` keeps the parameter names `weight` and `bias` (GPT-2's
 # `ln_1.weight`, `ln_1.bias`) and calls PyTorch's fused kernel. `RMSNorm` follows Hugging
 # Face's `LlamaRMSNorm` exactly: the statistics are computed in float32 even when the model runs
-# in bfloat16 (a mean of 4096 squares kept to bfloat16's 8 significant bits loses too much), and the
-# result is cast back before the gain is applied.
+# in bfloat16, and the result is cast back before the gain is applied. The main reason is to
+# match Hugging Face bit for bit, so that a checkpoint gives the outputs it was trained and
+# evaluated with; the accuracy gained is small, as the measurement below shows.
 
 
 # %%
@@ -647,6 +649,13 @@ class LayerNorm(nn.Module):
         return f"{self.d_model}, eps={self.eps}, bias={self.bias is not None}"
 
 
+# %% [markdown]
+# `RMSNorm` writes out the steps of Hugging Face's `LlamaRMSNorm` in the same order, so that it
+# rounds where that one does:
+
+
+# %%
+#| export
 class RMSNorm(nn.Module):
     """RMSNorm over the last axis, as Llama: ``weight * (x / sqrt(mean(x**2) + eps))``.
 
@@ -710,10 +719,21 @@ with torch.no_grad():
     ours_out, hf_out = ours_bf16(big.bfloat16()), hf_bf16(big.bfloat16())
     naive = rms_norm_simple(big.bfloat16(), ours_bf16.weight)  # every step in bfloat16
 print("dtype", ours_out.dtype, " equal to LlamaRMSNorm:", torch.equal(ours_out, hf_out))
-print(f"all-bfloat16 version: {(naive != hf_out).float().mean().item():.0%} of entries differ")
+differ = (naive != hf_out).float().mean().item()  # how many: it varies with the CPU's bf16 kernels
+print("all-bfloat16 version: over 20% of entries differ:", differ > 0.2)
 error = lambda t: (t.double() - exact).abs().mean().item()  # noqa: E731
-print(f"mean error vs float64: ours {error(ours_out):.4f}, all-bfloat16 {error(naive):.4f}")
-assert torch.equal(ours_out, hf_out) and error(ours_out) < error(naive)
+worse = error(naive) > error(ours_out)
+print(f"mean error vs float64: ours {error(ours_out):.4f}; all-bfloat16 larger: {worse}")
+print("all-bfloat16 error under 1.5 times ours:", error(naive) < 1.5 * error(ours_out))
+assert torch.equal(ours_out, hf_out) and differ > 0.2 and worse
+assert error(naive) < 1.5 * error(ours_out)
+
+# %% [markdown]
+# The float32 statistics buy little accuracy here: both versions start from an input rounded to
+# bfloat16 and end by rounding to bfloat16, and those two roundings (each up to $2^{-9}$ of a
+# value) are most of either error. What they buy
+# is agreement: an all-bfloat16 norm changes a fifth or more of the entries, and those
+# differences pass through every later layer of a model trained with the float32 version.
 
 # %% [markdown]
 # **The cost.** Written out op by op, RMSNorm does less: one reduction instead of two, no
@@ -746,7 +766,6 @@ print(f"written out: LayerNorm {t_ln:.0f} us, RMSNorm {t_rms:.0f} us, ratio {t_r
 print(
     f"torch's kernels: F.layer_norm {t_ln_fused:.0f} us, F.rms_norm {t_rms_fused:.0f} us, ratio {t_rms_fused / t_ln_fused:.2f}"
 )
-assert t_rms < 0.95 * t_ln  # fewer passes over the data
 
 # %% [markdown]
 # Written out, RMSNorm takes about 0.6 of LayerNorm's time on the machine that ran this
@@ -759,8 +778,31 @@ assert t_rms < 0.95 * t_ln  # fewer passes over the data
 # `x = norm(x + sublayer(x))` (post-norm). GPT-2 and every Llama normalise the *input* of each
 # sublayer and leave the residual path untouched, `x = x + sublayer(norm(x))` (pre-norm), with
 # one more norm after the last block. The residual path is then a clean sum from the embeddings
-# to the head, which trains stably with less care over the learning-rate warm-up. A pre-norm
-# block, as chapter 7 builds it:
+# to the head, which trains stably with less care over the learning-rate warm-up. The two
+# arrangements of one sublayer, side by side:
+#
+# ```mermaid
+# flowchart LR
+#     subgraph post["post-norm (2017 transformer)"]
+#         direction TB
+#         a_in["x"] --> a_f["sublayer"]
+#         a_in --> a_add(("+"))
+#         a_f --> a_add
+#         a_add --> a_norm["norm"]
+#         a_norm --> a_out["x, on the residual path"]
+#     end
+#     subgraph pre["pre-norm (GPT-2, Llama)"]
+#         direction TB
+#         b_in["x"] --> b_norm["norm"]
+#         b_norm --> b_f["sublayer"]
+#         b_in --> b_add(("+"))
+#         b_f --> b_add
+#         b_add --> b_out["x, on the residual path"]
+#     end
+# ```
+#
+# In post-norm every block's norm sits on the residual path itself; in pre-norm the path from
+# input to output is additions only. A whole pre-norm block, as chapter 7 builds it:
 #
 # ```mermaid
 # flowchart TB
@@ -810,7 +852,8 @@ def gradient_per_layer(kind, n_layers=32, seed=0):
             h = h + f(norm(h))
     loss = F.mse_loss(h, torch.randn_like(h))
     loss.backward()
-    return [f.up_proj.weight.grad.norm().item() for f in layers]
+    # in float64: in float32 the squares of entries this small (1e-27 to 1e-23) underflow to 0
+    return [f.up_proj.weight.grad.double().norm().item() for f in layers]
 
 
 kinds = ["plain", "residual", "pre-norm residual"]
@@ -818,7 +861,8 @@ grads = {kind: gradient_per_layer(kind) for kind in kinds}
 for kind in kinds:
     g = grads[kind]
     print(f"{kind:>17}: layer 1 {g[0]:.1e}, layer 16 {g[15]:.1e}, layer 32 {g[-1]:.1e}")
-print("plain stack, layers whose gradient is exactly 0:", sum(v == 0 for v in grads["plain"]))
+ratio = grads["plain"][0] / grads["plain"][-1]
+print(f"plain stack: layer 1 gets {ratio:.0e} of layer 32's gradient")
 assert grads["plain"][0] < 1e-12 * grads["plain"][-1]  # vanished
 for kind in kinds[1:]:
     assert 0.1 < grads[kind][0] / grads[kind][-1] < 10  # about the same at every depth
@@ -826,13 +870,11 @@ for kind in kinds[1:]:
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for kind, marker in zip(kinds, "o^s"):
-    g = torch.tensor(grads[kind]).clamp(min=1e-30)  # 1e-30 stands for "underflowed to 0"
-    _ = ax.plot(range(1, 33), g, marker + "-", markersize=4, label=kind)
+    _ = ax.plot(range(1, 33), grads[kind], marker + "-", markersize=4, label=kind)
 ax.set_yscale("log")
 ax.set_xlabel("layer (1 = nearest the input)")
 ax.set_ylabel("gradient norm of up_proj.weight")
 ax.set_title("gradient reaching each of 32 stacked MLPs")
-ax.text(1, 1e-29, "exactly 0, drawn at 1e-30", fontsize=8, va="bottom")
 ax.legend()
 plt.tight_layout()
 plt.show()
@@ -840,8 +882,10 @@ plt.close("all")
 
 # %% [markdown]
 # In the plain stack the gradient shrinks by a roughly constant factor per layer (a straight
-# line on the log scale) and then underflows: the first 7 layers get a gradient of exactly 0 (drawn
-# at $10^{-30}$, since a log scale has no 0), so they would never learn. With residual connections
+# line on the log scale): the first layer gets about $10^{-23}$ of what the last one gets. The
+# gradient vanishes without reaching zero (every entry of layer 1's gradient is non-zero, around
+# $10^{-27}$ to $10^{-23}$), but it is far too small to learn from: an update of that size does
+# not even change a float32 weight. With residual connections
 # every layer gets a gradient of the same order, and the pre-norm stack keeps it so while its norms
 # hold every sublayer's input at unit scale.
 # This is why a transformer can be 32 or 126 blocks deep.
@@ -892,7 +936,8 @@ RMSNorm(4096, eps=-1e-5)
 #   mean square. Neither bounds values to $[-1, 1]$. Written out, RMSNorm took about 0.6 of
 #   LayerNorm's time here; with fused kernels the gap narrows or reverses.
 # - Pre-norm blocks, `x + f(norm(x))`, keep the residual path clean. Residual connections keep
-#   the gradient at the same order in every layer, where a plain 32-layer stack lost it entirely.
+#   the gradient at the same order in every layer; in a plain 32-layer stack it vanished (not to
+#   zero, but to about $10^{-23}$ of the last layer's at the first).
 # - `llmbook.feedforward` exports `FeedForward`, `SwiGLU`, `swiglu_hidden_size`, `LayerNorm`
 #   and `RMSNorm`, each equal to its PyTorch or Hugging Face counterpart.
 #

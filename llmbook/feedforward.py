@@ -6,18 +6,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmbook.checks import check_bool, check_choice, check_dropout, check_int, check_positive_float
+from llmbook.checks import check_bool, check_choice, check_int, check_positive_float
 
 
 class FeedForward(nn.Module):
-    """The position-wise MLP of GPT-2: ``down_proj(act(up_proj(x)))``, then dropout.
+    """The position-wise MLP of GPT-2: ``down_proj(act(up_proj(x)))``.
 
     Args:
         d_model: width of the input and output vectors (GPT-2 small: 768).
         d_ff: width of the hidden layer (GPT-2: ``4 * d_model``).
         activation: one of ``"relu"``, ``"gelu"`` (exact), ``"gelu_tanh"`` (GPT-2), ``"silu"``.
         bias: whether both linear maps have a bias (GPT-2: True).
-        dropout: dropout probability on the output in training mode, in ``[0, 1)``.
+
+    No dropout here: the transformer block (chapter 7) drops out each branch's output.
 
     Shapes: ``(..., d_model) -> (..., d_model)``; ``up_proj.weight`` is ``(d_ff, d_model)``.
     """
@@ -30,12 +31,7 @@ class FeedForward(nn.Module):
     }
 
     def __init__(
-        self,
-        d_model: int,
-        d_ff: int,
-        activation: str = "gelu_tanh",
-        bias: bool = True,
-        dropout: float = 0.0,
+        self, d_model: int, d_ff: int, activation: str = "gelu_tanh", bias: bool = True
     ) -> None:
         super().__init__()
         self.d_model, self.d_ff = check_int(d_model, "d_model"), check_int(d_ff, "d_ff")
@@ -43,11 +39,10 @@ class FeedForward(nn.Module):
         self.up_proj = nn.Linear(d_model, d_ff, bias=check_bool(bias, "bias"))
         self.act = self.ACTIVATIONS[activation]()
         self.down_proj = nn.Linear(d_ff, d_model, bias=bias)
-        self.dropout = nn.Dropout(check_dropout(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (..., d_model) -> (..., d_model)``."""
-        return self.dropout(self.down_proj(self.act(self.up_proj(x))))
+        return self.down_proj(self.act(self.up_proj(x)))
 
 
 def swiglu_hidden_size(

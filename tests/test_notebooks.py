@@ -5,12 +5,17 @@ replay cannot see, such as a .py edited without re-executing its notebook.
 """
 
 import ast
+import importlib.util
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
@@ -120,3 +125,28 @@ def test_exported_cells_only_define(path):
                 f"{path.name}: exported cells hold imports, classes, functions and constants only; "
                 f"found `{ast.unparse(node)[:60]}`"
             )
+
+
+def test_replay_computes_with_other_kernels():
+    """The replay must not run on the kernels that wrote the stored outputs.
+
+    Issue 18: `09_sampling` printed a maximum difference, 1.0e-05, that another CPU prints as
+    1.1e-05: a digit decided by floating-point rounding, invisible when the replay runs on the
+    kernels that executed the notebook. chapters/conftest.py therefore starts every replay kernel
+    with OTHER_KERNELS (on an AVX-512 CPU, torch's AVX2 kernels), so that such a digit fails the
+    replay here. This checks that torch still honours those settings.
+    """
+    if torch.backends.cpu.get_cpu_capability() != "AVX512":
+        pytest.skip("the replay changes torch's kernels on AVX-512 CPUs only")
+    spec = importlib.util.spec_from_file_location("chapters_conftest", CHAPTERS / "conftest.py")
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    probe = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    kernels = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, **replay.OTHER_KERNELS},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert kernels == "AVX2", f"replay kernels run on {kernels} with {replay.OTHER_KERNELS}"

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -216,7 +216,10 @@ assert not torch.allclose(causal_only, alone, atol=1e-6)
 # ## Exercise 5: the size of the attention matrix
 #
 # Each head of each layer builds a $T \times T$ matrix of weights, which training keeps for the
-# backward pass (along with the scores before softmax and the dropout mask, ignored here).
+# backward pass: softmax's backward needs its output, not the scores before it, and the product
+# with $V$ needs the weights it multiplied. With dropout it keeps the dropout mask too, and the
+# product then multiplies the dropped weights, so those are kept beside softmax's output. The
+# sizes below are for one matrix; the check after them counts what autograd really saves.
 
 
 # %%
@@ -236,9 +239,38 @@ weights = scaled_dot_product_attention(*torch.randn(3, 1, 12, 1024, 64), return_
 assert weights.numel() * weights.element_size() == attention_matrix_bytes(1, 12, 1024)
 assert sizes["GPT-2 small, T = 1,024"] == 12 * 12 * 1024 * 1024 * 4
 
+
 # %% [markdown]
-# About 0.56 GiB per sequence for GPT-2 small, 256 GiB at 8k for Llama-3.1-8B and 64 TiB at its
-# full 128k context, per sequence, in float32 (half that in bfloat16). The cost grows with
+# What autograd actually keeps, counted with `saved_tensors_hooks`: every saved tensor of the
+# full $(B, H, T, T)$ shape, for one call without and one with dropout.
+
+
+# %%
+def saved_attention_matrices(dropout_p, B=1, H=2, T=64, D=8):
+    """How many distinct (B, H, T, T) tensors autograd saves for one attention call."""
+    q, k, v = (torch.randn(B, H, T, D, requires_grad=True) for _ in range(3))
+    storages = set()
+
+    def pack(t):
+        if t.numel() == B * H * T * T and t.shape[-2:] == (T, T):
+            storages.add(t.untyped_storage().data_ptr())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
+    return len(storages)
+
+
+plain, dropped = saved_attention_matrices(0.0), saved_attention_matrices(0.1)
+print("T x T matrices kept for backward, without dropout:", plain, " with dropout:", dropped)
+assert dropped == plain + 1
+
+# %% [markdown]
+# Kept are softmax's output and the weights that the product with $V$ multiplies (a separate
+# copy here, made by the step that zeroes the rows of blind queries; with dropout, the dropped
+# weights), plus dropout's mask. Training keeps two or three such matrices per head, so the sizes
+# above, for one, are a lower bound: about 0.56 GiB per sequence for GPT-2 small, 256 GiB at 8k
+# for Llama-3.1-8B and 64 TiB at its full 128k context, per sequence, in float32 (half that in bfloat16). The cost grows with
 # $T^2$, far beyond any GPU. Fused attention kernels (FlashAttention, chapter 5) never store the
 # matrix: they walk over the keys in tiles, keep a running maximum and a running sum for the
 # softmax, and accumulate the output directly, so memory grows like $T$; the backward pass
