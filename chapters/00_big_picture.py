@@ -399,7 +399,7 @@ assert head == 4096 * 128_256 and 0.065 < head / total < 0.066
 # So the head is about 6.5% of the model, not "5.16B, 76%", a figure that can be found in
 # articles about Llama. The shares of every part, for each model:
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 parts = ["token embedding", "position embedding", "attention", "MLP", "norms", "LM head"]
 colors = ["tab:blue", "tab:cyan", "tab:orange", "tab:green", "tab:grey", "tab:red"]
 fig, ax = plt.subplots(figsize=(8, 3.2))

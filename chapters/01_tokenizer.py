@@ -461,7 +461,7 @@ def merge_tree(
     return vocab[token_id].decode("utf-8"), token_id, [merge_tree(p, made_of, vocab) for p in parts]
 
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 def draw_tree(tree: tuple, title: str) -> None:
     def depth(node):
         return 1 + max((depth(c) for c in node[2]), default=0)

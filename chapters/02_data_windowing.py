@@ -659,7 +659,7 @@ def draw_grid(ax, grid, offset, decode, title):
     _ = ax.set_yticks(np.arange(B) + 0.5, [f"b = {b}" for b in reversed(range(B))])
 
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(1, 2, figsize=(15, 3.2), gridspec_kw={"wspace": 0.25})
 draw_grid(axes[0], x, 0, tok.decode, "x: what the model sees")
 draw_grid(axes[1], y, 1, tok.decode, "y: what it must predict, y[b, t] = x[b, t + 1]")

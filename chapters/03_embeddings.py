@@ -113,7 +113,7 @@ assert x.shape == (1, len(pieces), d_model) and torch.equal(x[0, cook], table[id
 # output. (The table is drawn with its 2,048 rows squeezed; the coloured bands mark the rows read.)
 
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 def draw_lookup(ids_row, pieces, vocab_size, ax):
     """Draw ids -> rows of the table -> output (T, d_model) for one sequence."""
     T = len(ids_row)
@@ -551,7 +551,7 @@ assert (
 # table. Before training the colours are mixed; after, most groups gather in clusters of their own
 # (two directions cannot keep all six apart; the 16-dimensional cosines above do better).
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
 for ax, (name, t) in zip(axes, [("untrained", untrained), ("trained", trained)]):
     points = t[member_ids] - t[member_ids].mean(dim=0)  # (37, 16), centred
@@ -817,7 +817,7 @@ print(
 # $\omega_i$. Here are the first 12 positions on the four circles of `d_model = 8`: pair 0 goes
 # almost twice round, pair 3 has barely left its start.
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.8), layout="constrained")
 angles = torch.linspace(0, 2 * math.pi, 200)
 pe12 = sinusoidal_small(12, 8)
@@ -891,7 +891,7 @@ assert torch.allclose(sinusoidal_positions(3000, 64), sinusoidal_small(3000, 64)
 # %% [markdown]
 # The whole pattern, for 100 positions of a 64-dimensional table:
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 pe = sinusoidal_positions(100, 64)
 fig, ax = plt.subplots(figsize=(9, 4))
 image = ax.imshow(pe.T, aspect="auto", cmap="RdBu", vmin=-1, vmax=1, origin="lower")
@@ -1049,7 +1049,7 @@ assert max(dots_at_distance_3) - min(dots_at_distance_3) < 1e-9
 # alike, far ones do not. The similarity is symmetric, so it does not say which of the two positions
 # comes first; the rotation of section 5.2 does.
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, ax = plt.subplots(figsize=(8, 3.5))
 for d in [16, 64, 256]:
     t = sinusoidal_positions(301, d, dtype=torch.float64)
@@ -1108,7 +1108,7 @@ assert h.shape == (B, T, 16) and torch.equal(h[1, 3], wte.weight[batch[1, 3]] + 
 # per dimension. Every row of `h` is its token's row plus its position's row; a token that occurs
 # twice (" a" here) has the same token row both times, and different rows of `h`.
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True, layout="constrained")
 names = [tok.decode([i]) for i in batch[1].tolist()]
 panels = [("wte(ids): what", tokens[1]), ("+ wpe(T): where", places), ("= h: what + where", h[1])]

@@ -157,7 +157,7 @@ print("context", tuple(context.shape))
 # (masked from section 4 on, or dropped in section 5) are grey.
 
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 def show_attention(weights, row_tokens, col_tokens, title, ax=None):
     """Heat map of a (T_query, T_key) weight matrix: log colour scale, percentages, 0 in grey."""
     ax = ax or plt.subplots(figsize=(6.5, 5.5))[1]
@@ -328,7 +328,7 @@ print(
     "checked: variance ~ d_k unscaled, ~1 scaled; unscaled softmax saturates; its gradient vanishes"
 )
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
 panels = [
     ("variance", "variance of the scores", True),
@@ -403,7 +403,7 @@ assert (moved[:-1] > 0).all()  # every earlier position saw the future token
 # exactly 0, and the allowed weights of each row still sum to 1. Here is the score matrix of the
 # first six tokens after masking:
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 n, kept_colour, masked_colour = 6, "#9bd39b", "#dddddd"
 fig, ax = plt.subplots(figsize=(8, 5))
 allowed = np.tril(np.ones((n, n), dtype=bool))  # True on and below the diagonal

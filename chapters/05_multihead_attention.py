@@ -194,7 +194,7 @@ with torch.no_grad():
 # back:
 
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 def draw_features(ax, x0, y0, n, colours, label, width=0.5):
     """A row of n feature boxes starting at (x0, y0), coloured per feature."""
     for i in range(n):
@@ -295,7 +295,7 @@ assert same
 # vectors); every query head keeps its own query projection. Query head $h$ reads K/V head
 # $\lfloor h / G \rfloor$, the convention of Llama checkpoints:
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(1, 3, figsize=(13, 2.6))
 group_colours = plt.get_cmap("tab10").colors
 for ax, (title, n_kv) in zip(
@@ -423,7 +423,7 @@ print(f"for comparison, the weights: 8.03B parameters in bf16 = {8.03e9 * 2 / Gi
 # - **interleaved** (Meta's original Llama code): pair $i$ is features $(2i, 2i+1)$;
 # - **half** (Hugging Face's `rotate_half`, GPT-NeoX): pair $i$ is features $(i, i + D/2)$.
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(2, 1, figsize=(8, 2.8))
 pair_colours = plt.get_cmap("tab10").colors
 for ax, (layout, pair_of) in zip(
@@ -1268,7 +1268,7 @@ with torch.no_grad():
 print("weights", tuple(head_weights.shape))
 
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 def show_heads(weights, titles, labels, figsize):
     """One heat map per head: queries down, keys across, a shared colorbar."""
     fig, axes = plt.subplots(1, len(titles), figsize=figsize)
@@ -1506,7 +1506,7 @@ assert seconds["minimal"][-1] < seconds["teaching"][-1] * 1.5  # the minimal is 
 assert saved["minimal"][-1] >= 4 * 1024 * 1024 * 4 > 4 * saved["fused"][-1]
 assert saved["teaching"][-1] > 1.5 * saved["minimal"][-1]  # the guard keeps more, see below
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 3.6))
 for name, style in (("minimal", "o-"), ("teaching", "^-"), ("fused", "s-")):
     _ = ax_t.loglog(lengths, [1e3 * t for t in seconds[name]], style, label=name)

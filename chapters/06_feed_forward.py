@@ -247,7 +247,7 @@ assert tanh_error < 1e-3
 # (a real GPT-2 checkpoint loads the same way). The curves and their slopes (the slope is what backpropagation
 # multiplies by):
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 z = torch.linspace(-4, 4, 401, requires_grad=True)
 for name, fn, style in [
@@ -867,7 +867,7 @@ assert grads["plain"][0] < 1e-12 * grads["plain"][-1]  # vanished
 for kind in kinds[1:]:
     assert 0.1 < grads[kind][0] / grads[kind][-1] < 10  # about the same at every depth
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, ax = plt.subplots(figsize=(7, 3.8))
 for kind, marker in zip(kinds, "o^s"):
     _ = ax.plot(range(1, 33), grads[kind], marker + "-", markersize=4, label=kind)

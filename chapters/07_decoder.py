@@ -713,7 +713,7 @@ for name, counts in rows.items():
 # %% [markdown]
 # The same counts as shares of each model, one bar per preset:
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 import matplotlib.pyplot as plt
 
 parts = [part for part in rows["gpt2"] if part != "total"]

@@ -1103,7 +1103,7 @@ print(
 )
 assert history["val_loss"][-1] < 3.0
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, (ax, ax_norm) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=(3, 2))
 steps_done = [s + 1 for s in history["step"]]
 _ = ax.plot(steps_done, history["loss"], alpha=0.35, label="training batches")
@@ -1254,7 +1254,7 @@ for name, loss in [("non-overlapping", shipped_loss), (f"stride {STRIDE}", strid
     print(f"{name:>16}: {loss / chars_per_token / floor_per_char:.2f} x the floor")
 assert strided < shipped_loss - 0.03
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, ax = plt.subplots(figsize=(7, 3.8))
 tokens_read = range(1, W + 1)  # position p of a window predicts from p + 1 tokens
 _ = ax.plot(tokens_read, per_position, label="mean loss at that position of a window")
@@ -1338,7 +1338,7 @@ for run in sweep["runs"]:
 best = min(sweep["runs"], key=lambda run: run["whole_val_nats_per_char"])
 assert abs(best["whole_val_nats_per_char"] - per_char) < 1e-3  # the one shipped
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 epoch = len(train_ids) / 1e6  # millions of tokens in one pass over the training text
 fig, ax = plt.subplots(figsize=(8, 4.8))
 for run, colour in zip(sweep["runs"], plt.cm.tab10.colors):
@@ -1426,7 +1426,7 @@ assert at_1700[1] < at_1700[0]
 # three. A **checkpoint** holds everything needed to carry on as if nothing had happened, and
 # "everything" is more than the weights:
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 from matplotlib.patches import FancyBboxPatch
 
 parts = [  # (file, what, why it is needed to resume exactly)

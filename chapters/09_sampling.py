@@ -560,7 +560,7 @@ assert ids == tiny_greedy(model, prompt_ids, 20)
 # What it holds, per layer $\ell$ (drawn for one sequence, 2 K/V heads, 8 positions of which 5
 # are filled):
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
 for ax, name, colour in zip(axes, ("k[layer]", "v[layer]"), ("tab:blue", "tab:orange")):
     for h in range(2):
@@ -803,7 +803,7 @@ print("positions", mask_positions(batch_mask).tolist())
 # %% [markdown]
 # The batch drawn, as the model sees it (grey: padding, which no query sees):
 
-# %%
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, ax = plt.subplots(figsize=(8, 2.4))
 B, T = batch_ids.shape
 for b in range(B):

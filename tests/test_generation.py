@@ -758,7 +758,7 @@ def bad_folders(tmp_path_factory, hf_folder):
         ),
         pytest.param(
             ["--model", "{bad}/tokenizer-not-json"],
-            "its tokenizer files (tokenizer.json) cannot be read: JSONDecodeError",
+            "tokenizer.json must be a JSON file, but is not valid JSON",
             id="tokenizer-not-json",
         ),
         pytest.param(
