@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # a build and a browser: minutes (README: the quick subset)
 sys.path.insert(0, str(ROOT / "tools"))
 import build_book  # noqa: E402  (tools/build_book.py)
 import tag_figure_cells  # noqa: E402  (tools/tag_figure_cells.py)

@@ -119,6 +119,7 @@ def pytest_collection_modifyitems(config, items):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", [pytest.param(t, id=t.label) for t in TASKS])
 def test_each_test_pattern_of_a_task_fails_without_the_task(task, tmp_path):
     """With the task's region left as the student copy has it (its stub) and every other task
@@ -298,6 +299,7 @@ def test_student_copy_readme_stands_on_its_own(student_copy):
     assert 'pip install "llmbook-0.1.0-py3-none-any.whl[dev]"' in (out / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_student_copy_suite_fails_only_the_tasks(student_copy):
     """`python -m pytest` in an untouched copy: every file collects, the tests that read files
     of the teacher's book are skipped with a reason, and only the task tests fail."""
@@ -460,6 +462,7 @@ MISTAKES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter, changes, wrong, message", MISTAKES)
 def test_a_planted_bug_fails_only_its_own_task_and_says_what_is_wrong(
     tmp_path, chapter, changes, wrong, message
@@ -611,6 +614,7 @@ def test_check_a_missing_notebook_is_reported_once_and_counted(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_check_counts_in_the_singular_and_verbose_prints_the_whole_failure(tmp_path):
     shown = cli("check", "06", "--book", ROOT, "--task", "06.2")
     assert shown.returncode == 0, shown.stderr
@@ -633,6 +637,7 @@ def test_check_counts_in_the_singular_and_verbose_prints_the_whole_failure(tmp_p
     assert full.stdout.count("E   ") >= 2 and "def test_" in full.stdout
 
 
+@pytest.mark.slow
 def test_grade_in_parallel_with_reasons_and_a_budget_per_student(tmp_path, student_copy):
     """Correct, untouched and an infinite (printing) loop, three at a time: the loop costs only
     its own student's budget (20 s), not the per-run timeout (300 s)."""
