@@ -200,6 +200,9 @@ def staged_files() -> dict[str, bytes]:
     for path in (ROOT / "chapters").rglob("*"):
         if path.suffix.lower() in ASSETS and ".ipynb_checkpoints" not in path.parts:
             files[path.relative_to(ROOT).as_posix()] = path.read_bytes()
+    for path in (BOOK / "images").glob("*"):  # pictures the README shows (the front page)
+        if path.suffix.lower() in ASSETS:
+            files[path.relative_to(ROOT).as_posix()] = path.read_bytes()
     for folder, target in [(BOOK / "vendor", "_vendor"), (BOOK / "static", "_book")]:
         for path in folder.rglob("*"):
             if path.is_file():
