@@ -1,6 +1,8 @@
 import pytest
 import tiktoken
 
+from llmbook import load_corpus
+
 
 @pytest.fixture(scope="session")
 def tiktoken_encoding():
@@ -20,3 +22,12 @@ def tiktoken_encoding():
         return cache[name]
 
     return load
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    """A text file of whole stories (about 20,000 characters) for the command-line tests."""
+    text = load_corpus("stories")
+    path = tmp_path_factory.mktemp("data") / "stories_part.txt"
+    path.write_text(text[: text.index("<|endoftext|>", 20_000) + 14], encoding="utf-8")
+    return path

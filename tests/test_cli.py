@@ -28,14 +28,6 @@ FAST = ["--model", "stories-tiny", "--context-length", "16", "--batch-size", "4"
         "--eval-interval", "2", "--eval-batches", "1", "--sample-tokens", "4", "--device", "cpu"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    text = load_corpus("stories")
-    path = tmp_path_factory.mktemp("data") / "stories_part.txt"
-    path.write_text(text[: text.index("<|endoftext|>", 20_000) + 14], encoding="utf-8")
-    return path
-
-
 def train_subparser() -> argparse.ArgumentParser:
     parser = build_parser()
     actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]

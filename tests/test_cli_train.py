@@ -27,14 +27,6 @@ FAST = ["--model", "stories-tiny", "--context-length", "16", "--batch-size", "4"
 
 
 @pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    text = load_corpus("stories")
-    path = tmp_path_factory.mktemp("data") / "stories_part.txt"
-    path.write_text(text[: text.index("<|endoftext|>", 20_000) + 14], encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
 def finished(tmp_path_factory, text_file):
     """A finished 4-step run (the tests that change it work on a copy)."""
     out = tmp_path_factory.mktemp("runs") / "done"
