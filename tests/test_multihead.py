@@ -812,6 +812,12 @@ BAD_INPUTS = [
     ),
     (lambda: RotaryEmbedding(8)([[1.0] * 8]), TypeError, "x must be a torch.Tensor", "rope-list-x"),
     (
+        lambda: RotaryEmbedding(4)(torch.randn(4)),
+        ValueError,
+        r"x must be \(\.\.\., T, D\).*got shape \(4,\)",
+        "rope-1d-x",
+    ),
+    (
         lambda: RotaryEmbedding(8)(torch.randn(3, 8), torch.arange(3.0)),
         TypeError,
         "positions must be an integer tensor",

@@ -368,7 +368,12 @@ def check_rope_input(x: object, head_dim: int | None = None) -> None:
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor (queries or keys), got {x.dtype}")
-    if x.dim() == 0 or x.shape[-1] % 2:
+    if x.dim() < 2:
+        raise ValueError(
+            f"x must be (..., T, D): positions along its second-to-last axis, pairs along its "
+            f"last; got shape {tuple(x.shape)}"
+        )
+    if x.shape[-1] % 2:
         raise ValueError(
             f"x must have an even last axis (RoPE rotates pairs), got {tuple(x.shape)}"
         )
