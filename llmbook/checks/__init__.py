@@ -363,19 +363,20 @@ def check_llama3_scaling(scaling: object) -> dict:
 
 
 def check_rope_input(x: object, head_dim: int | None = None) -> None:
-    """Raise unless ``x`` is a floating tensor ``(..., D)`` with ``D`` even (and ``== head_dim``)."""
+    """Raise unless ``x`` is a floating tensor ``(..., D)`` with ``D`` even; with ``head_dim``
+    (RotaryEmbedding's call) also ``(..., T, D)`` with ``D == head_dim``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating-point tensor (queries or keys), got {x.dtype}")
-    if x.dim() < 2:
+    if x.dim() == 0 or x.shape[-1] % 2:
+        raise ValueError(
+            f"x must have an even last axis (RoPE rotates pairs), got {tuple(x.shape)}"
+        )
+    if head_dim is not None and x.dim() < 2:  # RotaryEmbedding reads T from x.shape[-2]
         raise ValueError(
             f"x must be (..., T, D): positions along its second-to-last axis, pairs along its "
             f"last; got shape {tuple(x.shape)}"
-        )
-    if x.shape[-1] % 2:
-        raise ValueError(
-            f"x must have an even last axis (RoPE rotates pairs), got {tuple(x.shape)}"
         )
     if head_dim is not None and x.shape[-1] != head_dim:
         raise ValueError(f"x has last axis {x.shape[-1]}, the RotaryEmbedding head_dim={head_dim}")
