@@ -105,7 +105,7 @@ scores_hat = x @ query  # (T,): the dot product of the query with every token's 
 assert torch.allclose(scores_hat[2], torch.dot(x[2], query))  # one entry, written out
 print(f"query: {tokens[position]!r} at position {position}")
 for token, score in zip(tokens, scores_hat.tolist()):
-    print(f"  {token!r:>9}  score {score:7.2f}")
+    print(f"  {token!r:>9}  score {score:5.1f}")
 
 # %% [markdown]
 # ` hat` matches itself best, which is no surprise: a vector always points the same way as
@@ -216,17 +216,21 @@ print("scores symmetric:", torch.allclose(scores, scores.T))  # up to rounding, 
 # ($T = 11$, $d_{\text{model}} = 8$, $d_k = d_v = 4$):
 #
 # ```mermaid
-# flowchart LR
-#     X["x<br/>(T, d_model) = (11, 8)"] --> Q["q = x W_q<br/>(11, 4)"]
-#     X --> K["k = x W_k<br/>(11, 4)"]
-#     X --> V["v = x W_v<br/>(11, 4)"]
-#     Q --> S["scores = q kᵀ / √d_k<br/>(11, 11)"]
+# flowchart TD
+#     X["x (11, 8)"] --> Q["q = x W_q (11, 4)"]
+#     X --> K["k = x W_k (11, 4)"]
+#     X --> V["v = x W_v (11, 4)"]
+#     Q --> S["scores (11, 11)"]
 #     K --> S
-#     S --> M["causal mask (section 4)<br/>−∞ above the diagonal"]
-#     M --> W["weights = softmax of each row<br/>(11, 11), rows sum to 1"]
-#     W --> Z["z = weights v<br/>(11, 4)"]
+#     S --> M["causal mask"]
+#     M --> W["weights (11, 11)"]
+#     W --> Z["z = weights v (11, 4)"]
 #     V --> Z
 # ```
+#
+# The scores are $q k^\top / \sqrt{d_k}$ (section 3 explains the $\sqrt{d_k}$), the causal mask
+# puts $-\infty$ above the diagonal (section 4), and the weights are the softmax of each row, so
+# every row sums to 1.
 #
 # The three maps are `nn.Linear` layers without bias (GPT-2 has biases, Llama does not; both
 # work). `nn.Linear(d_in, d_out)` stores the transpose of our $W$: its `weight` has shape
@@ -278,7 +282,6 @@ assert not torch.allclose(qk_scores, qk_scores.T)
 
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 def measure_softmax(d_k, n_trials=400, n_keys=16, scaled=True, seed=0):
     """Score variance, mean largest weight, median gradient norm through softmax, for one d_k."""
     g = torch.Generator().manual_seed(seed)
@@ -301,32 +304,6 @@ def measure_softmax(d_k, n_trials=400, n_keys=16, scaled=True, seed=0):
 d_ks = [1, 4, 16, 64, 256, 1024]
 raw = [measure_softmax(d, scaled=False) for d in d_ks]
 scaled = [measure_softmax(d, scaled=True) for d in d_ks]
-print(
-    f"{'d_k':>5} | {'var(q.k)':>9} {'max w':>6} {'|grad|':>8} | {'var(q.k/sqrt d)':>15} {'max w':>6} {'|grad|':>8}"
-)
-for d, r, s in zip(d_ks, raw, scaled):
-    print(
-        f"{d:>5} | {r['variance']:9.1f} {r['max_weight']:6.3f} {r['grad_norm']:8.1e} | "
-        f"{s['variance']:15.2f} {s['max_weight']:6.3f} {s['grad_norm']:8.1e}"
-    )
-
-# %% [markdown]
-# The table (its numbers depend a little on the machine, so the notebook does not compare them
-# on replay) says what the argument predicted, and the asserts below check it: without scaling
-# the variance of the scores equals $d_k$, the largest weight climbs to nearly 1, and the gradient
-# collapses by orders of magnitude; with scaling all three stay close to their values at
-# $d_k = 1$.
-
-# %%
-for d, r, s in zip(d_ks, raw, scaled):
-    assert 0.8 < r["variance"] / d < 1.2, (d, r)  # var(q.k) grows like d_k
-    assert 0.8 < s["variance"] < 1.2, (d, s)  # the scaled scores keep variance 1
-    assert s["max_weight"] < 0.5, (d, s)  # the scaled softmax stays spread out
-assert raw[-1]["max_weight"] > 0.9  # unscaled, d_k = 1024: nearly one-hot
-assert raw[-1]["grad_norm"] < 0.01 * scaled[-1]["grad_norm"]  # ... and almost no gradient
-print(
-    "checked: variance ~ d_k unscaled, ~1 scaled; unscaled softmax saturates; its gradient vanishes"
-)
 
 # %% tags=["hide-input"] jupyter={"source_hidden": true}
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -346,6 +323,24 @@ for ax, (key, label, log_y) in zip(axes, panels):
 plt.tight_layout()
 plt.show()
 plt.close("all")
+
+# %% [markdown]
+# The plots say what the argument predicted. Without scaling (circles) the variance of the
+# scores grows in step with $d_k$, the largest weight climbs toward 1, and the gradient
+# collapses by orders of magnitude. With scaling (squares) all three stay close to their values
+# at $d_k = 1$. The measured values differ in their last digits from one CPU to another, so the
+# notebook prints the bounds it checks them against rather than the values themselves:
+
+# %%
+for d, r, s in zip(d_ks, raw, scaled):
+    assert 0.8 < r["variance"] / d < 1.2, (d, r)  # var(q.k) grows like d_k
+    assert 0.8 < s["variance"] < 1.2, (d, s)  # the scaled scores keep variance 1
+    assert s["max_weight"] < 0.5, (d, s)  # the scaled softmax stays spread out
+assert raw[-1]["max_weight"] > 0.9  # unscaled, d_k = 1024: nearly one-hot
+assert raw[-1]["grad_norm"] < 0.01 * scaled[-1]["grad_norm"]  # ... and almost no gradient
+print("at every d_k:  0.8 < var(q.k) / d_k < 1.2   and   0.8 < var(q.k / sqrt(d_k)) < 1.2")
+print("at every d_k:  largest weight with scaling < 0.5")
+print("d_k = 1024, unscaled:  largest weight > 0.9,  |grad| < 1% of the scaled |grad|")
 
 # %% [markdown]
 # So we scale. That is all of attention, and as a function it takes four lines: the width, the
@@ -393,7 +388,7 @@ def project(x):  # (T, d_model) -> q, k, v, each (T, d_k)
 
 before, after = simple_attention(*project(x))[0], simple_attention(*project(x_changed))[0]
 moved = (after - before).abs().amax(dim=-1)  # (T,): how far each position's output moved
-print("change at each position:", [round(value, 3) for value in moved.tolist()])
+print("change at each position:", [round(value, 2) for value in moved.tolist()])
 assert (moved[:-1] > 0).all()  # every earlier position saw the future token
 
 # %% [markdown]
@@ -469,7 +464,9 @@ causal_weights = torch.softmax(masked_scores, dim=-1)
 assert (causal_weights[~mask] == 0).all()  # the future gets weight exactly 0
 assert torch.allclose(causal_weights.sum(dim=-1), torch.ones(len(tokens)))
 for row in causal_weights[:4, :5].tolist():
-    print([round(value, 3) for value in row])
+    print([round(value, 2) for value in row])
+low, high = (f"{100 * value:.0f}%" for value in attn_weights.aminmax())
+print(f"without the mask, every weight is between {low} and {high}")
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
 _ = show_attention(attn_weights, tokens, tokens, "no mask", ax=axes[0])
@@ -480,10 +477,10 @@ plt.close("all")
 
 
 # %% [markdown]
-# Without the mask the weights are roughly uniform, spread over all 11 keys (the projections are
-# random); with it,
-# row $i$ spreads its weight over $i + 1$ keys, so the early rows hold the largest weights: 100%
-# at row 0, about 50% at row 1, and so on. The grey triangle is the future.
+# Without the mask every row spreads its weight over all 11 keys, none of them dominant (the
+# projections are random); with it, row $i$ spreads its weight over $i + 1$ keys, so the early
+# rows hold the largest weights: 100% at row 0, about 50% at row 1, and so on. The grey triangle
+# is the future.
 #
 # How much damage does attending to the future do? Let us train two tiny language models that
 # differ only in the mask, on sequences of **random** tokens. The next token of a random sequence
@@ -546,13 +543,17 @@ for causal in (True, False):
         losses = F.cross_entropy(model(inputs).flatten(0, 1), targets.flatten(), reduction="none")
     per_position_loss["causal" if causal else "no mask"] = losses.view(-1, context_length).mean(0)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-print(f"uniform guess: ln {vocab_size} = {math.log(vocab_size):.2f}")
-for name, loss in per_position_loss.items():
-    print(
-        f"{name:>8}: mean {loss.mean():.2f}   per position {[round(value, 2) for value in loss.tolist()]}"
-    )
+# %% tags=["hide-input"] jupyter={"source_hidden": true}
+fig, ax = plt.subplots(figsize=(7, 3.6))
+for (name, loss), marker in zip(per_position_loss.items(), "os"):
+    _ = ax.plot(range(context_length), loss.tolist(), marker + "-", label=name)
+_ = ax.axhline(math.log(vocab_size), color="grey", ls="--", label=f"uniform guess, ln {vocab_size}")
+ax.set(xlabel="position t in the window", ylabel="loss at position t (nats)")
+ax.set(title="loss on fresh random windows, after 300 steps")
+ax.legend()
+plt.tight_layout()
+plt.show()
+plt.close("all")
 
 # %% [markdown]
 # The masked model sits at $\ln 16 \approx 2.77$ at every position, as it must on random data.
@@ -567,7 +568,9 @@ ln_v = math.log(vocab_size)
 assert (per_position_loss["causal"] - ln_v).abs().max() < 0.1  # no better than guessing
 assert (per_position_loss["no mask"][:-1] < 0.3).all()  # copies the answer from position t+1
 assert per_position_loss["no mask"][-1] > ln_v - 0.1  # ... and has nothing to copy at the end
-print("checked: the unmasked model reads the answer; the masked one cannot")
+print(f"uniform guess: ln {vocab_size} = {ln_v:.2f}")
+print("causal:  loss within 0.1 of ln 16 at every position")
+print("no mask: loss < 0.3 at positions 0-6, loss > ln 16 - 0.1 at position 7")
 
 # %% [markdown]
 # With the mask, the earlier experiment comes out the other way: changing the last token changes
@@ -582,7 +585,7 @@ def masked_attention(x):  # (T, d_model) -> (T, d_k), causal
 
 
 moved = (masked_attention(x_changed) - masked_attention(x)).abs().amax(dim=-1)
-print("change at each position:", [round(value, 3) for value in moved.tolist()])
+print("change at each position:", [round(value, 2) for value in moved.tolist()])
 assert (moved[:-1] == 0).all()
 
 # %% [markdown]
@@ -623,11 +626,12 @@ print("3 new queries over all keys == last 3 rows of full causal attention:", Tr
 #
 # Dropout (Srivastava et al., 2014) fights over-fitting by zeroing a random fraction $p$ of
 # values during training, so that the network cannot rely on any single one. GPT-2 applies it to
-# the attention weights: each query randomly ignores some of the positions it would have looked
-# at. The values that survive are multiplied by $1/(1-p)$, so that every weight keeps its
-# expected value and nothing needs rescaling at evaluation time, when dropout is switched off
-# (`model.eval()`). Which values are dropped is random (and the random stream differs between
-# PyTorch versions), so we look at statistics rather than at one mask.
+# the attention weights (`attn_pdrop = 0.1` in its Hugging Face configuration): each query
+# randomly ignores some of the positions it would have looked at. The values that survive are
+# multiplied by $1/(1-p)$, so that every weight keeps its expected value and nothing needs
+# rescaling at evaluation time, when dropout is switched off (`model.eval()`). Which values are
+# dropped is random (and the random stream differs between PyTorch versions), so we look at
+# statistics rather than at one mask.
 
 # %%
 dropout = nn.Dropout(p=0.5)
@@ -680,11 +684,51 @@ plt.close("all")
 # dropout on the weights; `is_causal` as a shortcut for the causal mask; an optional scale. Ours
 # can also return the weights, which the fused kernel never builds.
 #
-# It is `simple_attention` with the mask and dropout added, plus one more case: a query whose
-# every key is masked would get $\operatorname{softmax}(-\infty, \dots, -\infty) = 0/0$, NaN.
-# Like torch, we give it weights 0 and output 0. The first line checks the arguments (one call;
-# the checks themselves are in the last section), so that a mistake gets a message naming the
-# argument rather than a shape error from deep inside a matrix product.
+# We build it in two steps. The first is the mask, with one case that `simple_attention` never
+# met: a query whose every key is masked would get
+# $\operatorname{softmax}(-\infty, \dots, -\infty) = 0/0$, NaN. Padding on the left makes such
+# queries (exercise 4). Like torch, we give such a *blind* query weights 0 and output 0. A small
+# helper applies the mask to the scores and says which queries are blind; it sets their scores
+# to 0, so that neither the softmax nor its gradient meets a 0/0.
+
+
+# %%
+#| export
+def _apply_mask(
+    scores: torch.Tensor, mask: torch.Tensor | None, is_causal: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The scores ``(..., Tq, Tk)`` masked, and ``blind`` ``(..., Tq, 1)``: True for a query
+    that may see no key (its row of scores is set to 0). ``mask``: boolean (True = may attend,
+    the others get ``-inf``) or float (added); ``is_causal``: torch's top-left triangle. Without
+    a mask: the scores unchanged and ``blind=None``.
+    """
+    if is_causal:
+        mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).tril()
+    if mask is None:
+        return scores, None
+    if mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, float("-inf"))  # weight exactly 0 after softmax
+    else:
+        scores = scores + mask
+    blind = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., Tq, 1): sees nothing
+    return scores.masked_fill(blind, 0.0), blind  # no 0/0 = NaN, not even in the gradient
+
+
+# %%
+zero_scores = torch.zeros(2, 3)  # 2 queries, 3 keys
+sees = torch.tensor([[True, True, False], [False, False, False]])  # query 1 may see no key
+plain = torch.softmax(zero_scores.masked_fill(~sees, float("-inf")), dim=-1)
+masked, blind = _apply_mask(zero_scores, sees, is_causal=False)
+print("softmax of the -inf scores:", plain.tolist())
+print("masked scores:", masked.tolist(), " blind:", blind.flatten().tolist())
+assert plain[1].isnan().all() and not torch.softmax(masked, dim=-1).isnan().any()
+
+# %% [markdown]
+# The function is then `simple_attention` with the mask and dropout added: scale the scores,
+# mask them, softmax, dropout, zero the weights of blind queries, weighted sum. Its first line
+# checks the arguments (one call; the checks themselves are in the last section), so that a
+# mistake gets a message naming the argument rather than a shape error from deep inside a matrix
+# product.
 
 
 # %%
@@ -712,22 +756,14 @@ def scaled_dot_product_attention(
     if check:
         check_attention_inputs(q, k, v, mask, dropout_p, is_causal, scale)
     ### BEGIN SOLUTION
-    # TASK: softmax(mask(q k^T * scale)) @ v; scale 1/sqrt(D); blind rows get 0; dropout_p
+    # TASK: softmax(_apply_mask(q k^T * scale)) @ v; scale 1/sqrt(D); dropout_p; blind rows 0
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # 1. scores (..., Tq, Tk)
-    if is_causal:
-        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
-    if mask is not None:  # 2. mask: -inf where forbidden, so softmax gives weight exactly 0
-        if mask.dtype == torch.bool:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        else:
-            scores = scores + mask
-        blind = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., Tq, 1): sees nothing
-        scores = scores.masked_fill(blind, 0.0)  # no 0/0 = NaN, not even in the gradient
+    scores, blind = _apply_mask(scores, mask, is_causal)  # 2. -inf where forbidden
     weights = torch.softmax(scores, dim=-1)  # 3. softmax over the keys: rows sum to 1
     if dropout_p > 0.0:  # 4. dropout on the weights (training only: the caller decides)
         weights = F.dropout(weights, p=dropout_p, training=True)
-    if mask is not None:
+    if blind is not None:
         weights = weights.masked_fill(blind, 0.0)  # blind queries: weights 0, so output 0
     output = weights @ v  # 5. weighted sum of the values (..., Tq, Dv)
     return (output, weights) if return_weights else output

@@ -284,15 +284,18 @@ assert 0.05 < floor_per_char < 0.15 and 3 < chars_per_token < 5
 # forget the gradients (**zero**), and go again.
 #
 # ```mermaid
-# flowchart LR
-#     D["batch of windows<br/>x, y: (B, T)"] --> F["forward<br/>logits (B, T, V)"]
+# flowchart TD
+#     D["batch x, y: (B, T)"] --> F["forward<br/>logits (B, T, V)"]
 #     F --> L["loss<br/>cross-entropy, a number"]
 #     L --> Bk["backward<br/>.grad of every weight"]
 #     Bk --> S["optimizer step<br/>w -= lr * update(grad)"]
 #     S --> Z["zero the grads"]
-#     Z -->|next batch| D
-#     S -.->|every N steps| E["evaluate on validation text<br/>print a sample, save a checkpoint"]
+#     Z -->|"next batch"| D
+#     S -.->|"every N steps"| E["evaluate, sample,<br/>checkpoint"]
 # ```
+#
+# The dotted arrow is the bookkeeping around the loop: every so often, the loss on validation text,
+# a printed sample and a saved checkpoint.
 #
 # The smallest version, on one short story that we want the model to learn *by heart*: if a
 # model cannot over-fit a tiny text, something in the loop is broken (the loss is a cheap
@@ -588,6 +591,19 @@ assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(big_batch, accumulate
 # ids: a tensor, a NumPy array, or chapter 2's memory-mapped `TokenFile`, so a corpus larger
 # than memory trains the same way.
 #
+# Random windows overlap and repeat: over a run as long as the text, a token is read about once
+# on average, but some twice and some never. When the data is plentiful and the question is "what
+# does each new token buy" (chapter 10 trains on fresh stories and fits scaling laws), the
+# trainer can instead read every token exactly once per pass: `windows="once"` cuts the text into
+# non-overlapping windows and takes them in a seeded random order, a new order for each pass.
+# It is still a function of `(seed, step)`, so resuming stays exact.
+#
+# One trap hides in "a generator seeded by `(seed, step)`": torch's CPU generator keeps only the
+# low 32 bits of its seed, so the tempting `manual_seed(seed * 2**32 + step)` quietly drops the
+# seed and every run reads its data in the same order. `step_generator` folds both into 32 bits
+# (seed 0 gives `step` itself; each other seed shifts it by a multiple of an odd constant, so no
+# two pairs meet for seeds below 1,000 and runs below about 1.9 million steps).
+#
 # The loss of the training batches is noisy and tells nothing about text the model has not seen.
 # Every `eval_interval` steps the trainer measures the mean loss of a fixed set of windows of the
 # **validation** text (and of the training text, for comparison), with dropout off and without
@@ -597,11 +613,29 @@ assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(big_batch, accumulate
 
 # %%
 #| export
-def batch_starts(n_tokens: int, context_length: int, batch_size: int, seed: int, step: int):
-    """Start offsets ``(batch_size,)`` of the random windows of one step: a function of
-    ``(seed, step)`` alone, so a resumed run draws exactly the batches it would have drawn."""
-    generator = torch.Generator().manual_seed(seed * 2**32 + step)
-    return torch.randint(0, n_tokens - context_length, (batch_size,), generator=generator)
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU generator for ``(seed, step)``, both folded into the 32 bits torch keeps."""
+    return torch.Generator().manual_seed((seed * 0x9E3779B1 + step) % 2**32)
+
+
+def batch_starts(
+    n_tokens: int, context_length: int, batch_size: int, seed: int, step: int, windows="random"
+):
+    """Start offsets ``(batch_size,)`` of the windows of one step: a function of ``(seed,
+    step)`` alone, so a resumed run draws exactly the batches it would have drawn. ``windows``:
+    ``"random"`` (anywhere) or ``"once"`` (the non-overlapping windows, each once per pass)."""
+    if windows == "random":
+        generator = step_generator(seed, step)
+        return torch.randint(0, n_tokens - context_length, (batch_size,), generator=generator)
+    n_windows = (n_tokens - 1) // context_length  # a window needs T + 1 ids (inputs, targets)
+    slots = torch.arange(step * batch_size, (step + 1) * batch_size)  # places in the reading
+    passes = slots // n_windows  # a batch may straddle the end of one pass and the next
+    starts = torch.empty(batch_size, dtype=torch.long)
+    for p in passes.unique().tolist():
+        order = torch.randperm(n_windows, generator=step_generator(seed, 2**31 + p))  # pass p
+        here = passes == p
+        starts[here] = order[slots[here] % n_windows] * context_length
+    return starts
 
 
 def get_batch(data, starts: torch.Tensor, context_length: int):
@@ -616,7 +650,7 @@ def get_batch(data, starts: torch.Tensor, context_length: int):
 
 
 @torch.no_grad()
-def evaluate(model, data, *, context_length, batch_size=8, n_batches=10, seed=1234) -> float:
+def evaluate(model, data, *, context_length, batch_size=8, n_batches=10, seed=0) -> float:
     """Mean loss of ``model`` over ``n_batches`` random windows of ``data``: the same windows on
     every call (fixed ``seed``), so the numbers of one run are comparable over time."""
     was_training, device = model.training, next(model.parameters()).device
@@ -638,7 +672,13 @@ print("starts", starts.tolist(), " x", tuple(xb.shape), " y", tuple(yb.shape))
 print(
     "same windows for the same step:",
     torch.equal(starts, batch_starts(len(train_ids), 32, 4, 0, 0)),
+    " another seed, other windows:",
+    not torch.equal(starts, batch_starts(len(train_ids), 32, 4, 1, 0)),
 )
+n_windows = (len(train_ids) - 1) // 32  # windows="once": one pass reads each window once
+one_pass = torch.cat([batch_starts(len(train_ids), 32, 4, 0, t, "once") for t in range(n_windows // 4)])
+print("one pass of", len(one_pass), "windows, all different:", len(set(one_pass.tolist())) == len(one_pass))
+assert len(set(one_pass.tolist())) == len(one_pass) and one_pass.max() + 33 <= len(train_ids)
 val_loss = evaluate(model, val_ids, context_length=32, batch_size=4, n_batches=2)
 print("untrained validation loss", round(val_loss, 2))
 assert torch.equal(xb[:, 1:], yb[:, :-1]) and abs(val_loss - math.log(config.vocab_size)) < 0.5
@@ -679,6 +719,7 @@ class TrainConfig:
     precision: str = "auto"  # "float32", "bfloat16" (autocast); "auto": bfloat16 on CUDA only
     compile: bool = False  # torch.compile the model (worth it on a GPU)
     sample_tokens: int = 32  # tokens sampled (greedy) at each evaluation when a tokenizer is given
+    windows: str = "random"  # "random" windows, or "once": each window of the text once per pass
 
     def __post_init__(self):
         check_train_config(self)
@@ -797,7 +838,7 @@ def train_step(model, optimizer, data, step: int, config: TrainConfig, run):
     windows, in ``grad_accum_steps`` micro-batches. Returns 0-d tensors ``(mean loss, gradient
     norm before clipping)``."""
     accum, T = config.grad_accum_steps, config.context_length
-    starts = batch_starts(len(data), T, config.batch_size, config.seed, step)
+    starts = batch_starts(len(data), T, config.batch_size, config.seed, step, config.windows)
     share = config.batch_size // run.world_size  # this process's windows
     starts = starts[run.rank * share : (run.rank + 1) * share]
     micro = share // accum
@@ -1208,12 +1249,15 @@ assert abs(per_position.mean().item() - shipped_loss) < 1e-5 and abs(shipped_los
 # the window is the non-overlapping score again.
 #
 # ```mermaid
-# flowchart LR
-#     A["window 1: tokens 0-255<br/>scores all 256 predictions<br/>(targets 1-256)"]
-#     A --> B["window 2: tokens 64-319<br/>predictions at tokens 256-319<br/>(targets 257-320)"]
-#     B --> C["window 3: tokens 128-383<br/>predictions at tokens 320-383<br/>(targets 321-384)"]
-#     C --> D["... the last window ends at the text's end<br/>and scores what is left"]
+# flowchart TD
+#     A["window 1: tokens 0-255<br/>scores targets 1-256"]
+#     A -->|"stride 64"| B["window 2: tokens 64-319<br/>scores targets 257-320"]
+#     B -->|"stride 64"| C["window 3: tokens 128-383<br/>scores targets 321-384"]
+#     C -->|"..."| D["last window<br/>scores what is left"]
 # ```
+#
+# (Window 2 predicts at tokens 256-319, so its targets are 257-320; the last window ends where
+# the text ends.)
 
 
 # %%

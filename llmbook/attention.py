@@ -26,6 +26,26 @@ def causal_mask(
     return allowed.tril(diagonal=n_keys - n_queries)
 
 
+def _apply_mask(
+    scores: torch.Tensor, mask: torch.Tensor | None, is_causal: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The scores ``(..., Tq, Tk)`` masked, and ``blind`` ``(..., Tq, 1)``: True for a query
+    that may see no key (its row of scores is set to 0). ``mask``: boolean (True = may attend,
+    the others get ``-inf``) or float (added); ``is_causal``: torch's top-left triangle. Without
+    a mask: the scores unchanged and ``blind=None``.
+    """
+    if is_causal:
+        mask = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).tril()
+    if mask is None:
+        return scores, None
+    if mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, float("-inf"))  # weight exactly 0 after softmax
+    else:
+        scores = scores + mask
+    blind = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., Tq, 1): sees nothing
+    return scores.masked_fill(blind, 0.0), blind  # no 0/0 = NaN, not even in the gradient
+
+
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -50,19 +70,11 @@ def scaled_dot_product_attention(
         check_attention_inputs(q, k, v, mask, dropout_p, is_causal, scale)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale  # 1. scores (..., Tq, Tk)
-    if is_causal:
-        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
-    if mask is not None:  # 2. mask: -inf where forbidden, so softmax gives weight exactly 0
-        if mask.dtype == torch.bool:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        else:
-            scores = scores + mask
-        blind = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., Tq, 1): sees nothing
-        scores = scores.masked_fill(blind, 0.0)  # no 0/0 = NaN, not even in the gradient
+    scores, blind = _apply_mask(scores, mask, is_causal)  # 2. -inf where forbidden
     weights = torch.softmax(scores, dim=-1)  # 3. softmax over the keys: rows sum to 1
     if dropout_p > 0.0:  # 4. dropout on the weights (training only: the caller decides)
         weights = F.dropout(weights, p=dropout_p, training=True)
-    if mask is not None:
+    if blind is not None:
         weights = weights.masked_fill(blind, 0.0)  # blind queries: weights 0, so output 0
     output = weights @ v  # 5. weighted sum of the values (..., Tq, Dv)
     return (output, weights) if return_weights else output

@@ -113,11 +113,29 @@ def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
     return total
 
 
-def batch_starts(n_tokens: int, context_length: int, batch_size: int, seed: int, step: int):
-    """Start offsets ``(batch_size,)`` of the random windows of one step: a function of
-    ``(seed, step)`` alone, so a resumed run draws exactly the batches it would have drawn."""
-    generator = torch.Generator().manual_seed(seed * 2**32 + step)
-    return torch.randint(0, n_tokens - context_length, (batch_size,), generator=generator)
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU generator for ``(seed, step)``, both folded into the 32 bits torch keeps."""
+    return torch.Generator().manual_seed((seed * 0x9E3779B1 + step) % 2**32)
+
+
+def batch_starts(
+    n_tokens: int, context_length: int, batch_size: int, seed: int, step: int, windows="random"
+):
+    """Start offsets ``(batch_size,)`` of the windows of one step: a function of ``(seed,
+    step)`` alone, so a resumed run draws exactly the batches it would have drawn. ``windows``:
+    ``"random"`` (anywhere) or ``"once"`` (the non-overlapping windows, each once per pass)."""
+    if windows == "random":
+        generator = step_generator(seed, step)
+        return torch.randint(0, n_tokens - context_length, (batch_size,), generator=generator)
+    n_windows = (n_tokens - 1) // context_length  # a window needs T + 1 ids (inputs, targets)
+    slots = torch.arange(step * batch_size, (step + 1) * batch_size)  # places in the reading
+    passes = slots // n_windows  # a batch may straddle the end of one pass and the next
+    starts = torch.empty(batch_size, dtype=torch.long)
+    for p in passes.unique().tolist():
+        order = torch.randperm(n_windows, generator=step_generator(seed, 2**31 + p))  # pass p
+        here = passes == p
+        starts[here] = order[slots[here] % n_windows] * context_length
+    return starts
 
 
 def get_batch(data, starts: torch.Tensor, context_length: int):
@@ -132,7 +150,7 @@ def get_batch(data, starts: torch.Tensor, context_length: int):
 
 
 @torch.no_grad()
-def evaluate(model, data, *, context_length, batch_size=8, n_batches=10, seed=1234) -> float:
+def evaluate(model, data, *, context_length, batch_size=8, n_batches=10, seed=0) -> float:
     """Mean loss of ``model`` over ``n_batches`` random windows of ``data``: the same windows on
     every call (fixed ``seed``), so the numbers of one run are comparable over time."""
     was_training, device = model.training, next(model.parameters()).device
@@ -169,6 +187,7 @@ class TrainConfig:
     precision: str = "auto"  # "float32", "bfloat16" (autocast); "auto": bfloat16 on CUDA only
     compile: bool = False  # torch.compile the model (worth it on a GPU)
     sample_tokens: int = 32  # tokens sampled (greedy) at each evaluation when a tokenizer is given
+    windows: str = "random"  # "random" windows, or "once": each window of the text once per pass
 
     def __post_init__(self):
         check_train_config(self)
@@ -246,7 +265,7 @@ def train_step(model, optimizer, data, step: int, config: TrainConfig, run):
     windows, in ``grad_accum_steps`` micro-batches. Returns 0-d tensors ``(mean loss, gradient
     norm before clipping)``."""
     accum, T = config.grad_accum_steps, config.context_length
-    starts = batch_starts(len(data), T, config.batch_size, config.seed, step)
+    starts = batch_starts(len(data), T, config.batch_size, config.seed, step, config.windows)
     share = config.batch_size // run.world_size  # this process's windows
     starts = starts[run.rank * share : (run.rank + 1) * share]
     micro = share // accum
@@ -518,6 +537,7 @@ __all__ = [
     "param_groups",
     "lr_schedule",
     "clip_grad_norm",
+    "step_generator",
     "batch_starts",
     "get_batch",
     "evaluate",

@@ -509,3 +509,64 @@ def test_run_json_records_the_texts_checksum(finished, text_file):
     saved = json.loads((finished / "run.json").read_text())
     assert saved["text_sha256"] == hashlib.sha256(text_file.read_bytes()).hexdigest()
     assert set(FIELDS) >= set(RESUMABLE)
+
+
+# ------------------------------------------------------------------ fresh stories, model shape (issue 24)
+
+# The ids of `--corpus fresh-stories:100K` with the book's tokenizer and a 10% validation part:
+# the same on every machine (the generator and the tokenizer are exact), and recorded here.
+FRESH_100K_IDS = "9acfd53a00390af5e763a408f146cfd91e5c89f63db5f289800ec9252d390ea4"
+
+
+def test_fresh_stories_train_by_name_and_print_their_ids_checksum(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--corpus", "fresh-stories:100K", "--windows", "once", "--out", str(out)]
+    assert main([*argv, *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert f"SHA-256 of the token ids (training, then validation): {FRESH_100K_IDS}" in printed
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["corpus"] == "fresh-stories:100K" and saved["train"]["windows"] == "once"
+    assert saved["ids_sha256"] == FRESH_100K_IDS
+    assert main(["train", "--out", str(out), "--resume", "--steps", "6"]) == 0  # regenerated
+
+
+@pytest.mark.parametrize(
+    "corpus, message",
+    [
+        ("fresh-stories:2X", "--corpus 'fresh-stories:2X': the SIZE of fresh-stories:SIZE must be "
+         "a number of characters such as 30M"),
+        ("fresh-stories:0", "must be between 1 and 2,000,000,000 characters, got 0"),
+        ("fresh", "--corpus 'fresh' is unknown; available: stories, tinyshakespeare, tinystories, "
+         "fresh-stories:SIZE"),
+    ],
+)  # fmt: skip
+def test_bad_fresh_stories_names(tmp_path, capsys, corpus, message):
+    err = fails(capsys, ["train", "--model", "stories-tiny", "--corpus", corpus, "--out",
+                         str(tmp_path / "run")])  # fmt: skip
+    assert message in err and "Traceback" not in err
+
+
+def test_the_model_shape_can_change_from_the_preset(tmp_path):
+    argv = ["train", "--model", "stories-small", "--d-model", "64", "--n-layers", "2",
+            "--d-ff", "192", "--out", str(tmp_path / "run")]  # fmt: skip
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    run, _ = new_run(args)
+    shape = {k: run["model"][k] for k in ("d_model", "n_layers", "d_ff", "n_heads", "context_length")}
+    assert shape == {"d_model": 64, "n_layers": 2, "d_ff": 192, "n_heads": 4, "context_length": 256}
+
+
+def test_a_shape_the_model_refuses_is_one_line_naming_it(tmp_path, capsys):
+    err = fails(capsys, ["train", "--model", "stories-small", "--d-model", "130", "--out",
+                         str(tmp_path / "run")])  # fmt: skip
+    assert "--model stories-small with these changes is not valid:" in err
+    assert "d_model" in err and "Traceback" not in err
+
+
+def test_a_run_saved_before_windows_existed_resumes_with_random_windows(finished, tmp_path):
+    run = copy(finished, tmp_path)
+    saved = json.loads((run / "run.json").read_text())
+    del saved["train"]["windows"]  # as an older llmbook wrote it
+    (run / "run.json").write_text(json.dumps(saved))
+    assert main(["train", "--out", str(run), "--resume", "--steps", "6"]) == 0
+    assert json.loads((run / "run.json").read_text())["train"]["windows"] == "random"

@@ -177,3 +177,52 @@ def test_entropy_figures_are_consistent(text):
 def test_generate_stories_rejects_bad_n():
     with pytest.raises(ValueError, match="n must be"):
         stories.generate_stories(-1)
+
+
+# ------------------------------------------------------------------ fresh stories (issue 24)
+
+from llmbook.stories import FRESH_SEED, fresh_stories, parse_size  # noqa: E402
+
+
+def test_fresh_stories_are_pinned_and_the_same_on_every_machine():
+    text, meta = fresh_stories("100K")
+    assert meta["sha256_text"] == hashlib.sha256(text.encode()).hexdigest()
+    assert meta["sha256_text"] == "4c95683687ff2eb99ff2aa4f96daf02dc486eb2e2c723b3f704b6144347b798a"
+    assert (meta["seed"], meta["n_stories"], meta["n_chars"]) == (FRESH_SEED, 129, 100_651)
+    assert math.isclose(meta["nats_per_char"], -meta["total_logprob"] / len(text))
+
+
+def test_a_shorter_size_is_a_prefix_and_the_size_is_reached():
+    short, _ = fresh_stories(20_000)
+    long, meta = fresh_stories("50K")
+    assert long.startswith(short) and len(short) >= 20_000 and len(long) >= 50_000
+    assert long.count(stories.SEPARATOR) == meta["n_stories"] and long.endswith("\n")
+
+
+def test_fresh_stories_share_no_story_with_the_shipped_corpus_or_the_test_seed(text):
+    fresh = set(fresh_stories("200K")[0].split(stories.SEPARATOR))
+    shipped = set(text.split(stories.SEPARATOR))
+    test_set = {stories.format_document(s) for s, _ in stories.generate_stories(200, seed=2025)}
+    assert FRESH_SEED not in (stories.DEFAULT_SEED, 2025)
+    assert len(fresh & shipped) <= 2  # only the shortest stories can repeat by chance
+    first = fresh_stories(1)[0]
+    assert first not in shipped and first not in test_set
+
+
+@pytest.mark.parametrize(
+    "size, chars",
+    [("30M", 30_000_000), ("500k", 500_000), ("1.5M", 1_500_000), (" 200000 ", 200_000), (7, 7)],
+)
+def test_parse_size(size, chars):
+    assert parse_size(size) == chars
+
+
+@pytest.mark.parametrize("size", ["", "M", "2X", "-5K", "1e6", "3G", 0, True, None, 1.5])
+def test_parse_size_refuses_what_is_not_a_size(size):
+    with pytest.raises(ValueError, match=r"size must be (a number of characters|between 1)"):
+        parse_size(size)
+
+
+def test_fresh_stories_refuse_a_bad_seed():
+    with pytest.raises(TypeError, match="seed must be an int"):
+        fresh_stories(10, seed="2026")

@@ -164,6 +164,23 @@ def test_batches_depend_on_seed_and_step_only():
     assert torch.equal(x, x2) and torch.equal(y, y2)
 
 
+def test_windows_once_reads_every_window_once_per_pass():
+    n_tokens, T, B = 16 * 50 + 5, 16, 8  # 50 whole windows (a window needs T + 1 ids)
+    starts = torch.cat([batch_starts(n_tokens, T, B, 3, step, "once") for step in range(25)])
+    first, second = starts[:50], starts[50:100]  # steps 6 and 12 straddle the passes
+    assert sorted(first.tolist()) == sorted(second.tolist()) == [w * T for w in range(50)]
+    assert not torch.equal(first, second)  # each pass in its own order
+    assert int(starts.max()) + T + 1 <= n_tokens
+    assert torch.equal(starts[8:16], batch_starts(n_tokens, T, B, 3, 1, "once"))  # step alone
+    assert not torch.equal(starts[:50], torch.cat([batch_starts(n_tokens, T, B, 4, s, "once")
+                                                    for s in range(7)])[:50])  # fmt: skip
+
+
+def test_train_config_names_the_allowed_windows():
+    with pytest.raises(ValueError, match="windows must be 'random' .* or 'once' .* got 'all'"):
+        TrainConfig(windows="all")
+
+
 def test_gradient_accumulation_equals_large_batch():
     torch.manual_seed(0)
     one, two = TinyLM(dropout=0.0), TinyLM(dropout=0.0)

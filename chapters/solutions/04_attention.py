@@ -21,6 +21,7 @@
 # %%
 import math
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
@@ -112,38 +113,55 @@ assert same_last
 # With unit-variance entries, $\operatorname{Var}(q \cdot k / d_k) = d_k / d_k^2 = 1/d_k$: the
 # scores shrink toward 0 as $d_k$ grows, and softmax of nearly equal scores is nearly uniform
 # (largest weight $\to 1/16$ with 16 keys). Softmax does not saturate, so the gradient into the
-# scores stays healthy, but attention cannot focus: to express the same preference, the
-# projections would have to grow like $\sqrt{d_k}$ (and the gradient reaching them through
-# $\partial s / \partial q = k / d_k$ shrinks like $1/\sqrt{d_k}$). Only $1/\sqrt{d_k}$ keeps
+# scores stays healthy, but attention cannot focus: to express the same preference, the product
+# of the query's and the key's sizes would have to grow like $\sqrt{d_k}$ (each like
+# $d_k^{1/4}$), and the gradient reaching the projections through
+# $\partial s / \partial q = k / d_k$ shrinks like $1/\sqrt{d_k}$. Only $1/\sqrt{d_k}$ keeps
 # the scores at the same spread at every width.
 
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 def score_stats(d_k, divide_by, n_trials=400, n_keys=16, seed=0):
+    """Variance of the scores and mean largest softmax weight, scores divided by divide_by."""
     g = torch.Generator().manual_seed(seed)
-    q = torch.randn(n_trials, 1, d_k, generator=g)
-    k = torch.randn(n_trials, n_keys, d_k, generator=g)
-    s = (q @ k.transpose(-2, -1)).squeeze(1) / divide_by
+    q = torch.randn(n_trials, 1, d_k, generator=g)  # (N, 1, d_k)
+    k = torch.randn(n_trials, n_keys, d_k, generator=g)  # (N, n_keys, d_k)
+    s = (q @ k.transpose(-2, -1)).squeeze(1) / divide_by  # (N, n_keys)
     return s.var().item(), torch.softmax(s, dim=-1).max(dim=-1).values.mean().item()
 
 
 d_ks = [1, 4, 16, 64, 256, 1024]
-print(f"{'d_k':>5} | {'var, /sqrt(d_k)':>15} {'max w':>6} | {'var, /d_k':>10} {'max w':>6}")
-stats = []
-for d_k in d_ks:
-    sqrt_var, sqrt_max = score_stats(d_k, math.sqrt(d_k))
-    lin_var, lin_max = score_stats(d_k, d_k)
-    stats.append((d_k, sqrt_var, sqrt_max, lin_var, lin_max))
-    print(f"{d_k:>5} | {sqrt_var:15.3f} {sqrt_max:6.3f} | {lin_var:10.5f} {lin_max:6.3f}")
+by_sqrt = [score_stats(d_k, math.sqrt(d_k)) for d_k in d_ks]  # (variance, largest weight)
+by_d = [score_stats(d_k, d_k) for d_k in d_ks]
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for i, (ax, label) in enumerate(zip(axes, ["variance of the scores", "mean largest weight"])):
+    _ = ax.plot(d_ks, [stat[i] for stat in by_sqrt], "o-", label="q.k / sqrt(d_k)")
+    _ = ax.plot(d_ks, [stat[i] for stat in by_d], "s-", label="q.k / d_k")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="d_k (width of queries and keys)", ylabel=label, title=label)
+axes[0].set_yscale("log")
+_ = axes[1].axhline(1 / 16, color="grey", ls="--", label="uniform over 16 keys, 1/16")
+for ax in axes:
+    ax.legend()
+plt.tight_layout()
+plt.show()
+plt.close("all")
+
+# %% [markdown]
+# The measured values differ in their last digits from one CPU to another, so we print the
+# bounds they are checked against:
 
 # %%
-for d_k, sqrt_var, sqrt_max, lin_var, lin_max in stats:
+for d_k, (sqrt_var, sqrt_max), (lin_var, lin_max) in zip(d_ks, by_sqrt, by_d):
     assert 0.8 < sqrt_var < 1.2 and sqrt_max < 0.5  # /sqrt(d_k): the same spread at every width
+    assert 0.8 < lin_var * d_k < 1.2  # /d_k: variance 1 / d_k
     assert lin_max < sqrt_max + 1e-6  # /d_k: never sharper than /sqrt(d_k)
-    assert 0.8 < lin_var * d_k < 1.2  # variance 1 / d_k
-assert stats[-1][4] < 1 / 16 + 0.01  # d_k = 1024: practically uniform weights
-print("checked: with 1/d_k the variance falls like 1/d_k and the weights flatten to uniform")
+assert by_d[-1][1] < 1 / 16 + 0.01  # d_k = 1024: practically uniform weights
+print("/sqrt(d_k), every d_k:  0.8 < variance < 1.2,  largest weight < 0.5")
+print("/d_k, every d_k:        0.8 < variance x d_k < 1.2,  largest weight <= that of /sqrt(d_k)")
+print("/d_k, d_k = 1024:       largest weight < 1/16 + 0.01 (uniform: 1/16)")
+
 
 # %% [markdown]
 # ## Exercise 4: a padding mask
@@ -172,6 +190,12 @@ def attend(x, mask):  # x (B, T, 8) -> (B, T, 4), the layer's projections with o
     )
 
 
+# %% [markdown]
+# The check, for padding on either side: the combined mask against torch, the short sentence's
+# real positions against the sentence alone, and the same with the causal mask only.
+
+
+# %%
 def check_padding(side):
     rows = [
         e + [pad] * (T - len(e)) if side == "right" else [pad] * (T - len(e)) + e for e in encoded
@@ -268,10 +292,11 @@ assert dropped == plain + 1
 # %% [markdown]
 # Kept are softmax's output and the weights that the product with $V$ multiplies (a separate
 # copy here, made by the step that zeroes the rows of blind queries; with dropout, the dropped
-# weights), plus dropout's mask. Training keeps two or three such matrices per head, so the sizes
-# above, for one, are a lower bound: about 0.56 GiB per sequence for GPT-2 small, 256 GiB at 8k
-# for Llama-3.1-8B and 64 TiB at its full 128k context, per sequence, in float32 (half that in bfloat16). The cost grows with
-# $T^2$, far beyond any GPU. Fused attention kernels (FlashAttention, chapter 5) never store the
-# matrix: they walk over the keys in tiles, keep a running maximum and a running sum for the
-# softmax, and accumulate the output directly, so memory grows like $T$; the backward pass
-# recomputes the tiles instead of reading them back.
+# weights), plus dropout's mask. A training step that builds the matrix therefore keeps two or
+# three of them per head, and the sizes above, for one, are a lower bound: about 0.56 GiB per
+# sequence for GPT-2 small, 256 GiB at 8k for Llama-3.1-8B and 64 TiB at its full 128k context,
+# per sequence, in float32 (half that in bfloat16). The cost grows with $T^2$: at long contexts
+# far beyond the memory of any GPU. Fused attention kernels (FlashAttention, chapter 5) never
+# store the matrix: they walk over the keys in tiles, keep a running maximum and a running sum
+# for the softmax, and accumulate the output directly, so memory grows like $T$; the backward
+# pass recomputes the tiles instead of reading them back.

@@ -30,7 +30,8 @@ __all__ = [
 
 
 _PRECISIONS = ("auto", "float32", "bfloat16")
-SEED_LIMIT = 2**32  # batch_starts seeds a generator with seed * 2**32 + step: both below 2**32
+_WINDOWS = ("random", "once")
+SEED_LIMIT = 2**32  # step_generator folds seed and step into the 32 bits of a torch generator
 
 # The fields of a TrainConfig that a resumed run may change: how long it runs, how it reports,
 # where it keeps its checkpoints, and how each step is computed (device, precision, compile,
@@ -68,8 +69,8 @@ def check_train_config(config) -> None:
     for name in ("seed", "max_steps"):
         if check_int(getattr(config, name), name, minimum=0) >= SEED_LIMIT:
             raise ValueError(
-                f"{name} must be below 2**32 = {SEED_LIMIT:,} (the data order seeds a generator "
-                f"with seed * 2**32 + step), got {getattr(config, name):,}"
+                f"{name} must be below 2**32 = {SEED_LIMIT:,} (torch generators keep 32 bits of a seed; "
+                f"step_generator folds seed and step into them), got {getattr(config, name):,}"
             )
     for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
         value = getattr(config, name)
@@ -102,6 +103,11 @@ def check_train_config(config) -> None:
             f"device must be a str such as 'auto', 'cpu' or 'cuda', got {config.device!r}"
         )
     check_bool(config.compile, "compile")
+    if config.windows not in _WINDOWS:
+        raise ValueError(
+            f"windows must be 'random' (windows anywhere) or 'once' (each window once per "
+            f"pass), got {config.windows!r}"
+        )
     out_dir = config.out_dir
     if out_dir is not None and (
         isinstance(out_dir, bytes) or not isinstance(out_dir, (str, os.PathLike))

@@ -1,6 +1,7 @@
 """``llmbook train``: train a model preset on a corpus (hand-written; drives chapter 08's ``train``).
 
     llmbook train --model stories-small --out runs/stories          # the book's corpus
+    llmbook train --model stories-small --corpus fresh-stories:30M --windows once --out runs/fresh
     llmbook train --model gpt2-tiny --text my.txt --tokenizer gpt2 --out runs/mine
     llmbook train --out runs/stories --resume                       # after a kill or Ctrl-C
     llmbook train --out runs/stories --resume --steps 2000          # train a run further
@@ -38,6 +39,7 @@ DEFAULTS = {
     "val_fraction": 0.1,
     "context_length": "the preset's",
     "dropout": "the preset's",
+    **dict.fromkeys(("d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff"), "the preset's"),
     "steps": 1000,
     "batch_size": 16,
     "grad_accum": 1,
@@ -54,6 +56,19 @@ DEFAULTS = {
     "compile": False,
     "prompt": "Kai was a",
     "sample_tokens": 32,
+    "windows": "random",
+}
+
+# TrainConfig fields added after runs were saved without them, with the value those runs used.
+ADDED_LATER = {"windows": "random"}
+
+# The model's shape, which a run may change from its preset's (e.g. for a scaling study).
+SHAPE = {
+    "d_model": "width of the residual stream",
+    "n_layers": "transformer blocks",
+    "n_heads": "query heads",
+    "n_kv_heads": "key/value heads",
+    "d_ff": "hidden width of the feed-forward network",
 }
 
 # Where run.json keeps each option's value.
@@ -65,6 +80,7 @@ FIELDS = {
     "val_fraction": ("val_fraction",),
     "context_length": ("model", "context_length"),
     "dropout": ("model", "dropout"),
+    **{name: ("model", name) for name in SHAPE},
     "steps": ("train", "max_steps"),
     "batch_size": ("train", "batch_size"),
     "grad_accum": ("train", "grad_accum_steps"),
@@ -80,6 +96,7 @@ FIELDS = {
     "precision": ("train", "precision"),
     "compile": ("train", "compile"),
     "sample_tokens": ("train", "sample_tokens"),
+    "windows": ("train", "windows"),
     "prompt": ("prompt",),
 }
 
@@ -142,11 +159,14 @@ def add_train(subparsers) -> None:
     model.add_argument("--model", help="model preset: {presets}; required for a new run")
     model.add_argument("--context-length", type=int, help="tokens per sequence")
     model.add_argument("--dropout", type=float, help="dropout probability")
+    for name, what in SHAPE.items():
+        model.add_argument(option(name), type=int, help=what)
     data = p.add_argument_group("data")
     source = data.add_mutually_exclusive_group()
     source.add_argument(
         "--corpus",
-        help="named corpus: stories (the book's, shipped), "
+        help="named corpus: stories (the book's, shipped), fresh-stories:SIZE (SIZE characters "
+        "of new stories from the generator, e.g. fresh-stories:30M; the same on every machine), "
         "tinyshakespeare or tinystories (downloaded on first use)",
     )
     source.add_argument("--text", type=Path, help="a UTF-8 text file to train on")
@@ -180,6 +200,12 @@ def add_train(subparsers) -> None:
     opt.add_argument("--eval-interval", type=int, help="steps between evaluations and checkpoints")
     opt.add_argument("--eval-batches", type=int, help="batches per evaluation")
     opt.add_argument("--seed", type=int, help="seed of the weights, data and dropout")
+    opt.add_argument(
+        "--windows",
+        choices=["random", "once"],
+        help="training windows: random (anywhere in the text) or once (the non-overlapping "
+        "windows, each read once per pass over the text)",
+    )
     opt.add_argument("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps")
     opt.add_argument(
         "--precision",
@@ -215,6 +241,7 @@ def run_train(args: argparse.Namespace) -> int:
         run, text, resume = plan
         tokenizer = make_tokenizer(run["tokenizer"])
         train_ids, val_ids = token_ids(run, text, tokenizer)
+        run["ids_sha256"] = ids_sha256(train_ids, val_ids)
         try:
             model = make_model(run["model"], run["train"]["seed"])
             fields = {**run["train"], "betas": tuple(run["train"]["betas"])}
@@ -228,7 +255,8 @@ def run_train(args: argparse.Namespace) -> int:
             n_params = sum(p.numel() for p in model.parameters())
             print(
                 f"llmbook train: {n_params:,} parameters, {len(train_ids):,} training tokens, "
-                f"{len(val_ids):,} validation tokens -> {out}",
+                f"{len(val_ids):,} validation tokens -> {out}\n"
+                f"  SHA-256 of the token ids (training, then validation): {run['ids_sha256']}",
                 flush=True,
             )
         history = train(
@@ -307,6 +335,8 @@ def check_settings(run: dict, out: Path) -> dict:
     from llmbook.training import TrainConfig
 
     expected = {f.name for f in dataclasses.fields(TrainConfig)} - {"out_dir"}
+    for name, value in ADDED_LATER.items():  # an older llmbook saved no such field
+        run["train"].setdefault(name, value)
     missing, unknown = sorted(expected - set(run["train"])), sorted(set(run["train"]) - expected)
     if missing or unknown:
         raise CliError(
@@ -398,10 +428,7 @@ def new_run(args: argparse.Namespace) -> tuple[dict, str]:
         raise CliError("--model is required for a new run (or pass --resume)")
     if args.text is not None and not args.text.is_file():
         raise CliError(f"--text {str(args.text)!r}: no such file")
-    if value["corpus"] is not None and value["corpus"] not in known_corpora():
-        raise CliError(
-            f"--corpus {value['corpus']!r} is unknown; available: {', '.join(known_corpora())}"
-        )
+    check_corpus_name(value["corpus"])
     model = preset(args.model)
     tokenizer = make_tokenizer(value["tokenizer"])
     changes = {"vocab_size": vocab_size(tokenizer)}
@@ -409,7 +436,11 @@ def new_run(args: argparse.Namespace) -> tuple[dict, str]:
         changes["context_length"] = args.context_length
     if args.dropout is not None:
         changes["dropout"] = args.dropout
-    model = dataclasses.replace(model, **changes)
+    changes |= {name: getattr(args, name) for name in SHAPE if getattr(args, name) is not None}
+    try:
+        model = dataclasses.replace(model, **changes)
+    except (TypeError, ValueError) as error:
+        raise CliError(f"--model {args.model} with these changes is not valid: {error}") from None
     config = TrainConfig(
         max_steps=value["steps"],
         batch_size=value["batch_size"],
@@ -427,6 +458,7 @@ def new_run(args: argparse.Namespace) -> tuple[dict, str]:
         precision=value["precision"],
         compile=value["compile"],
         sample_tokens=value["sample_tokens"],
+        windows=value["windows"],
     )
     train_config = dataclasses.asdict(config)
     del train_config["out_dir"]
@@ -444,6 +476,22 @@ def new_run(args: argparse.Namespace) -> tuple[dict, str]:
     text = load_text(run)
     run["text_sha256"] = sha256(text)
     return run, text
+
+
+def check_corpus_name(name: str | None) -> None:
+    """A CliError unless ``name`` is None (--text), a known corpus or fresh-stories:SIZE."""
+    from llmbook.stories.fresh import FRESH_PREFIX, is_fresh_name, parse_size
+
+    if is_fresh_name(name):
+        try:
+            parse_size(name.removeprefix(FRESH_PREFIX), "the SIZE of fresh-stories:SIZE")
+        except ValueError as error:
+            raise CliError(f"--corpus {name!r}: {error}") from None
+    elif name is not None and name not in known_corpora():
+        raise CliError(
+            f"--corpus {name!r} is unknown; available: {', '.join(known_corpora())}, "
+            "fresh-stories:SIZE (e.g. fresh-stories:30M)"
+        )
 
 
 def known_corpora() -> list[str]:
@@ -472,8 +520,12 @@ def sha256(text: str) -> str:
 def load_text(run: dict, check: bool = False) -> str:
     """The run's text; with ``check``, verified against the SHA-256 in its run.json."""
     from llmbook.data import load_corpus
+    from llmbook.stories.fresh import FRESH_PREFIX, fresh_stories, is_fresh_name
 
-    if run["corpus"] is not None:
+    if is_fresh_name(run["corpus"]):
+        size = run["corpus"].removeprefix(FRESH_PREFIX)
+        text, what = fresh_stories(size, progress=True)[0], f"the corpus {run['corpus']!r}"
+    elif run["corpus"] is not None:
         text, what = load_corpus(run["corpus"]), f"the corpus {run['corpus']!r}"
     else:
         path = Path(run["text"])
@@ -515,6 +567,17 @@ def token_ids(run: dict, text: str, tokenizer):
                 "change --val-fraction)"
             )
     return ids
+
+
+def ids_sha256(*parts) -> str:
+    """SHA-256 of token ids as little-endian int32, the parts one after the other: the same ids
+    give the same digest on every machine."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for ids in parts:
+        digest.update(np.asarray(ids, dtype="<i4").tobytes())
+    return digest.hexdigest()
 
 
 def finish(out: Path, model, history: dict, tokenizer, val_ids) -> None:

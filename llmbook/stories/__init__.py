@@ -1,10 +1,19 @@
 """The book's own corpus, ``stories`` (hand-written; chapter 02 loads it, chapter 08 measures it).
 
+``fresh.py`` writes fresh stories at any size for training (``fresh-stories:30M``).
 ``generator.py`` writes the stories from a seeded grammar; ``stories.txt.gz`` and
 ``stories.json`` beside it are the shipped corpus and its statistics, which
 ``python tools/make_stories.py`` rewrites. The generator's public names are re-exported here.
 """
 
+from llmbook.stories.fresh import (
+    FRESH_PREFIX,
+    FRESH_SEED,
+    MAX_FRESH_CHARS,
+    fresh_stories,
+    is_fresh_name,
+    parse_size,
+)
 from llmbook.stories.generator import (
     CORPUS_DIR,
     CORPUS_FILE,
@@ -22,6 +31,12 @@ from llmbook.stories.generator import (
 )
 
 __all__ = [
+    "FRESH_PREFIX",
+    "FRESH_SEED",
+    "MAX_FRESH_CHARS",
+    "fresh_stories",
+    "is_fresh_name",
+    "parse_size",
     "CORPUS_DIR",
     "CORPUS_FILE",
     "DEFAULT_MIN_CHARS",
