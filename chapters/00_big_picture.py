@@ -307,20 +307,32 @@ assert same == out[0].tolist()
 # of any Llama checkpoint, and loading one is a table from name to name:
 #
 # ```mermaid
-# flowchart TB
-#     LM["DecoderLM"] --> DM["model: Decoder"]
-#     LM --> HD["lm_head: Linear C -> V"]
-#     DM --> EM["embed_tokens: V x C table"]
-#     DM --> RO["rotary_emb: RoPE angles"]
-#     DM --> LY["layers: N x TransformerBlock"]
-#     DM --> FN["norm: RMSNorm(C)"]
-#     LY --> N1["input_layernorm: RMSNorm(C)"]
-#     LY --> SA["self_attn: MultiHeadAttention"]
-#     LY --> N2["post_attention_layernorm: RMSNorm(C)"]
-#     LY --> MLP["mlp: SwiGLU"]
-#     SA --> QKV["q_proj C -> H·D<br/>k_proj, v_proj C -> H_kv·D<br/>o_proj H·D -> C<br/>rope"]
-#     MLP --> GUD["gate_proj, up_proj C -> d_ff<br/>down_proj d_ff -> C"]
+# flowchart TD
+#     subgraph LM["DecoderLM"]
+#         direction TB
+#         subgraph DM["model: Decoder"]
+#             direction TB
+#             EM["embed_tokens: V x C"]
+#             RO["rotary_emb"]
+#             subgraph LY["layers: N x TransformerBlock"]
+#                 direction TB
+#                 N1["input_layernorm"] --> SA["self_attn: q, k, v, o_proj"]
+#                 SA --> N2["post_attention_layernorm"]
+#                 N2 --> MLP["mlp: gate, up, down_proj"]
+#             end
+#             FN["norm"]
+#         end
+#         HD["lm_head: C -> V"]
+#     end
+#     EM --> N1
+#     RO -.-> SA
+#     MLP --> FN
+#     FN --> HD
 # ```
+#
+# Each box is a module inside the one around it (`model.layers[0].self_attn.q_proj`), drawn in the
+# order the hidden vectors pass through them; the dotted arrow is `rotary_emb`, shared by every
+# block's attention. The sizes are in the printout below.
 
 # %%
 print(model)
@@ -571,16 +583,19 @@ assert (qkv_width, gate_up_width) == (6144, 28672) and big.vocab_size % 64 == 0
 # cutting the output at the same places gives the same q, k and v.
 #
 # ```mermaid
-# flowchart LR
-#     x["x (1, T, 4096)"] --> F["qkv_proj<br/>weight (6144, 4096)"]
-#     F --> S{"split<br/>4096 / 1024 / 1024"}
-#     S --> q["q (1, T, 32 x 128)"]
-#     S --> k["k (1, T, 8 x 128)"]
-#     S --> v["v (1, T, 8 x 128)"]
-#     x --> G["gate_up_proj<br/>weight (28672, 4096)"]
-#     G --> SM["SiluAndMul<br/>silu(first half) * second half"]
+# flowchart TD
+#     x["x (1, T, 4096)"] --> F["qkv_proj<br/>(6144, 4096)"]
+#     x --> G["gate_up_proj<br/>(28672, 4096)"]
+#     F --> S["split<br/>4096, 1024, 1024"]
+#     S --> q["q<br/>32 x 128"]
+#     S --> k["k<br/>8 x 128"]
+#     S --> v["v<br/>8 x 128"]
+#     G --> SM["SiluAndMul<br/>silu(1st half) * 2nd half"]
 #     SM --> h["(1, T, 14336)"]
 # ```
+#
+# The boxes of the projections show their weights' shapes, `(out_features, in_features)`; q, k
+# and v are `(1, T, heads x head_dim)`.
 #
 # The check, on block 0 of the book's model, with the hidden vectors of the prompt:
 

@@ -23,7 +23,8 @@
 #
 # - `load_corpus(name)`: the book's corpus of children's stories, shipped inside the package;
 # - `encode_text(tokenizer, text)`: ids of a text, with `<|endoftext|>` between documents;
-# - `SlidingWindowDataset(ids, context_length, stride)`: input/target windows shifted by one token;
+# - `SlidingWindowDataset(ids, context_length, stride)`: input/target windows shifted by one token
+#   (where they start, `WindowStarts`, is a small class of its own);
 # - `create_dataloader(...)`: from a text and a tokenizer (or from ids) to shuffled `(B, T)` batches;
 # - `train_val_split(...)`: a split that does not cut a story in half;
 # - `random_batch(data, batch_size, context_length)`: windows at random places, from ids in
@@ -33,15 +34,17 @@
 # and quote GPT-2's (50,257 ids) beside it. The whole pipeline, section by section:
 #
 # ```mermaid
-# flowchart LR
-#     C["load_corpus('stories')<br/>one str (section 1)"] --> E["encode_text<br/>ids (section 2)"]
-#     E --> W["SlidingWindowDataset<br/>(T,) pairs (sections 3-5)"]
-#     E --> S["train_val_split<br/>(section 6)"]
-#     W --> L["DataLoader<br/>x, y: (B, T) (section 7)"]
-#     E --> F["token file<br/>uint16 on disk (section 9)"]
-#     E --> R["random_batch<br/>x, y: (B, T) (section 8)"]
+# flowchart TD
+#     C["text (§1)<br/>load_corpus"] --> SP["train and val text (§6)<br/>train_val_split"]
+#     SP --> E["ids (§2)<br/>encode_text"]
+#     E --> W["(x, y) windows (§3-5)<br/>SlidingWindowDataset"]
+#     W --> L["x, y: (B, T) (§7)<br/>DataLoader"]
+#     E --> F["token file on disk (§9)<br/>write_token_file"]
+#     E --> R["x, y: (B, T) (§8)<br/>random_batch"]
 #     F --> R
 # ```
+#
+# Each box names what comes out and the section (§) that builds it, then the function that makes it.
 
 # %%
 #| default_exp data
@@ -352,33 +355,38 @@ assert torch.equal(x[1:], y[:-1]) and tiny.starts == [0, 6, 12]
 # tokens would need a long list), and with `cover_tail=True` (the default) it adds the tail window
 # when the regular windows leave tokens uncovered. It also accepts a NumPy array or a memory-mapped
 # token file (section 9) and reads those one window at a time.
+#
+# We build it in two steps. Where the windows start depends only on the length of the stream, not
+# on the ids in it, so that arithmetic is a small class of its own, `WindowStarts`: the regular
+# starts `0, stride, 2 * stride, ...` while a whole window of `T + 1` tokens fits, and, if they
+# leave tokens at the end, one more start, `last_start = n_tokens - T - 1`, whose window ends
+# exactly at the last token.
 
 
 # %%
 #| export
-class SlidingWindowDataset(Dataset):
-    """Input/target windows over a stream of token ids, targets shifted by one token.
+class WindowStarts:
+    """Where the windows of ``context_length + 1`` tokens start in a stream of ``n_tokens`` ids.
 
-    Window ``i`` starts at ``s = i * stride`` (``stride`` defaults to ``context_length`` = T)
-    while ``s + T + 1 <= len(ids)``; item ``i`` is ``(ids[s : s + T], ids[s + 1 : s + T + 1])``,
-    two LongTensors of shape ``(T,)``. With ``cover_tail=True`` one more window, ending at the
-    last token, covers the tokens the regular windows leave over. ``ids``: a list of ints, a 1-D
-    integer tensor or array, or a ``TokenFile`` (memory maps are read one window at a time).
+    Regular window ``i`` starts at ``i * stride`` (``stride`` defaults to ``context_length`` = T)
+    while ``start + T + 1 <= n_tokens``. With ``cover_tail=True`` one more window, starting at
+    ``last_start = n_tokens - T - 1`` and so ending at the last token, covers the tokens the
+    regular windows leave over. ``len()`` is the number of windows, ``start(i)`` where one begins.
     """
 
     def __init__(
-        self, ids, context_length: int, stride: int | None = None, cover_tail: bool = True
+        self, n_tokens: int, context_length: int, stride: int | None = None, cover_tail: bool = True
     ):
-        self.ids = check_token_ids(ids.ids if isinstance(ids, TokenFile) else ids)
+        n_tokens = check_int(n_tokens, "n_tokens", minimum=0)
         self.context_length = T = check_int(context_length, "context_length")
         self.stride = T if stride is None else check_int(stride, "stride")
-        if len(self.ids) < T + 1:
+        if n_tokens < T + 1:
             raise ValueError(
-                f"ids too short for one window: {len(self.ids)} tokens, but context_length={T} "
+                f"ids too short for one window: {n_tokens} tokens, but context_length={T} "
                 f"needs at least {T + 1} (inputs plus the one-token shift)"
             )
-        self.last_start = len(self.ids) - T - 1
-        self.n_regular = self.last_start // self.stride + 1
+        self.last_start = n_tokens - T - 1
+        self.n_regular = self.last_start // self.stride + 1  # starts 0, stride, ... <= last_start
         has_gap = (self.n_regular - 1) * self.stride != self.last_start
         self.n_windows = self.n_regular + int(bool(cover_tail) and has_gap)
 
@@ -386,13 +394,46 @@ class SlidingWindowDataset(Dataset):
         return self.n_windows
 
     def start(self, index: int) -> int:
-        """Where window ``index`` begins in ``ids`` (negative indices count from the end)."""
+        """Where window ``index`` begins (negative indices count from the end)."""
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"index must be an int, got {type(index).__name__}")
         i = index + self.n_windows if index < 0 else int(index)
         if not 0 <= i < self.n_windows:
             raise IndexError(f"window index {index} out of range for {self.n_windows} windows")
         return i * self.stride if i < self.n_regular else self.last_start
+
+
+# %% [markdown]
+# The picture's stream, 23 tokens in windows of 8 with stride 6, has regular starts 0, 6 and 12
+# (a window at 18 would need tokens up to 26), and the tail start 23 - 8 - 1 = 14:
+
+# %%
+starts_23 = WindowStarts(23, context_length=8, stride=6)
+print(len(starts_23), "windows, starting at", [starts_23.start(i) for i in range(len(starts_23))])
+assert [starts_23.start(i) for i in range(len(starts_23))] == starts  # the picture's starts
+
+# %% [markdown]
+# The dataset adds the ids: it checks them, hands their length to `WindowStarts`, and cuts window
+# `i` as `TinyWindows` does, `T + 1` ids from `start(i)`, read one window at a time whether the ids
+# are a tensor in memory or a memory-mapped file.
+
+
+# %%
+#| export
+class SlidingWindowDataset(WindowStarts, Dataset):
+    """Input/target windows over a stream of token ids, targets shifted by one token.
+
+    Window ``i`` starts at ``s = self.start(i)`` (``WindowStarts``: every ``stride`` tokens, plus
+    the tail window if ``cover_tail``); item ``i`` is ``(ids[s : s + T], ids[s + 1 : s + T + 1])``,
+    two LongTensors of shape ``(T,)``. ``ids``: a list of ints, a 1-D integer tensor or array, or
+    a ``TokenFile`` (memory maps are read one window at a time).
+    """
+
+    def __init__(
+        self, ids, context_length: int, stride: int | None = None, cover_tail: bool = True
+    ):
+        self.ids = check_token_ids(ids.ids if isinstance(ids, TokenFile) else ids)
+        super().__init__(len(self.ids), context_length, stride, cover_tail)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         ### BEGIN SOLUTION
@@ -406,8 +447,8 @@ class SlidingWindowDataset(Dataset):
 
 
 # %% [markdown]
-# It agrees with `TinyWindows` window for window, and adds the tail window (start 14) that
-# covers tokens 21 and 22:
+# It agrees with `TinyWindows` window for window, and adds the tail window (start 14), whose
+# targets include tokens 21 and 22, which no regular window reaches:
 
 # %%
 ds = SlidingWindowDataset(list(range(23)), context_length=8, stride=6)
@@ -507,6 +548,11 @@ for T in (32, 64, 256):
     )
 
 # %% [markdown]
+# At `context_length` 256, longer than an average story, every window holds a separator: for the
+# context lengths models train with, crossing from one document into the next is the rule, not
+# the exception.
+
+# %% [markdown]
 # ## 6. Train and validation split
 #
 # We hold out the last 10% of the corpus to measure how well a model does on text it has not
@@ -573,7 +619,8 @@ assert train_text + val_text == text and train_text.endswith("<|endoftext|>\n")
 #   neighbouring text; a model trained on them in order would see one story's worth of gradient at
 #   a time). Pass a seeded `torch.Generator` and the order is reproducible.
 # - `drop_last=True` drops a final smaller batch, so every batch has the same shape (helpful for
-#   compiled models and for comparing losses). For validation, keep it (`drop_last=False`).
+#   compiled models and for comparing losses). For validation, keep the last batch
+#   (`drop_last=False`), so that every window is scored.
 # - `num_workers` > 0 loads batches in background processes while the model computes; for
 #   windows already in memory the work is tiny and 0 is fine.
 #
@@ -881,6 +928,9 @@ assert torch.equal(x_tok, x) and torch.equal(lazy[5][1], SlidingWindowDataset(id
 # (the message names the file; we print it with the temporary folder left out):
 
 # %%
+from llmbook.io.tokenfile import VERIFY_LIMIT
+
+assert VERIFY_LIMIT == 256 * 2**20  # bytes of ids: checksummed on every open up to this size
 cut = Path(workdir.name) / "cut.tok"
 _ = cut.write_bytes(path.read_bytes()[:-100])
 try:
@@ -912,7 +962,6 @@ text_path.write_text(text, encoding="utf-8")
 streamed = tokenize_file(text_path, tok, Path(workdir.name) / "streamed.tok", chunk_chars=50_000)
 print(f"{len(streamed):,} ids; identical to encode_text: {np.array_equal(streamed[:], ids)}")
 assert np.array_equal(streamed[:], ids)
-assert llmbook.io.tokenfile.VERIFY_LIMIT == 256 * 2**20  # verified on every open up to this size
 workdir.cleanup()
 
 # %% [markdown]

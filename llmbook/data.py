@@ -93,29 +93,28 @@ def encode_text(tokenizer: object, text: str) -> list[int]:
     return list(tokenizer.encode(text))
 
 
-class SlidingWindowDataset(Dataset):
-    """Input/target windows over a stream of token ids, targets shifted by one token.
+class WindowStarts:
+    """Where the windows of ``context_length + 1`` tokens start in a stream of ``n_tokens`` ids.
 
-    Window ``i`` starts at ``s = i * stride`` (``stride`` defaults to ``context_length`` = T)
-    while ``s + T + 1 <= len(ids)``; item ``i`` is ``(ids[s : s + T], ids[s + 1 : s + T + 1])``,
-    two LongTensors of shape ``(T,)``. With ``cover_tail=True`` one more window, ending at the
-    last token, covers the tokens the regular windows leave over. ``ids``: a list of ints, a 1-D
-    integer tensor or array, or a ``TokenFile`` (memory maps are read one window at a time).
+    Regular window ``i`` starts at ``i * stride`` (``stride`` defaults to ``context_length`` = T)
+    while ``start + T + 1 <= n_tokens``. With ``cover_tail=True`` one more window, starting at
+    ``last_start = n_tokens - T - 1`` and so ending at the last token, covers the tokens the
+    regular windows leave over. ``len()`` is the number of windows, ``start(i)`` where one begins.
     """
 
     def __init__(
-        self, ids, context_length: int, stride: int | None = None, cover_tail: bool = True
+        self, n_tokens: int, context_length: int, stride: int | None = None, cover_tail: bool = True
     ):
-        self.ids = check_token_ids(ids.ids if isinstance(ids, TokenFile) else ids)
+        n_tokens = check_int(n_tokens, "n_tokens", minimum=0)
         self.context_length = T = check_int(context_length, "context_length")
         self.stride = T if stride is None else check_int(stride, "stride")
-        if len(self.ids) < T + 1:
+        if n_tokens < T + 1:
             raise ValueError(
-                f"ids too short for one window: {len(self.ids)} tokens, but context_length={T} "
+                f"ids too short for one window: {n_tokens} tokens, but context_length={T} "
                 f"needs at least {T + 1} (inputs plus the one-token shift)"
             )
-        self.last_start = len(self.ids) - T - 1
-        self.n_regular = self.last_start // self.stride + 1
+        self.last_start = n_tokens - T - 1
+        self.n_regular = self.last_start // self.stride + 1  # starts 0, stride, ... <= last_start
         has_gap = (self.n_regular - 1) * self.stride != self.last_start
         self.n_windows = self.n_regular + int(bool(cover_tail) and has_gap)
 
@@ -123,13 +122,29 @@ class SlidingWindowDataset(Dataset):
         return self.n_windows
 
     def start(self, index: int) -> int:
-        """Where window ``index`` begins in ``ids`` (negative indices count from the end)."""
+        """Where window ``index`` begins (negative indices count from the end)."""
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"index must be an int, got {type(index).__name__}")
         i = index + self.n_windows if index < 0 else int(index)
         if not 0 <= i < self.n_windows:
             raise IndexError(f"window index {index} out of range for {self.n_windows} windows")
         return i * self.stride if i < self.n_regular else self.last_start
+
+
+class SlidingWindowDataset(WindowStarts, Dataset):
+    """Input/target windows over a stream of token ids, targets shifted by one token.
+
+    Window ``i`` starts at ``s = self.start(i)`` (``WindowStarts``: every ``stride`` tokens, plus
+    the tail window if ``cover_tail``); item ``i`` is ``(ids[s : s + T], ids[s + 1 : s + T + 1])``,
+    two LongTensors of shape ``(T,)``. ``ids``: a list of ints, a 1-D integer tensor or array, or
+    a ``TokenFile`` (memory maps are read one window at a time).
+    """
+
+    def __init__(
+        self, ids, context_length: int, stride: int | None = None, cover_tail: bool = True
+    ):
+        self.ids = check_token_ids(ids.ids if isinstance(ids, TokenFile) else ids)
+        super().__init__(len(self.ids), context_length, stride, cover_tail)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.start(index)
@@ -254,6 +269,7 @@ __all__ = [
     "load_corpus",
     "corpus_statistics",
     "encode_text",
+    "WindowStarts",
     "SlidingWindowDataset",
     "train_val_split",
     "create_dataloader",

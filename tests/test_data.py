@@ -16,6 +16,7 @@ from llmbook import data
 from llmbook.data import (
     SlidingWindowDataset,
     TokenFile,
+    WindowStarts,
     corpus_statistics,
     create_dataloader,
     encode_text,
@@ -85,6 +86,31 @@ def test_window_counts_on_a_known_case():
     assert len(SlidingWindowDataset(list(range(17)), 8, 8)) == 2  # 0 and 8 end exactly at 16
     assert len(SlidingWindowDataset(list(range(9)), 8)) == 1
     assert SlidingWindowDataset(toy, 8).stride == 8  # stride defaults to context_length
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(2, 300), T=st.integers(1, 40), stride=st.integers(1, 50), tail=st.booleans())
+def test_window_starts_need_only_the_length(n, T, stride, tail):
+    """WindowStarts(n, ...) is the dataset's arithmetic without ids: same count, same starts."""
+    if n < T + 1:
+        with pytest.raises(ValueError, match=f"{n} tokens, but context_length={T}"):
+            WindowStarts(n, T, stride, tail)
+        return
+    starts = WindowStarts(n, T, stride, cover_tail=tail)
+    ds = SlidingWindowDataset(list(range(n)), T, stride, cover_tail=tail)
+    assert len(starts) == len(ds) and [starts.start(i) for i in range(len(ds))] == [
+        ds.start(i) for i in range(len(ds))
+    ]
+    regular = list(range(0, n - T, stride))  # every start s with s + T + 1 <= n
+    expected = regular + ([n - T - 1] if tail and regular[-1] != n - T - 1 else [])
+    assert [starts.start(i) for i in range(len(starts))] == expected
+
+
+def test_window_starts_bad_length():
+    with pytest.raises(ValueError, match="n_tokens must be >= 0"):
+        WindowStarts(-1, 4)
+    with pytest.raises(TypeError, match="n_tokens must be an int"):
+        WindowStarts(10.0, 4)
 
 
 def test_indexing():

@@ -48,6 +48,9 @@ def runs() -> dict[str, str]:
                 f"--n-kv-heads 2 --d-ff {d_ff} --steps {steps} --eval-interval {steps // 5} "
                 + COMMON
             )
+    # The same body with GPT-2's tokenizer (50,257 ids instead of 2,048): per character, the
+    # two compare (chapter 10); its larger embedding and head make it about 5x slower a step.
+    found["d128-L4-250-gpt2"] = found["d128-L4-250"] + " --tokenizer gpt2"
     return found
 
 
@@ -74,15 +77,20 @@ def train(root: Path, only: list[str]) -> None:
 
 
 def test_set():
-    """The test ids, their characters and their floor (nats per character)."""
-    import torch
-
+    """The test text and its floor (nats per character)."""
     import llmbook
-    from llmbook.data import encode_text
 
     text, meta = llmbook.stories.build_corpus(seed=TEST_SEED, min_chars=TEST_CHARS)
-    ids = torch.tensor(encode_text(llmbook.load_tokenizer("stories"), text))
-    return ids, len(text), meta["nats_per_char"]
+    return text, meta["nats_per_char"]
+
+
+def test_ids(text: str, tokenizer: str):
+    import torch
+
+    from llmbook.cli.common import make_tokenizer
+    from llmbook.data import encode_text
+
+    return torch.tensor(encode_text(make_tokenizer(tokenizer), text))
 
 
 def report(root: Path, out: Path) -> None:
@@ -90,7 +98,8 @@ def report(root: Path, out: Path) -> None:
     from llmbook.model import DecoderLM
     from llmbook.training import strided_loss
 
-    ids, chars, floor = test_set()
+    text, floor = test_set()
+    ids_of = {}
     times = (
         json.loads((root / "minutes.json").read_text()) if (root / "minutes.json").exists() else {}
     )
@@ -103,8 +112,11 @@ def report(root: Path, out: Path) -> None:
         run = json.loads((folder / "run.json").read_text())
         history = json.loads((folder / "history.json").read_text())
         model = DecoderLM.from_hf(folder / "model").eval()
+        if run["tokenizer"] not in ids_of:
+            ids_of[run["tokenizer"]] = test_ids(text, run["tokenizer"])
+        ids = ids_of[run["tokenizer"]]
         per_token = strided_loss(model, ids, STRIDE)
-        per_char = per_token * len(ids) / chars  # nats over the same text, per character
+        per_char = per_token * (len(ids) - 1) / len(text)  # nats over the same text, per character
         train_cfg = run["train"]
         weights = sum(p.numel() for p in model.parameters())
         embedding = (
@@ -119,6 +131,8 @@ def report(root: Path, out: Path) -> None:
             "n_layers": model.config.n_layers,
             "weights": weights,
             "non_embedding_weights": weights - embedding,
+            "tokenizer": run["tokenizer"],
+            "test_tokens": len(ids),
             "steps": train_cfg["max_steps"],
             "tokens": train_cfg["max_steps"] * train_cfg["batch_size"] * train_cfg["context_length"],
             "ids_sha256": run.get("ids_sha256"),
@@ -132,8 +146,8 @@ def report(root: Path, out: Path) -> None:
     document = {
         "what": "chapter 10's scaling grid: " + __doc__.splitlines()[0],
         "corpus": CORPUS,
-        "test_set": {"seed": TEST_SEED, "min_chars": TEST_CHARS, "chars": chars,
-                     "tokens": len(ids), "floor_nats_per_char": floor, "stride": STRIDE},
+        "test_set": {"seed": TEST_SEED, "min_chars": TEST_CHARS, "chars": len(text),
+                     "floor_nats_per_char": floor, "stride": STRIDE},
         "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
         "runs": results,
     }  # fmt: skip

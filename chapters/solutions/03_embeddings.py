@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -165,9 +165,11 @@ for name, err in errors.items():
     print(f"{name}: largest error of the best linear map {err:.1e}")
 
 # %% [markdown]
-# The paired table is mapped exactly; the truncated one cannot be, whatever matrix we choose. Padding
-# an odd size with a zero column would not help either: the zero column would carry no position
-# signal. So `sinusoidal_positions` refuses, and says which even sizes are near:
+# The paired table is mapped exactly; the truncated one cannot be, whatever matrix we choose.
+# Padding instead (the pairs of `d_model - 1` columns, then a column of zeros) would keep the
+# rotation, since zero maps to zero, but that column would carry no position signal at all. Either
+# way an odd size silently loses something, so `sinusoidal_positions` refuses, and says which even
+# sizes are near:
 
 # %% tags=["raises-exception"]
 sinusoidal_positions(10, 7)
@@ -223,9 +225,11 @@ wpe(2000)
 # %% [markdown]
 # Having vectors for position 2,000 is not the same as a model that *uses* them well: a model
 # trained only on windows of 1,024 tokens has never seen the larger rotations of the slow pairs, and
-# in practice sinusoidal models extrapolate poorly too. That is one motivation for rotary embeddings
-# (chapter 5), which make attention scores depend only on the distance between tokens, and for the
-# larger base Llama-3.1 uses for its long context.
+# in practice sinusoidal models extrapolate poorly. Rotary embeddings (chapter 5), which make
+# attention scores depend only on the distance between tokens, extrapolate poorly too (Press et al.,
+# 2022, measured both past the training length). Long-context models instead train on long windows
+# and adapt the frequencies to them: Llama-3.1 pairs its larger base with a rescaling of the slowest
+# pairs.
 
 # %% [markdown]
 # ## Exercise 5: whole words, full batch
