@@ -94,11 +94,12 @@ _ = torch.manual_seed(0)
 #
 # The arithmetic stays the same: instead of one head of width $C$ (the model width `d_model`), we
 # run $H$ heads of width $D = C / H$ (`head_dim`), so the projections have the same size and the
-# products $q k^\top$ and weights times $v$ cost $T^2 C$ multiply-adds either way. What grows is
-# the number of $T \times T$ weight matrices: $H$ instead of one (section 8). GPT-2 small has $C = 768$ and $H = 12$ heads of
-# $D = 64$; Llama-3.1-8B has $C = 4096$ and $H = 32$ heads of $D = 128$. Our toy layers use
-# $C = 12$ and $H = 3$ heads of $D = 4$, on the book's running example: a sentence of the
-# `stories` corpus, tokenized by the book's tokenizer (2,048 ids) and embedded by a random table.
+# products $q k^\top$ and weights times $v$ cost $T^2 C$ multiply-adds either way. What grows is the
+# number of $T \times T$ weight matrices: $H$ instead of one (section 8). GPT-2 small has $C = 768$
+# and $H = 12$ heads of $D = 64$; Llama-3.1-8B has $C = 4096$ and $H = 32$ heads of $D = 128$. Our
+# toy layers use $C = 12$ and $H = 3$ heads of $D = 4$, on the book's running example: a sentence of
+# the `stories` corpus, tokenized by the book's tokenizer (2,048 ids) and embedded by a random
+# table.
 
 # %%
 import matplotlib.pyplot as plt
@@ -391,19 +392,19 @@ assert kv_cache_bytes(32, 32, 128, 8192) == 4 * GiB
 print(f"for comparison, the weights: 8.03B parameters in bf16 = {8.03e9 * 2 / GiB:.1f} GiB")
 
 # %% [markdown]
-# At Llama-3.1's full context of 131,072 tokens, GQA's cache is 16 GiB per sequence, more than
-# the model's own weights (15.0 GiB); with full MHA it would be 64 GiB. GQA also shrinks the projections: $W_k$ and $W_v$ are $4096 \times 1024$ instead of
-# $4096 \times 4096$ in each layer. The price is some quality, which the GQA paper found small
-# when the groups are not too large.
+# At Llama-3.1's full context of 131,072 tokens, GQA's cache is 16 GiB per sequence, more than the
+# model's own weights (15.0 GiB); with full MHA it would be 64 GiB. GQA also shrinks the
+# projections: $W_k$ and $W_v$ are $4096 \times 1024$ instead of $4096 \times 4096$ in each layer.
+# The price is some quality, which the GQA paper found small when the groups are not too large.
 
 # %% [markdown]
 # ## 5. Rotary position embeddings (RoPE)
 #
-# Attention itself is blind to order (chapter 3): apart from what the causal mask lets each
-# position see, shuffling the earlier tokens changes nothing (exercise 3). GPT-2 adds a learned
-# position vector to each token embedding before the first block. Llama adds nothing to the embeddings; instead, inside
-# every attention layer, it **rotates** each query and key by an angle proportional to its
-# position. We build it in four steps: the quarter turn of a pair, applying the rotation, a
+# Attention itself is blind to order (chapter 3): apart from what the causal mask lets each position
+# see, shuffling the earlier tokens changes nothing (exercise 3). GPT-2 adds a learned position
+# vector to each token embedding before the first block. Llama adds nothing to the embeddings;
+# instead, inside every attention layer, it **rotates** each query and key by an angle proportional
+# to its position. We build it in four steps: the quarter turn of a pair, applying the rotation, a
 # module that keeps a table of angles, and Llama 3.1's frequency scaling.
 #
 # ### 5.1 Pairs and the quarter turn
@@ -689,11 +690,10 @@ assert torch.allclose(cos_c, cos_b[40:48], atol=1e-6)
 rope16 = RotaryEmbedding(16)
 x4 = torch.randn(2, 4, 10, 16)  # (B, H, T, D)
 x4_rot = rope16(x4)
-print(
-    "max change of any norm:", round(float((x4_rot.norm(dim=-1) - x4.norm(dim=-1)).abs().max()), 4)
-)
-print("position 0 unchanged:  ", torch.allclose(x4_rot[..., 0, :], x4[..., 0, :]))
-assert torch.allclose(x4_rot.norm(dim=-1), x4.norm(dim=-1), atol=1e-5)
+norm_change = float((x4_rot.norm(dim=-1) - x4.norm(dim=-1)).abs().max())  # float32 rounding
+print("largest change of any norm below 1e-5:", norm_change < 1e-5)
+print("position 0 unchanged:                 ", torch.allclose(x4_rot[..., 0, :], x4[..., 0, :]))
+assert norm_change < 1e-5
 
 # %% [markdown]
 # **The base.** The wavelength of pair $i$, the number of positions for one full turn, is
@@ -874,20 +874,28 @@ assert torch.allclose(rotate_then_permute, permute_then_rotate, atol=1e-6)
 # Llama checkpoints (Meta's own checkpoints say `wq`, `wk`, `wv`, `wo`, and GPT-2's a fused
 # `c_attn`), so that loading Hugging Face weights is a table of names. It keeps the three input
 # projections apart, because with GQA they do not even have the same width. The forward pass has
-# two public steps, so that a KV cache (chapter 9) can sit between them:
+# two public steps, so that a KV cache (chapter 9) can sit between them. `project` runs the
+# three projections, splits each into heads (`view`, `transpose`, as in section 3) and, in a
+# layer with RoPE, rotates `q` and `k` (never `v`); `attend` runs the attention (mask, fused
+# kernel, `enable_gqa`), merges the heads (`transpose`, `reshape`) and applies `o_proj`:
 #
 # ```mermaid
-# flowchart LR
-#     X["x (B, T, C)"] --> P["project"]
-#     P -->|"q_proj, view, transpose"| Q["q (B, H, T, D)"]
-#     P -->|"k_proj, v_proj"| KV["k, v (B, H_kv, T, D)"]
-#     Q --> R["RoPE at positions"]
-#     KV --> RK["RoPE on k only"]
-#     R --> A["attend: causal_attention<br/>(mask, fused kernel, enable_gqa)"]
+# flowchart TD
+#     X["x (B, T, C)"]
+#     subgraph project
+#         Q["q (B, H, T, D)"] --> RQ["RoPE on q"]
+#         KV["k, v (B, H_kv, T, D)"] --> RK["RoPE on k"]
+#     end
+#     subgraph attend
+#         A["causal_attention"] --> M["merge heads"]
+#         M --> O["o_proj"]
+#     end
+#     X --> Q
+#     X --> KV
 #     RK --> C["KV cache (chapter 9)"]
+#     RQ --> A
 #     C --> A
-#     A -->|"transpose, reshape"| M["merged (B, T, C)"]
-#     M --> O["o_proj: (B, T, C)"]
+#     O --> Y["out (B, T, C)"]
 # ```
 #
 # First the attention itself, as a function. It takes a boolean `attn_mask` beside the causal
@@ -967,11 +975,10 @@ print(
 )
 
 # %% [markdown]
-# Now the layer, in two steps a reader can hold in mind. A small base class owns the
-# projections and `project` (split into heads, rotate); `MultiHeadAttention` adds `attend`
-# (attention, merge, output projection) and `forward`. The argument checks are one-line calls
-# into `llmbook.checks`; they compare shapes and dtypes only, never values, so they cost no
-# device synchronisation and `torch.compile` traces through them (section 9).
+# Now the layer, in three short classes, one for each box of the diagram and one that joins
+# them. The first owns the four projections and the first step, `project`. The argument checks
+# are one-line calls into `llmbook.checks`; they compare shapes and dtypes only, never values, so
+# they cost no device synchronisation and `torch.compile` traces through them (section 9).
 
 
 # %%
@@ -1016,9 +1023,44 @@ class MultiHeadProjections(nn.Module):
         return f"n_heads={self.n_heads}, n_kv_heads={self.n_kv_heads}, head_dim={self.head_dim}"
 
 
+# %% [markdown]
+# The second step takes heads however they were made: straight from `project`, or, with a KV
+# cache (chapter 9), keys and values of earlier tokens kept from before, so that `q` has fewer
+# positions than `k` and `v`. It runs `causal_attention`, puts the heads side by side again
+# (the merge of section 3) and applies `o_proj`. Its two settings, `dropout` (on the attention
+# weights, in training mode only) and `impl`, are the constructor's business in the last class;
+# here they have their defaults.
+
+
 # %%
 #| export
-class MultiHeadAttention(MultiHeadProjections):
+class MultiHeadAttend(MultiHeadProjections):
+    """:class:`MultiHeadProjections` and the second step, :meth:`attend`; ``dropout`` and
+    ``impl`` are set by :class:`MultiHeadAttention`'s constructor."""
+
+    dropout, impl = 0.0, "fused"
+
+    def attend(self, q, k, v, attn_mask=None, return_weights=False):
+        """:func:`causal_attention` of ``q (B, H, Tq, D)`` over ``k, v (B, H_kv, Tk, D)``, heads
+        merged, ``o_proj``: ``(B, Tq, C)``; with ``return_weights`` also ``(B, H, Tq, Tk)``."""
+        check_qkv(q, k, v, self.n_heads, self.n_kv_heads, self.head_dim, attn_mask)
+        dropout_p = self.dropout if self.training else 0.0
+        result = causal_attention(q, k, v, attn_mask, dropout_p, self.impl, return_weights)
+        out, weights = result if return_weights else (result, None)
+        B, _, Tq, _ = q.shape
+        out = out.transpose(1, 2).reshape(B, Tq, self.n_heads * self.head_dim)  # merge the heads
+        out = self.o_proj(out)  # (B, Tq, C)
+        return (out, weights) if return_weights else out
+
+
+# %% [markdown]
+# The layer itself takes every argument, documents and checks them, and its `forward` is the
+# two steps in a row:
+
+
+# %%
+#| export
+class MultiHeadAttention(MultiHeadAttend):
     """Causal multi-head self-attention, with grouped-query K/V heads and RoPE when asked.
 
     GPT-2: ``(768, 12, bias=True)``; Llama-3.1-8B: ``(4096, 32, n_kv_heads=8, rope=...)``;
@@ -1047,17 +1089,6 @@ class MultiHeadAttention(MultiHeadProjections):
         super().__init__(d_model, n_heads, n_kv_heads, bias, rope, qkv_bias)
         self.dropout = check_dropout(dropout)
         self.impl = check_choice(impl, "impl", ATTENTION_IMPLS)
-
-    def attend(self, q, k, v, attn_mask=None, return_weights=False):
-        """:func:`causal_attention` of ``q (B, H, Tq, D)`` over ``k, v (B, H_kv, Tk, D)``, heads
-        merged, ``o_proj``: ``(B, Tq, C)``; with ``return_weights`` also ``(B, H, Tq, Tk)``."""
-        check_qkv(q, k, v, self.n_heads, self.n_kv_heads, self.head_dim, attn_mask)
-        dropout_p = self.dropout if self.training else 0.0
-        result = causal_attention(q, k, v, attn_mask, dropout_p, self.impl, return_weights)
-        out, weights = result if return_weights else (result, None)
-        B, _, Tq, _ = q.shape
-        out = self.o_proj(out.transpose(1, 2).reshape(B, Tq, self.n_heads * self.head_dim))
-        return (out, weights) if return_weights else out
 
     def forward(self, x, positions=None, attn_mask=None, return_weights=False):
         """Causal self-attention ``x (B, T, C) -> (B, T, C)``: :meth:`project`, :meth:`attend`."""
@@ -1440,7 +1471,7 @@ assert "SoftmaxBackward0" not in graph_nodes(layer(x_graph))  # the fused one ne
 # the teaching function alone would overstate what fusion buys. For memory we count the bytes of
 # the tensors autograd keeps for the backward pass (PyTorch's `saved_tensors_hooks`): in training
 # these activations grow with $T$ and set the peak. Timings depend on the machine, so the cell's
-# output is not compared on replay and the assertions allow for noise.
+# output is not compared on replay and only the memory, which does not, is asserted.
 
 
 # %%
@@ -1481,13 +1512,13 @@ saved = {name: [] for name in attention_fns}
 for T_bench in lengths:
     qkv = [torch.randn(1, 4, T_bench, 16, requires_grad=True) for _ in range(3)]
     runs = {name: [] for name in attention_fns}
-    for _ in range(6):  # the three alternate, so that a busy machine slows them alike
+    for _ in range(10):  # the three alternate, so that a busy machine slows them alike
         for name, fn in attention_fns.items():
             start = time.perf_counter()
             fn(*qkv).sum().backward()
             runs[name].append(time.perf_counter() - start)
     for name, fn in attention_fns.items():
-        seconds[name].append(sorted(runs[name][1:])[2])  # median of 5 after a warm-up
+        seconds[name].append(min(runs[name][1:]))  # fastest of 9 after a warm-up: least disturbed
         saved[name].append(saved_for_backward_bytes(lambda fn=fn, qkv=qkv: fn(*qkv)))
 print(
     f"{'T':>6}{'fused ms':>10}{'minimal/fused':>15}{'teaching/fused':>16}"
@@ -1500,8 +1531,6 @@ for i, T_bench in enumerate(lengths):
         f"{saved['minimal'][i] / 2**20:>13.2f}{saved['teaching'][i] / 2**20:>14.2f}"
         f"{saved['fused'][i] / 2**20:>11.2f}"
     )
-assert seconds["fused"][-1] < seconds["minimal"][-1]  # fused is faster at T = 1024 ...
-assert seconds["minimal"][-1] < seconds["teaching"][-1] * 1.5  # the minimal is no slower
 # the naive path keeps at least the (B, H, T, T) float32 weights: 4 * 1024 * 1024 * 4 bytes
 assert saved["minimal"][-1] >= 4 * 1024 * 1024 * 4 > 4 * saved["fused"][-1]
 assert saved["teaching"][-1] > 1.5 * saved["minimal"][-1]  # the guard keeps more, see below
@@ -1527,9 +1556,10 @@ plt.close(fig)
 # rows makes extra passes over the $T \times T$ scores, and the masked copy of the weights is a
 # second $T \times T$ tensor for autograd to keep) and is no faster, though on a busy machine the
 # two times can swap places in a single run. So the fair baseline for what fusion buys is the
-# minimal version, and the fused kernel still beats it at long sequences, in time and above all
-# in memory. `benchmarks/attention.py` repeats these measurements at larger sizes, compares
-# `enable_gqa` with `repeat_kv`, and times the whole layer against Hugging Face's
+# minimal version. On the machine that ran this notebook the fused kernel beat it at long
+# sequences (the table; timings vary from run to run), and above all it keeps a fraction of the
+# memory, on any machine. `benchmarks/attention.py` repeats these measurements at larger sizes,
+# compares `enable_gqa` with `repeat_kv`, and times the whole layer against Hugging Face's
 # `LlamaAttention` with the same weights; run `python benchmarks/attention.py` to see the ratios
 # on your machine.
 #

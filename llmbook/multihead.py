@@ -296,7 +296,26 @@ class MultiHeadProjections(nn.Module):
         return f"n_heads={self.n_heads}, n_kv_heads={self.n_kv_heads}, head_dim={self.head_dim}"
 
 
-class MultiHeadAttention(MultiHeadProjections):
+class MultiHeadAttend(MultiHeadProjections):
+    """:class:`MultiHeadProjections` and the second step, :meth:`attend`; ``dropout`` and
+    ``impl`` are set by :class:`MultiHeadAttention`'s constructor."""
+
+    dropout, impl = 0.0, "fused"
+
+    def attend(self, q, k, v, attn_mask=None, return_weights=False):
+        """:func:`causal_attention` of ``q (B, H, Tq, D)`` over ``k, v (B, H_kv, Tk, D)``, heads
+        merged, ``o_proj``: ``(B, Tq, C)``; with ``return_weights`` also ``(B, H, Tq, Tk)``."""
+        check_qkv(q, k, v, self.n_heads, self.n_kv_heads, self.head_dim, attn_mask)
+        dropout_p = self.dropout if self.training else 0.0
+        result = causal_attention(q, k, v, attn_mask, dropout_p, self.impl, return_weights)
+        out, weights = result if return_weights else (result, None)
+        B, _, Tq, _ = q.shape
+        out = out.transpose(1, 2).reshape(B, Tq, self.n_heads * self.head_dim)  # merge the heads
+        out = self.o_proj(out)  # (B, Tq, C)
+        return (out, weights) if return_weights else out
+
+
+class MultiHeadAttention(MultiHeadAttend):
     """Causal multi-head self-attention, with grouped-query K/V heads and RoPE when asked.
 
     GPT-2: ``(768, 12, bias=True)``; Llama-3.1-8B: ``(4096, 32, n_kv_heads=8, rope=...)``;
@@ -325,17 +344,6 @@ class MultiHeadAttention(MultiHeadProjections):
         super().__init__(d_model, n_heads, n_kv_heads, bias, rope, qkv_bias)
         self.dropout = check_dropout(dropout)
         self.impl = check_choice(impl, "impl", ATTENTION_IMPLS)
-
-    def attend(self, q, k, v, attn_mask=None, return_weights=False):
-        """:func:`causal_attention` of ``q (B, H, Tq, D)`` over ``k, v (B, H_kv, Tk, D)``, heads
-        merged, ``o_proj``: ``(B, Tq, C)``; with ``return_weights`` also ``(B, H, Tq, Tk)``."""
-        check_qkv(q, k, v, self.n_heads, self.n_kv_heads, self.head_dim, attn_mask)
-        dropout_p = self.dropout if self.training else 0.0
-        result = causal_attention(q, k, v, attn_mask, dropout_p, self.impl, return_weights)
-        out, weights = result if return_weights else (result, None)
-        B, _, Tq, _ = q.shape
-        out = self.o_proj(out.transpose(1, 2).reshape(B, Tq, self.n_heads * self.head_dim))
-        return (out, weights) if return_weights else out
 
     def forward(self, x, positions=None, attn_mask=None, return_weights=False):
         """Causal self-attention ``x (B, T, C) -> (B, T, C)``: :meth:`project`, :meth:`attend`."""
@@ -378,6 +386,7 @@ __all__ = [
     "ATTENTION_IMPLS",
     "causal_attention",
     "MultiHeadProjections",
+    "MultiHeadAttend",
     "MultiHeadAttention",
     "stack_heads",
 ]

@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -128,9 +128,13 @@ assert plain_same and not rope_same
 # %% [markdown]
 # Why this suits a KV cache: a key is rotated once, at its absolute position, when it is
 # computed, and never changes afterwards, while every later query still sees it at the right
-# relative distance. Nothing in the cache depends on how long the sequence has grown. (With
-# learned absolute positions, as in GPT-2, the cache works too, but positions are capped at the
-# trained context length of the position table.)
+# relative distance. (So far a cache of GPT-2's keys, with learned absolute positions, is just as
+# good.) The difference shows when the text outgrows the context and the cache must drop its
+# oldest tokens (a sliding window, which Mistral was trained with): with RoPE the kept keys stay
+# valid as they are, since every score depends only on the offset between query and key, and the
+# offsets inside the window are those the model was trained on, whatever the absolute positions
+# have grown to. With learned absolute positions a position past the table does not exist, so the
+# window would have to be renumbered from 0 and every cached key and value computed again.
 #
 # ## 4. Skipping masked blocks
 #
@@ -141,7 +145,7 @@ assert plain_same and not rope_same
 
 # %%
 def tiled_causal_attention(q, k, v, block=16):
-    """Causal attention over (query block, key block) tiles; returns (output, tiles computed, tiles)."""
+    """Causal attention over (query block, key block) tiles: (output, tiles computed, tiles)."""
     T, scale = q.shape[-2], 1.0 / math.sqrt(q.shape[-1])
     out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype)
     computed = total = 0

@@ -133,7 +133,9 @@ assert same and differs_uncentred
 # ## Exercise 4: post-norm in the deep stack
 #
 # The experiment of section 6 with a fourth stack, `x = norm(x + f(x))`, and the output size of
-# each stack (root mean square of the final `x`) printed beside the gradients.
+# each stack (root mean square of the final `x`). The printed lines are the bounds the cell
+# asserts; the exact numbers are in the plot (they change in their last digits from one CPU to
+# the next).
 
 
 # %%
@@ -159,15 +161,21 @@ def gradient_per_layer(kind, n_layers=32, d_model=64, d_ff=256, seed=0):
 
 kinds = ["plain", "residual", "pre-norm residual", "post-norm residual"]
 results = {kind: gradient_per_layer(kind) for kind in kinds}
-for kind, (grads, out_rms) in results.items():
-    print(f"{kind:>18}: layer 1 {grads[0]:.1e}, layer 32 {grads[-1]:.1e}, output rms {out_rms:.2f}")
-print(
-    f"pre-norm / post-norm gradient at layer 1: {results['pre-norm residual'][0][0] / results['post-norm residual'][0][0]:.1f}"
-)
-post, pre = results["post-norm residual"][0], results["pre-norm residual"][0]
-assert 0.1 < post[0] / post[-1] < 10  # reaches the first layer
-assert post[0] < pre[0]  # ... but smaller than with pre-norm
-assert abs(results["post-norm residual"][1] - 1) < 0.05  # post-norm output has unit scale
+(plain, plain_rms), (_, res_rms) = results["plain"], results["residual"]
+(pre, pre_rms), (post, post_rms) = results["pre-norm residual"], results["post-norm residual"]
+checks = {
+    "plain: layer 1 gets less than 1e-20 of layer 32's gradient": plain[0] < 1e-20 * plain[-1],
+    "post-norm: every layer within a factor 2 of every other": max(post) / min(post) < 2,
+    "post-norm: every layer's gradient under half the pre-norm one": all(
+        a < 0.5 * b for a, b in zip(post, pre)
+    ),
+    "output rms: plain under 0.1": plain_rms < 0.1,
+    "output rms: pre-norm between 1.2 and 1.8, residual above 1.8": 1.2 < pre_rms < 1.8 < res_rms,
+    "output rms: post-norm within 0.01 of 1": abs(post_rms - 1) < 0.01,
+}
+for claim, holds in checks.items():
+    print(f"{claim}: {holds}")
+assert all(checks.values())
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -183,14 +191,16 @@ plt.show()
 plt.close("all")
 
 # %% [markdown]
-# The plain stack's first layer gets about $10^{-26}$: the gradient vanishes, though not to zero
-# (every entry is non-zero; measured in float32, the norm itself would underflow to 0).
+# The plain stack's first layer gets less than $10^{-20}$ of the last layer's gradient (about
+# $10^{-23}$ in the plot): the gradient vanishes, though not to zero (every entry is non-zero, as
+# section 6 of the chapter checks; measured in float32, the norm itself would underflow to 0).
 #
 # With the LayerNorm after each addition, the gradient still reaches the first layer (the
 # residual path is there), but every norm divides the signal by the size of $x + f(x)$, so the
-# gradient on the MLPs is a few times smaller than with pre-norm (the printed ratio), at every
-# depth. In a real
-# post-norm transformer the gradient is also largest near the output at initialisation (Xiong
-# et al., 2020), which is why post-norm models needed a careful learning-rate warm-up. The
-# pre-norm stack pays a different price: its output grows with depth (the printed rms), which is
-# why GPT-2 and Llama put one more norm after the last block.
+# gradient on the MLPs is a few times smaller than with pre-norm, at every depth (under half,
+# asserted; about a third in the plot). In a real post-norm transformer the gradient is also
+# largest near the output at initialisation (Xiong et al., 2020), which is why post-norm models
+# needed a careful learning-rate warm-up. The pre-norm stack pays a different price: its output
+# grows with depth (an rms between 1.2 and 1.8 after 32 blocks, from 1 at the input; without any
+# norm, above 1.8), which is why GPT-2 and Llama put one more norm after the last block. The
+# post-norm stack's output is a LayerNorm's, rms 1; the plain stack's shrinks towards 0.
