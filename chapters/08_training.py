@@ -37,7 +37,8 @@
 #    processes with DistributedDataParallel.
 #
 # The code this chapter exports lives in `llmbook.training`; the command `llmbook train` and the
-# model the book ships (`llmbook.load_model("stories")`) are built on it.
+# models the book ships (`llmbook.load_model("stories-corpus")`, this chapter's, and
+# `load_model("stories")`, chapter 10's) are built on it.
 
 # %%
 #| default_exp training
@@ -1187,11 +1188,13 @@ assert floor_per_char * 2 < final / chars_per_token < 0.75
 # since Adam divides each gradient by its own running size; a norm that suddenly leaps to many times
 # its usual value is the warning sign to look for in a long run.
 #
-# The book's shipped model gets much closer. It is larger, the preset `stories-small` (1,311,872
-# weights: `d_model` 128, 4 layers, windows of 256 tokens), and was trained for longer with
-# `llmbook train` on the same corpus and tokenizer: 1,700 steps of 16 windows, 25 minutes on one
-# core of a 2-core CPU (its README, `llmbook/assets/stories_model/README.md`, holds the exact
-# command).
+# The model this chapter ships gets much closer. It is larger, the preset `stories-small`
+# (1,311,872 weights: `d_model` 128, 4 layers, windows of 256 tokens), and was trained for longer
+# with `llmbook train` on the same corpus and tokenizer: 1,700 steps of 16 windows, 25 minutes on
+# one core of a 2-core CPU. It loads as `load_model("stories-corpus")` (its README,
+# `llmbook/assets/stories_corpus_model/README.md`, holds the exact command). Chapter 10 trains
+# the same shape on fresh stories instead of this corpus; that model, much closer still, is the
+# book's default, `load_model("stories")`.
 #
 # ### Scoring a whole text: where the windows are cut matters
 #
@@ -1223,7 +1226,7 @@ def whole_text_loss(model, ids: torch.Tensor, batch_size: int = 16) -> float:
 # %%
 from llmbook import load_model
 
-shipped = load_model("stories")  # in evaluation mode
+shipped = load_model("stories-corpus")  # this chapter's model, in evaluation mode
 W = shipped.config.context_length  # 256
 n = (len(val_ids) - 1) // W  # whole windows
 xs, ys = val_ids[: n * W].view(n, W), val_ids[1 : n * W + 1].view(n, W)  # (n, W) each
@@ -1370,7 +1373,7 @@ import json
 
 from llmbook.pretrained import ASSETS
 
-sweep = json.loads((ASSETS / "stories_model" / "sweep.json").read_text(encoding="utf-8"))
+sweep = json.loads((ASSETS / "stories_corpus_model" / "sweep.json").read_text(encoding="utf-8"))
 print(f"{'run':23} {'weights':>9} {'window x batch':>14} {'steps':>5} {'passes':>6} {'minutes':>7} "
       f"{'nats/char':>9}")  # fmt: skip
 for run in sweep["runs"]:

@@ -1,13 +1,15 @@
 """The book's shipped tokenizer and model (hand-written; chapter 01 trains one, chapter 08 the other).
 
 ``load_tokenizer("stories")``: the tokenizer trained on the ``stories`` corpus;
-``load_model("stories")``: the model trained on it.
+``load_model("stories")``: the book's model, trained on fresh stories from the generator
+(chapter 10); ``load_model("stories-corpus")``: the same shape trained on the shipped corpus
+alone (chapter 08's sweep chose it; the book shipped it until chapter 10).
 
 Chapter 01 trains the tokenizer and shows that it equals the shipped file; chapters 02-09 load
 it with ``load_tokenizer("stories")``. ``python tools/make_tokenizer.py`` rebuilds the file.
-Chapter 08's ``llmbook train`` trained the model; ``load_model("stories")`` loads it (the folder
-``assets/stories_model/`` holds its Hugging Face ``config.json``, ``model.safetensors``, and a
-README with the command that rebuilds it and its validation loss). ``model.safetensors.sha256``
+Chapter 08's ``llmbook train`` trained both models; each folder (``assets/stories_model/``,
+``assets/stories_corpus_model/``) holds its Hugging Face ``config.json``, ``model.safetensors``, and a
+README with the command that rebuilds it and its scores. ``model.safetensors.sha256``
 records the weights' SHA-256 (``sha256sum`` format), and ``load_model`` verifies it on every
 load, so a flipped byte is an error naming the file rather than other weights.
 """
@@ -25,7 +27,7 @@ __all__ = ["ASSETS", "STORIES_VOCAB_SIZE", "load_model", "load_tokenizer", "veri
 ASSETS = Path(__file__).resolve().parent / "assets"
 STORIES_VOCAB_SIZE = 2048  # 256 bytes + 1,791 merges + <|endoftext|>
 _TOKENIZERS = {"stories": ASSETS / "stories_tokenizer.txt"}
-_MODELS = {"stories": ASSETS / "stories_model"}
+_MODELS = {"stories": ASSETS / "stories_model", "stories-corpus": ASSETS / "stories_corpus_model"}
 
 
 def load_tokenizer(name: str = "stories") -> BPETokenizer:
@@ -36,14 +38,17 @@ def load_tokenizer(name: str = "stories") -> BPETokenizer:
 
 
 def load_model(name: str = "stories", device=None):
-    """Load a model shipped with the package, in evaluation mode: ``"stories"`` (chapter 08's
-    Llama-style model trained on the book's corpus with the ``"stories"`` tokenizer)."""
+    """Load a model shipped with the package, in evaluation mode: ``"stories"`` (the book's
+    Llama-style model, trained on fresh stories, chapter 10) or ``"stories-corpus"`` (the same
+    shape trained on the shipped corpus, chapter 08); both use the ``"stories"`` tokenizer."""
+    from llmbook.io.meta import skip_meta_init
     from llmbook.model import DecoderLM
 
     if name not in _MODELS:
         raise ValueError(f"name must be one of {sorted(_MODELS)}, got {name!r}")
     verify_weights(_MODELS[name])
-    return DecoderLM.from_hf(_MODELS[name], device=device).eval()
+    with skip_meta_init():  # from_hf builds the model on meta: its initialisers would be wasted
+        return DecoderLM.from_hf(_MODELS[name], device=device).eval()
 
 
 def verify_weights(folder: Path) -> None:

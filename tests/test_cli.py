@@ -252,9 +252,9 @@ def test_shipped_stories_model():
     from llmbook.stories import read_meta
     from llmbook.training import evaluate, whole_text_loss
 
-    model = load_model("stories")
+    model = load_model("stories-corpus")  # chapter 08's: the sweep's choice
     assert not model.training and model.config.vocab_size == load_tokenizer("stories").vocab_size
-    folder = ASSETS / "stories_model"
+    folder = ASSETS / "stories_corpus_model"
     readme = (folder / "README.md").read_text(encoding="utf-8")
     run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     assert run["command"] in readme and run["tokenizer"] == "stories"
@@ -272,3 +272,74 @@ def test_shipped_stories_model():
     assert f"{whole:.4f}" in readme
     with pytest.raises(ValueError, match="name must be one of"):
         load_model("gpt-5")
+
+
+# Initialisers as torch runs them (aten ops): what building a model on meta would spend time on.
+INIT_OPS = {"normal_", "uniform_", "fill_", "zero_", "random_", "bernoulli_", "exponential_"}
+
+
+def init_ops_run(build) -> list[str]:
+    """The initialiser ops (``INIT_OPS``) that torch dispatches while ``build()`` runs."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = []
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in INIT_OPS:
+                seen.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Spy():
+        build()
+    return seen
+
+
+def test_load_model_runs_no_initialisers():
+    """Building the model on meta ran torch's initialisers, and the first meta ``normal_``
+    imported torch._dynamo: ~1 s of CPU in every ``llmbook generate``. The weights come from the
+    file; nothing is to be initialised. The same loader without the skipping gives the same
+    weights and the same logits."""
+    from llmbook.io.meta import skip_meta_init
+    from llmbook.model import DecoderLM
+    from llmbook.pretrained import ASSETS, load_model
+
+    folder = ASSETS / "stories_model"
+    assert init_ops_run(lambda: load_model("stories")) == []
+    ran = init_ops_run(lambda: DecoderLM.from_hf(folder))  # the spy sees them when they run
+    assert {"normal_", "fill_"} <= set(ran)
+    plain, model = DecoderLM.from_hf(folder), load_model("stories")
+    ours, theirs = model.state_dict(), plain.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    tied = model.lm_head.weight is model.model.embed_tokens.weight
+    assert tied == model.config.tie_embeddings
+    seeded = torch.Generator().manual_seed(0)
+    ids = torch.randint(model.config.vocab_size, (2, 24), generator=seeded)
+    with torch.no_grad():
+        assert torch.equal(model(ids), plain(ids))
+    # only meta tensors are skipped: real ones are initialised as usual, under the mode too
+    with skip_meta_init():
+        real = torch.nn.init.normal_(torch.zeros(1000))
+        meta = torch.nn.init.normal_(torch.empty(1000, device="meta"))
+        built = torch.nn.Linear(4, 4)
+    assert real.std() > 0.5 and meta.is_meta and built.weight.abs().sum() > 0
+
+
+def test_load_model_imports_no_dynamo():
+    """``torch._dynamo`` (imported by torch's meta ``normal_``) is a second of start-up."""
+    code = (
+        "import sys, torch\n"
+        "if 'torch._dynamo' in sys.modules:\n"
+        "    print('torch imports torch._dynamo itself')\n"
+        "    sys.exit()\n"
+        "from llmbook.pretrained import load_model\n"
+        "load_model('stories')\n"
+        "print('torch._dynamo imported:', 'torch._dynamo' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    if result.stdout.startswith("torch imports"):
+        pytest.skip(result.stdout.strip())
+    assert result.stdout.strip() == "torch._dynamo imported: False"
