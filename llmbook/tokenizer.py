@@ -13,6 +13,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 
 import regex
@@ -26,6 +27,7 @@ from llmbook.checks.tokenizer import (
     check_special_ids,
     check_special_names,
     check_text,
+    check_word_vocab,
     hf_tokenizer_files,
     read_merges_txt,
     read_tokenizer_json,
@@ -44,13 +46,7 @@ class SimpleTokenizer:
     SPLIT = regex.compile(r'([,.:;?_!"()\']|--|\s)')
 
     def __init__(self, vocab: dict[str, int], unk_token: str = "<|unk|>"):
-        if not isinstance(vocab, dict):
-            raise TypeError(f"vocab must be a dict {{word: id}}, got {type(vocab).__name__}")
-        if unk_token not in vocab:
-            raise ValueError(f"unk_token {unk_token!r} must be in the vocabulary")
-        self.str_to_int, self.int_to_str = dict(vocab), {i: s for s, i in vocab.items()}
-        if len(self.int_to_str) != len(self.str_to_int):
-            raise ValueError("vocab maps two tokens to the same id")
+        self.str_to_int, self.int_to_str = check_word_vocab(vocab, unk_token)  # word <-> id
         self.unk_token = unk_token
 
     @classmethod
@@ -77,11 +73,7 @@ class SimpleTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Join the words of ``ids`` with spaces, then pull punctuation back onto the words."""
-        ids = list(check_ids(ids))
-        words = [self.int_to_str.get(i) for i in ids]
-        if None in words:
-            bad = ids[words.index(None)]
-            raise ValueError(f"id {bad!r} is not in the vocabulary (ids 0..{len(self) - 1})")
+        words = [self.int_to_str[i] for i in check_ids(ids, self.int_to_str)]
         return regex.sub(r'\s+([,.:;?!"()\'])', r"\1", " ".join(words))
 
 
@@ -112,6 +104,33 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
+def _index_pairs(words: list[list[int]], freqs: list[int]) -> tuple[Counter, dict]:
+    """``counts``: pair -> occurrences, weighted by chunk frequency; ``where``: pair -> the
+    indices of the chunks that hold it. ``words[w]`` is chunk w as ids, ``freqs[w]`` its count."""
+    counts: Counter = Counter()
+    where: dict[tuple[int, int], set[int]] = {}
+    for w, (ids, freq) in enumerate(zip(words, freqs)):
+        for pair in zip(ids, ids[1:]):
+            counts[pair] += freq
+            where.setdefault(pair, set()).add(w)
+    return counts, where
+
+
+def _apply_merge(words, freqs, where, pair: tuple[int, int], new_id: int) -> Counter:
+    """Merge ``pair`` into ``new_id`` in every chunk that holds it (updating ``words`` and
+    ``where``); return the change of each pair's count."""
+    change: Counter = Counter()
+    for w in where.pop(pair):
+        ids, freq = words[w], freqs[w]
+        for p in zip(ids, ids[1:]):
+            change[p] -= freq
+        ids = words[w] = merge_pair(ids, pair, new_id)
+        for p in zip(ids, ids[1:]):
+            change[p] += freq
+            where.setdefault(p, set()).add(w)
+    return change
+
+
 def _train_merges(chunks: Counter, n_merges: int) -> list[tuple[int, int]]:
     """Learn up to ``n_merges`` merges from chunks (bytes -> frequency); the merges in order.
 
@@ -120,12 +139,7 @@ def _train_merges(chunks: Counter, n_merges: int) -> list[tuple[int, int]]:
     that contain the merged pair. Stops early when no pair occurs twice.
     """
     words, freqs = [list(chunk) for chunk in chunks], list(chunks.values())
-    counts: Counter = Counter()
-    where: dict[tuple[int, int], set[int]] = {}
-    for w, (ids, freq) in enumerate(zip(words, freqs)):
-        for pair in zip(ids, ids[1:]):
-            counts[pair] += freq
-            where.setdefault(pair, set()).add(w)
+    counts, where = _index_pairs(words, freqs)
     heap = [(-c, pair) for pair, c in counts.items()]
     heapq.heapify(heap)
     merges = []
@@ -134,19 +148,10 @@ def _train_merges(chunks: Counter, n_merges: int) -> list[tuple[int, int]]:
         if counts.get(pair, 0) != -neg:
             continue  # a stale entry: the count changed after it was pushed
         if -neg < 2:
-            break  # merging a pair that occurs once compresses nothing
+            break  # the most frequent pair occurs once: nothing repeats any more
         new_id = 256 + len(merges)
         merges.append(pair)
-        touched: Counter = Counter()
-        for w in where.pop(pair):
-            ids, freq = words[w], freqs[w]
-            for p in zip(ids, ids[1:]):
-                touched[p] -= freq
-            ids = words[w] = merge_pair(ids, pair, new_id)
-            for p in zip(ids, ids[1:]):
-                touched[p] += freq
-                where.setdefault(p, set()).add(w)
-        for p, change in touched.items():
+        for p, change in _apply_merge(words, freqs, where, pair, new_id).items():
             if change:
                 counts[p] += change
                 if counts[p] > 0:
@@ -158,9 +163,8 @@ def _train_merges(chunks: Counter, n_merges: int) -> list[tuple[int, int]]:
 
 
 class ByteBPE:
-    """Byte-level BPE: ``merges`` maps a pair of ids to the id it makes, in the order learned
-    (the **rank**: encoding applies the earliest merge first). ``byte_ids[b]``: the id of byte b.
-    """
+    """Byte-level BPE. ``merges``: pair of ids -> the id it makes, in rank order (earliest first);
+    ``byte_ids[b]``: the id of byte b."""
 
     def __init__(self, merges: dict[tuple[int, int], int], byte_ids: Iterable[int] | None = None):
         self.byte_ids, self.merges, self.vocab = check_merges(merges, byte_ids)
@@ -190,24 +194,17 @@ class ByteBPE:
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """Concatenate the bytes of ``ids`` (a list, a NumPy array or a 1-d tensor of integers)."""
-        try:
-            return b"".join([self._decoder[i] for i in check_ids(ids)])
-        except KeyError as error:
-            raise ValueError(
-                f"id {error.args[0]} is not in the vocabulary (ids 0..{self.vocab_size - 1})"
-            ) from None
+        return b"".join([self._decoder[i] for i in check_ids(ids, self._decoder)])
 
     def decode(self, ids: Iterable[int]) -> str:
         """Decode ``ids``; bytes that are not valid UTF-8 become U+FFFD, as in tiktoken."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    @property
-    def vocab_size(self) -> int:
-        """Number of ids: one more than the largest id."""
+    def __len__(self) -> int:
+        """One more than the largest id: the rows an embedding table for these ids needs."""
         return 1 + max(self._decoder)
 
-    def __len__(self) -> int:
-        return self.vocab_size
+    vocab_size = property(__len__)  # tok.vocab_size == len(tok)
 
 
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -217,15 +214,15 @@ GPT4_SPLIT_PATTERN = (
 )
 
 
-CACHE_SIZE, CACHE_CHUNK_BYTES = 65_536, 256
-
-
 def _count_chunks(texts: Iterable[str], compiled: regex.Pattern) -> Counter:
     """Count the UTF-8 chunks of ``texts`` under a compiled pre-split pattern."""
     chunks: Counter = Counter()
     for text in texts:
         chunks.update(c.encode("utf-8") for c in compiled.findall(_valid_unicode(text)))
     return chunks
+
+
+CACHE_SIZE, CACHE_CHUNK_BYTES = 65_536, 256
 
 
 class RegexBPE(ByteBPE):
@@ -306,19 +303,11 @@ class SpecialBPE(RegexBPE):
     def __init__(self, merges, pattern=GPT4_SPLIT_PATTERN, special_tokens=None, byte_ids=None):
         super().__init__(merges, pattern, byte_ids)
         self.special_tokens = check_special_ids(special_tokens, self.vocab)
-        self._decoder = {
-            **self.vocab,
-            **{i: s.encode("utf-8") for s, i in self.special_tokens.items()},
-        }
+        specials = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
+        self._decoder = {**self.vocab, **specials}
 
     @classmethod
-    def train(
-        cls,
-        text: str,
-        vocab_size: int,
-        special_tokens: Iterable[str] = (),
-        pattern: str = GPT4_SPLIT_PATTERN,
-    ):
+    def train(cls, text: str, vocab_size: int, special_tokens=(), pattern=GPT4_SPLIT_PATTERN):
         """Learn up to ``vocab_size - 256 - len(special_tokens)`` merges (fewer if no pair repeats).
 
         Special tokens found in ``text`` separate it and are never merged.
@@ -359,8 +348,8 @@ class BPETokenizer(SpecialBPE):
     """
 
     def encode_iterable(self, texts: Iterable[str], allowed_special="none_raise") -> Iterator[int]:
-        """Yield the ids of ``"".join(texts)`` (e.g. an open file), holding only a short tail."""
-        return _encode_iterable(self, texts, allowed_special)
+        """Yield the ids of ``"".join(texts)`` (e.g. an open file), a block of text at a time."""
+        return chain.from_iterable(_encode_blocks(self, texts, allowed_special))
 
     @classmethod
     def from_tiktoken(cls, encoding) -> "BPETokenizer":
@@ -399,44 +388,81 @@ class BPETokenizer(SpecialBPE):
         )
 
 
-def _safe_cut(tok: "BPETokenizer", buffer: str, allowed: set[str]) -> int:
-    """The last p such that, whatever follows ``buffer``, its ids = ids of ``buffer[:p]`` + the rest."""
+_SURROGATE = regex.compile(r"[\ud800-\udfff]")  # halves of UTF-16 surrogate pairs
+
+
+def _safe_cut(
+    tok: "BPETokenizer", buffer: str, pieces: list[str], allowed: set[str]
+) -> tuple[int, int, list[str]]:
+    """The last safe cut ``p`` of ``buffer`` (0 if none) and what lies before it: the first ``k``
+    ``pieces`` (``_split_specials(buffer, allowed)``) whole, and ``head``, the chunks of piece
+    ``k`` before ``p``. Returns ``(p, k, head)``."""
     limit = len(buffer) - max(map(len, tok.special_tokens), default=1) + 1
-    best, start = 0, 0
-    for piece in _split_specials(buffer, allowed):
-        end = start + len(piece)
-        if piece in allowed:  # both ends of a special token are safe cuts
-            best = max([best] + [p for p in (start, end) if p <= limit])
-        else:
-            starts = [start + match.start() for match in tok._compiled.finditer(piece)]
-            for p in starts[:-1] if end == len(buffer) else starts:  # the last chunk may grow
+    end = len(buffer)
+    for k in reversed(range(len(pieces))):  # walk back from the end of the buffer
+        piece = pieces[k]
+        start = end - len(piece)
+        if piece in allowed:  # both ends of an allowed special token are safe
+            if end <= limit:
+                return end, k + 1, []
+            if start <= limit:
+                return start, k, []
+            end = start
+            continue
+        chunks = tok._compiled.findall(piece)
+        if len("".join(chunks)) == len(piece):  # (a pattern that skips text: no cut inside)
+            p = end
+            for j in reversed(range(len(chunks))):
+                after, p = p, p - len(chunks[j])  # chunk j is buffer[p:after]
                 if (
-                    0 < p <= limit
+                    after < len(buffer)
+                    and 0 < p <= limit
                     and not buffer[p - 1].isspace()
-                    and not _has_surrogate(buffer[p - 1 : p + 1])
+                    and not _SURROGATE.search(buffer, p - 1, p + 1)
                 ):
-                    best = max(best, p)
-        start = end
-    return best
+                    return p, k, chunks[:j]
+        end = start
+    return 0, 0, []
 
 
-def _has_surrogate(text: str) -> bool:
-    return any("\ud800" <= c <= "\udfff" for c in text)
+_BLOCK_CHARS = 1 << 16  # encode_iterable encodes text in blocks of at least this many characters
 
 
-def _encode_iterable(tok: "BPETokenizer", texts: Iterable[str], allowed_special) -> Iterator[int]:
+def _encode_cut(
+    tok: "BPETokenizer", pieces: list[str], allowed: set[str], head: list[str]
+) -> list[int]:
+    """The ids of whole ``pieces`` (special tokens and the text between them), then of ``head``."""
+    ids: list[int] = []
+    for piece in pieces:
+        ids += [tok.special_tokens[piece]] if piece in allowed else tok.encode_ordinary(piece)
+    text = "".join(head)
+    if _SURROGATE.search(text):  # encode_ordinary repairs them first, which can change the chunks
+        return ids + tok.encode_ordinary(text)
+    for chunk in head:
+        ids.extend(tok._encode_chunk(chunk.encode("utf-8")))
+    return ids
+
+
+def _encode_blocks(tok: "BPETokenizer", texts: Iterable[str], allowed_special) -> Iterator[list]:
+    """The ids of ``"".join(texts)``, a list per block; each block ends at a safe cut."""
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
         raise TypeError(
             f"texts must be an iterable of str (e.g. an open file), got {type(texts).__name__}; use encode()"
         )
-    buffer = ""
+    rest, lines, size, wait = "", [], 0, _BLOCK_CHARS
     for text in texts:
-        buffer += check_text(text, "each item of texts")
-        cut = _safe_cut(tok, buffer, _allowed_specials(tok.special_tokens, buffer, allowed_special))
-        if cut:
-            yield from tok.encode(buffer[:cut], allowed_special)
-            buffer = buffer[cut:]
-    yield from tok.encode(buffer, allowed_special)
+        lines.append(check_text(text, "each item of texts"))
+        size += len(text)
+        if size < wait:
+            continue
+        block, lines, size = rest + "".join(lines), [], 0
+        allowed = _allowed_specials(tok.special_tokens, block, allowed_special)
+        pieces = _split_specials(block, allowed)
+        cut, k, head = _safe_cut(tok, block, pieces, allowed)
+        yield _encode_cut(tok, pieces[:k], allowed, head)
+        rest = block[cut:]
+        wait = max(_BLOCK_CHARS, len(rest))  # no cut found: wait for as much text again
+    yield tok.encode(rest + "".join(lines), allowed_special)
 
 
 def _bpe_split(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:

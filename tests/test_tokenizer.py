@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import threading
+from unittest import mock
 
 import pytest
 from hypothesis import example, given, settings
@@ -1071,16 +1072,15 @@ def test_concurrent_saves_never_leave_a_corrupt_file(trained, tmp_path):
 
 
 class _Chunks(BPETokenizer):
-    """A tokenizer whose 'ids' are its chunks and special tokens: shows where text was cut."""
+    """A tokenizer whose 'ids' are its chunks (as bytes) and special ids: shows where text was cut."""
 
-    def encode(self, text, allowed_special="none_raise"):
-        from llmbook.tokenizer import _allowed_specials, _split_specials
+    def _encode_chunk(self, chunk):
+        return [chunk]
 
-        allowed = _allowed_specials(self.special_tokens, text, allowed_special)
-        out = []
-        for piece in _split_specials(text, allowed):
-            out += [piece] if piece in allowed else self._compiled.findall(piece)
-        return out
+
+def _blocks_of(size):
+    """Let encode_iterable encode a block as soon as it holds ``size`` characters."""
+    return mock.patch.object(llmbook.tokenizer, "_BLOCK_CHARS", size)
 
 
 STREAM_ALPHABET = st.sampled_from(
@@ -1117,34 +1117,112 @@ STREAM_ALPHABET = st.sampled_from(
 @pytest.mark.parametrize("name", ["gpt2", "cl100k_base", "o200k_base"])
 @settings(max_examples=150, deadline=None)
 @given(parts=st.lists(st.lists(STREAM_ALPHABET, max_size=6).map("".join), max_size=8))
+@example(parts=["\ud83c \nx ", "       'LL"])  # a cut after whitespace would split "   'LL"
+@example(parts=["\ud83c \n\u0558 ", "       'LL"])
 def test_encode_iterable_cuts_like_the_whole_text(tiktoken_encoding, name, parts):
     pattern = tiktoken_encoding(name)._pat_str
     tok = _Chunks({}, pattern, {EOT: 256})
     text = "".join(parts)
     for mode in ("all", "none"):
-        assert list(tok.encode_iterable(parts, allowed_special=mode)) == tok.encode(text, mode)
+        whole = tok.encode(text, mode)
+        for block in (1, 4):  # a block after every item, or after a few characters
+            with _blocks_of(block):
+                assert list(tok.encode_iterable(parts, allowed_special=mode)) == whole
 
 
 @settings(max_examples=60, deadline=None)
 @given(parts=st.lists(st.text(max_size=15), max_size=10))
 def test_encode_iterable_equals_encode(trained, parts):
     text = "".join(parts)
-    assert list(trained.encode_iterable(parts, allowed_special="none")) == trained.encode(
-        text, "none"
-    )
+    for block in (1, 7, 1 << 16):
+        with _blocks_of(block):
+            streamed = list(trained.encode_iterable(parts, allowed_special="none"))
+        assert streamed == trained.encode(text, "none")
 
 
-def test_encode_iterable_on_a_file_with_bounded_memory(trained, tmp_path):
+STRADDLING = {  # items across which a chunk, a special token or a character runs
+    "blank-line": ["Once upon a time.\n", "\n", "The end."],
+    "words": ["hel", "lo wor", "ld"],
+    "contraction-and-digits": ["I don", "'T know", " 12", "345 times"],
+    "special-in-three": ["end.", "<|endof", "text|>", "Once"],
+    "spaces-and-crlf": ["  ", "  indented\r", "\n", "   \n", "x"],
+    "punctuation-newline": ["Stop!", "\n", "\n  Go", "."],
+    "surrogate-pair": ["a\ud83c", "\udf45b c"],
+    # U+1D400 is a letter: once repaired, "x\U0001d400yabc..." is one chunk, while the unrepaired
+    # text has a chunk start before "y" that must not be taken for a cut.
+    "surrogate-letter": ["x\ud835\udc00", "yabcdefghijklmnop z"],
+    "surrogate-letter-split": ["x\ud835", "\udc00yabcdefghijklmnop z"],
+}
+
+
+@pytest.mark.parametrize("block", [1, 5, 1 << 16])
+@pytest.mark.parametrize("parts", STRADDLING.values(), ids=STRADDLING.keys())
+def test_encode_iterable_equals_encode_where_chunks_straddle_items(trained, parts, block):
+    parts = ["Once upon a time, a dog sat on a mat. ", *parts, " And so on, and so on."]
+    text = "".join(parts)
+    with _blocks_of(block):
+        assert list(trained.encode_iterable(parts, "all")) == trained.encode(text, "all")
+        for tok in [  # with and without a special token (which keeps cuts 12 characters back)
+            _Chunks({}, GPT4_SPLIT_PATTERN, {EOT: 256}),
+            _Chunks({}, GPT4_SPLIT_PATTERN),
+            _Chunks({}, GPT2_SPLIT_PATTERN),
+        ]:
+            for mode in ("all", "none"):
+                assert list(tok.encode_iterable(parts, mode)) == tok.encode(text, mode)
+
+
+def test_encode_iterable_on_a_file_reads_a_block_at_a_time(trained, tmp_path):
+    from llmbook.tokenizer import _BLOCK_CHARS, CACHE_SIZE
+
+    text = TRAINING_TEXT * 60  # about 250 kB: several blocks
     path = tmp_path / "big.txt"
-    path.write_text(TRAINING_TEXT * 20, encoding="utf-8")
-    with open(path, encoding="utf-8") as lines:
-        streamed = list(trained.encode_iterable(lines, allowed_special="all"))
-    assert streamed == trained.encode(TRAINING_TEXT * 20, allowed_special="all")
-    from llmbook.tokenizer import CACHE_SIZE, _encode_iterable, _safe_cut
+    path.write_text(text, encoding="utf-8")
+    with open(path, encoding="utf-8") as file:
+        assert list(trained.encode_iterable(file, allowed_special="all")) == trained.encode(
+            text, allowed_special="all"
+        )
+    lines, read = text.splitlines(keepends=True), 0
 
-    assert CACHE_SIZE <= 65_536 and callable(_encode_iterable)
-    # The tail kept between lines is short: a cut exists within each line of ordinary text.
-    assert _safe_cut(trained, "Once upon a time, a little", set()) > 0
+    def counted():
+        nonlocal read
+        for line in lines:
+            read += len(line)
+            yield line
+
+    ids = trained.encode_iterable(counted(), allowed_special="all")
+    first = next(ids)  # the first block's ids come before the rest of the text is read
+    assert _BLOCK_CHARS <= read <= _BLOCK_CHARS + max(map(len, lines)) < len(text)
+    assert [first, *ids] == trained.encode(text, allowed_special="all")
+    assert CACHE_SIZE <= 65_536
+
+
+def test_safe_cut_keeps_a_short_rest():
+    from llmbook.tokenizer import _safe_cut, _split_specials
+
+    def cut(tok, buffer, allowed):
+        pieces = _split_specials(buffer, allowed)
+        p, k, head = _safe_cut(tok, buffer, pieces, allowed)
+        assert "".join(pieces[:k] + head) == buffer[:p]  # what lies before the cut, exactly
+        return buffer[p:]
+
+    tok = BPETokenizer({}, GPT4_SPLIT_PATTERN, {EOT: 256})
+    assert cut(tok, "Once upon a time, a little", {EOT}) == " time, a little"  # 12 wait
+    assert cut(tok, "The end.<|endoftext|>Once upon a ti", {EOT}) == "Once upon a ti"
+    assert cut(tok, "The end.<|endoftext|>", {EOT}) == "<|endoftext|>"  # a longer one may follow
+    assert cut(tok, "a" * 40 + " b" * 10, {EOT}) == " b" * 6
+    assert cut(tok, "  \n  ", {EOT}) == "  \n  "  # whitespace only: no cut
+    no_specials = BPETokenizer({}, GPT4_SPLIT_PATTERN)
+    assert cut(no_specials, "Once upon a time, a little", set()) == " a little"
+
+
+def test_encode_iterable_with_a_pattern_that_skips_text():
+    parts = ["once, upon; a time: ", "there was a dog", " and a cat. ", EOT, "the end", " of it."]
+    text = "".join(parts)
+    # \w+ drops spaces and punctuation (encode drops them too): streaming must drop the same.
+    for tok in [_Chunks({}, r"\w+", {EOT: 256}), _Chunks({}, r"\w+"), BPETokenizer({}, r"\w+")]:
+        for block in (1, 10):
+            with _blocks_of(block):
+                assert list(tok.encode_iterable(parts, "all")) == tok.encode(text, "all")
 
 
 def test_chunk_cache_is_bounded():

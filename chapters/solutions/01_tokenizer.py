@@ -5,7 +5,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -72,10 +72,12 @@ for name, source in [("recipe", recipe), ("100k chars of stories", stories[:100_
 # ## Exercise 2: merges by hand
 #
 # `abababcab` is bytes `a b a b a b c a b`. Pair counts: `ab` 4, `ba` 2, `bc` 1, `ca` 1, so
-# merge 1 is `ab` -> 256, giving `256 256 256 c 256`. Now `(256, 256)` occurs twice (the
-# overlapping pairs at positions 0-1 and 1-2), so merge 2 is `(256, 256)` -> 257. Replacing left
-# to right gives `257 256 c 256`. Every pair now occurs once: there is **no third merge**; the
-# naive trainer stops, because merging a pair that occurs once would not shorten anything.
+# merge 1 is `ab` -> 256, giving `256 256 256 c 256`. Now `(256, 256)` is counted twice (the
+# overlapping pairs at positions 0-1 and 1-2: counts include overlaps, as `aa` in `aaa` did in
+# the chapter), so merge 2 is `(256, 256)` -> 257, although only one of the two can be
+# replaced: left to right gives `257 256 c 256`. Every pair now occurs once: there is **no
+# third merge**. The trainers stop when the most frequent pair occurs only once: a token for it
+# would stand for one spot of the training text, not for a pattern that repeats.
 
 # %%
 ids = list(b"abababcab")

@@ -26,6 +26,7 @@ __all__ = [
     "check_special_ids",
     "check_special_names",
     "check_text",
+    "check_word_vocab",
     "hf_tokenizer_files",
     "read_merges_txt",
     "read_tokenizer_json",
@@ -53,17 +54,36 @@ def check_id(value: object, name: str) -> int:
     return int(value)
 
 
-def check_ids(ids: object) -> Iterator[int]:
-    """Yield the items of ``ids`` (any iterable of integers) as ints; no bools, no strings."""
+def check_ids(ids: object, vocab: dict[int, object] | None = None) -> Iterator[int]:
+    """Yield the items of ``ids`` (any iterable of integers) as ints; no bools, no strings.
+
+    With ``vocab`` (a dict keyed by id), an id it lacks raises ``ValueError`` naming the id.
+    """
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
         raise TypeError(f"ids must be an iterable of integers, got {type(ids).__name__}")
     for i in ids:
         if isinstance(i, bool):
             raise TypeError(f"ids must be integers, got bool ({i!r})")
         try:
-            yield operator.index(i)  # Python, NumPy and 0-d tensor integers
+            i = operator.index(i)  # Python, NumPy and 0-d tensor integers
         except TypeError:
             raise TypeError(f"ids must be integers, got {type(i).__name__}") from None
+        if vocab is not None and i not in vocab:
+            raise ValueError(f"id {i} is not in the vocabulary (ids 0..{max(vocab, default=-1)})")
+        yield i
+
+
+def check_word_vocab(vocab: object, unk_token: str) -> tuple[dict[str, int], dict[int, str]]:
+    """Check a word-level ``{word: id}`` vocabulary that holds ``unk_token``; return a copy of it
+    and its inverse ``{id: word}`` (two words may not share an id)."""
+    if not isinstance(vocab, dict):
+        raise TypeError(f"vocab must be a dict {{word: id}}, got {type(vocab).__name__}")
+    if unk_token not in vocab:
+        raise ValueError(f"unk_token {unk_token!r} must be in the vocabulary")
+    inverse = {i: word for word, i in vocab.items()}
+    if len(inverse) != len(vocab):
+        raise ValueError("vocab maps two tokens to the same id")
+    return dict(vocab), inverse
 
 
 def check_pattern(pattern: object) -> regex.Pattern:
