@@ -57,7 +57,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.checks import check_int
-from llmbook.checks.generation import check_kv_cache
 from llmbook.checks.model import (  # noqa: F401 (MLPS, NORMS, POSITIONS: see below)
     MLPS,
     NORMS,
@@ -340,12 +339,7 @@ assert swiglu_hidden_size(4096, multiple_of=1024, ffn_dim_multiplier=1.3) == 143
 # %% [markdown]
 # ## 4. The exported model
 #
-# Two small factories turn the `norm` and `mlp` fields into chapter 6's modules. The block is
-# then section 1's, with the parts chosen by the configuration. Every block receives the *same*
-# `RotaryEmbedding` object (it holds no weights), so a printed model shows that one object
-# several times: as `rotary_emb` of the decoder and as `rope` inside every attention block.
-# A block also takes optional `positions` and an `attn_mask`, which it passes to attention:
-# chapter 9 needs both for left-padded batches.
+# Two small factories turn the `norm` and `mlp` fields into chapter 6's modules.
 
 
 # %%
@@ -366,23 +360,13 @@ def make_mlp(config: ModelConfig) -> nn.Module:
 
 
 # %% [markdown]
-# What a block computes in this chapter and the next is section 1's forward plus three
-# things: the positions and the mask, passed on to attention, and the residual dropout that
-# training may switch on (on each branch's output). As a function of a block:
-
-
-# %%
-def block_forward(block, x, positions=None, attn_mask=None):  # (B, T, C) -> (B, T, C)
-    h = block.self_attn(block.input_layernorm(x), positions, attn_mask=attn_mask)
-    x = x + block.dropout(h)  # (B, T, C)
-    return x + block.dropout(block.mlp(block.post_attention_layernorm(x)))
-
-
-# %% [markdown]
-# The exported block computes exactly this (section 5 checks it). Its `forward` also takes
-# chapter 9's `kv_cache` and the block's index in the stack, `layer_idx`: with a cache, the
-# block keeps the keys and values of the tokens it has seen and attends over all of them. Read
-# the `else` branch in chapter 9; until then the cache is `None`.
+# The block is then section 1's, with the parts chosen by the configuration, and its `forward`
+# adds three things: optional `positions` and an `attn_mask`, passed on to attention (chapter 9
+# needs both for batches of prompts of different lengths), and the residual dropout that
+# training may switch on, applied to each branch's output before it is added to the stream.
+# Every block receives the *same* `RotaryEmbedding` object (it holds no weights), so a printed
+# model shows that one object several times: as `rotary_emb` of the decoder and as `rope`
+# inside every attention block.
 
 
 # %%
@@ -411,19 +395,12 @@ class TransformerBlock(nn.Module):
         self.mlp = make_mlp(config)
         self.dropout = nn.Dropout(config.dropout)  # on each branch's output, while training
 
-    def forward(self, x, positions=None, attn_mask=None, kv_cache=None, layer_idx=0):
+    def forward(self, x, positions=None, attn_mask=None):
         """``x (B, T, C)`` -> ``(B, T, C)``. ``positions`` (``(T,)`` or ``(B, T)``, default
-        ``0 .. T - 1``) rotate q and k; ``attn_mask`` (boolean, broadcast to ``(B, 1, T, Tk)``,
-        True = may attend) joins the causal mask. With a ``kv_cache`` (chapter 9), this block's
-        keys and values go to its slot ``layer_idx`` and ``x`` attends over the cached tokens
-        too (``Tk = cached + T``). Unchecked here: :meth:`DecoderLM.forward` checks once."""
-        h = self.input_layernorm(x)
-        if kv_cache is None:
-            h = self.self_attn(h, positions, attn_mask=attn_mask)
-        else:  # chapter 9: keys and values of the earlier tokens come from the cache
-            q, k, v = self.self_attn.project(h, positions)
-            k, v = kv_cache.update(layer_idx, k, v)  # (B, H_kv, cached + T, D)
-            h = self.self_attn.attend(q, k, v, attn_mask)
+        ``0 .. T - 1``) rotate q and k; ``attn_mask`` (boolean, broadcast to ``(B, 1, T, T)``,
+        True = may attend) joins the causal mask. Unchecked here: :meth:`DecoderLM.forward`
+        checks once."""
+        h = self.self_attn(self.input_layernorm(x), positions, attn_mask=attn_mask)
         x = x + self.dropout(h)  # (B, T, C)
         return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
 
@@ -458,18 +435,18 @@ class Decoder(nn.Module):
         )
         self.norm = make_norm(config)
 
-    def forward(self, ids, positions=None, attn_mask=None, kv_cache=None) -> torch.Tensor:
+    def forward(self, ids, positions=None, attn_mask=None) -> torch.Tensor:
         """``ids (B, T)`` -> final hidden vectors ``(B, T, C)``, before the LM head.
-        ``positions``, ``attn_mask`` and ``kv_cache`` as in :meth:`TransformerBlock.forward`;
-        unchecked here (:meth:`DecoderLM.forward` checks them)."""
+        ``positions`` and ``attn_mask`` as in :meth:`TransformerBlock.forward`; unchecked here
+        (:meth:`DecoderLM.forward` checks them)."""
         ### BEGIN SOLUTION
-        # TASK: embed (+ learned positions if any), dropout, every layer (index i), final norm
+        # TASK: embed (+ learned positions if any), dropout, every layer, final norm
         x = self.embed_tokens(ids)  # (B, T, C)
         if self.embed_positions is not None:
             x = x + self.embed_positions(ids.shape[1] if positions is None else positions)
         x = self.dropout(x)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, positions, attn_mask, kv_cache, i)  # (B, T, C)
+        for layer in self.layers:
+            x = layer(x, positions, attn_mask)  # (B, T, C)
         return self.norm(x)
         ### END SOLUTION
 
@@ -536,21 +513,13 @@ class DecoderLM(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
         init_weights(self, config.init_std, config.n_layers)
 
-    def forward(self, ids, targets=None, positions=None, attn_mask=None, kv_cache=None):
+    def forward(self, ids, targets=None, positions=None, attn_mask=None):
         """``ids (B, T)`` -> logits ``(B, T, V)``; with ``targets (B, T)`` (-100: ignored),
         ``(logits, loss)``. ``positions``: ``(T,)`` or ``(B, T)``; ``attn_mask``: boolean
-        ``(B, 1, T, cached + T)``, True = may attend (a ``(B, T)`` padding mask of 1/0 goes in
-        as ``mask[:, None, None, :].bool()``); ``kv_cache``: chapter 9. All checked
-        (``check_inputs``, and ``check_kv_cache``: the cache must fit this model and batch)."""
-        cached = 0
-        if kv_cache is not None:  # chapter 9: the new tokens come after the cached ones
-            check_id_batch(ids, "ids", self.config.vocab_size)  # the cache check needs B
-            check_kv_cache(kv_cache, self.config, ids)  # layers, batch, K/V heads, head_dim
-            cached = kv_cache.length
-            if positions is None:
-                positions = cached + torch.arange(ids.shape[1], device=ids.device)
-        check_inputs(self.config, ids, targets, positions, attn_mask, cached)
-        logits = self.lm_head(self.model(ids, positions, attn_mask, kv_cache))  # (B, T, V)
+        ``(B, 1, T, T)``, True = may attend (a ``(B, T)`` padding mask of 1/0 goes in as
+        ``mask[:, None, None, :].bool()``). All checked, by ``check_inputs``."""
+        check_inputs(self.config, ids, targets, positions, attn_mask)
+        logits = self.lm_head(self.model(ids, positions, attn_mask))  # (B, T, V)
         if targets is None:
             return logits
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
@@ -598,15 +567,15 @@ assert all(layer.self_attn.rope is model.model.rotary_emb for layer in model.mod
 # ## 5. Shapes through the whole forward pass
 #
 # ```mermaid
-# flowchart LR
-#     a["input_ids<br/>(1, T)"] --> b["embed_tokens<br/>(1, T, C)"]
-#     b --> c["L blocks<br/>(1, T, C) each"]
-#     c --> d["norm<br/>(1, T, C)"]
-#     d --> e["lm_head<br/>(1, T, V)"]
-#     e --> f["last position<br/>(1, V)"]
-#     f --> g["softmax<br/>(1, V) sums to 1"]
-#     g --> h["next id<br/>(1, 1)"]
-#     h -->|"appended: (1, T + 1), run again"| a
+# flowchart TB
+#     a["input_ids (1, T)"] --> b["embed_tokens (1, T, C)"]
+#     b --> c["L blocks (1, T, C)"]
+#     c --> d["norm (1, T, C)"]
+#     d --> e["lm_head (1, T, V)"]
+#     e --> f["last position (1, V)"]
+#     f --> g["softmax (1, V)"]
+#     g --> h["next id (1, 1)"]
+#     h -->|"append: (1, T + 1)"| a
 # ```
 #
 # The running example through `stories-small` ($C = 128$, 4 blocks, $V = 2{,}048$), one stage at
@@ -619,7 +588,7 @@ with torch.no_grad():
     print("input_ids          ", tuple(ids.shape))
     print("embed_tokens       ", tuple(x.shape))
     for i, layer in enumerate(model.model.layers):
-        x = block_forward(layer, x)  # = layer(x): the exported forward without a cache
+        x = layer(x)  # (1, T, C)
         print(f"after block {i}      ", tuple(x.shape))
     x = model.model.norm(x)
     logits = model.lm_head(x)
@@ -634,10 +603,10 @@ assert next_id.item() == model(ids)[0, -1].argmax().item()
 
 # %% [markdown]
 # Softmax is applied to the `vocab_size` logits of the last position, never to the hidden
-# vector. Stepping through by hand, with `block_forward` for each block, gave the same logits
-# as `model(ids)`. Which id comes next we leave unprinted: in an untrained model the logits are
-# nearly equal, so the top one can change with the last bits of the random weights (section 7
-# looks at the text such a model writes).
+# vector. Stepping through by hand, block by block, gave the same logits as `model(ids)`.
+# Which id comes next we leave unprinted: in an untrained model the logits are nearly equal, so
+# the top one can change with the last bits of the random weights (section 7 looks at the text
+# such a model writes).
 #
 # ## 6. Counting parameters, and the memory they take
 #

@@ -30,14 +30,15 @@
 #    their chain, and seeded, reproducible sampling.
 # 3. Stopping: end-of-text and stop tokens, stop strings, a maximum length, and cropping to the
 #    context window.
-# 4. A preallocated **KV cache** threaded through chapter 7's model: the same tokens and logits
-#    as recomputation, its speed-up measured over the length of the text, and its memory (and how grouped-query attention
-#    shrinks it).
+# 4. A preallocated **KV cache**, and a forward pass of chapter 7's model that uses it: the
+#    same tokens and logits as recomputation, its speed-up measured over the length of the
+#    text, and its memory (and how grouped-query attention shrinks it).
 # 5. Batches of prompts of different lengths (left padding, a padding mask, positions per row),
 #    chat templates, and streaming tokens as they are produced.
 #
 # The code this chapter exports lives in `llmbook.generation`: `generate`, `stream_generate`,
-# the filters, `KVCache`, `kv_cache_bytes`, `left_pad`, `stream_text` and `llama3_chat_prompt`.
+# the filters, `KVCache`, `forward_with_cache`, `kv_cache_bytes`, `left_pad`, `stream_text` and
+# `llama3_chat_prompt`.
 # The command `llmbook generate` runs it from a terminal.
 
 # %%
@@ -61,11 +62,14 @@ from llmbook.checks.generation import (
     as_prompts,
     check_cache_sizes,
     check_cache_update,
+    check_cached_forward,
     check_messages,
+    check_next_token_args,
     check_prompts,
     check_sampling,
     check_stop,
 )
+from llmbook.multihead import apply_rope
 
 # %%
 torch.manual_seed(0)
@@ -387,7 +391,8 @@ Processor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 def logits_processors(
     temperature=1.0, top_k=None, top_p=None, min_p=None, repetition_penalty=None
 ) -> list[Processor]:
-    """The filters that are switched on, in order; each maps ``(logits (B, V), ids, mask)`` to logits."""
+    """The filters that are switched on, in order; each maps ``(logits (B, V), ids (B, T),
+    mask)`` to logits (``mask (B, T)``: True at real tokens, or None: no padding)."""
     chain: list[Processor] = []
     if repetition_penalty is not None and repetition_penalty != 1.0:
         chain.append(
@@ -500,24 +505,29 @@ for stop in (EOT, "The end.", [[tok.encode(" The")[0], tok.encode(" end")[0]]]):
 # **KV cache** keeps them. Generation then has two phases:
 #
 # ```mermaid
-# flowchart LR
-#     subgraph prefill["prefill: once, the whole prompt"]
-#         P["prompt ids<br/>(B, T)"] --> M1["model: T queries"]
-#         M1 --> K1["cache: k, v of T positions<br/>per layer (B, H_kv, T, D)"]
-#         M1 --> L1["logits of the last position<br/>(B, V) -> token T+1"]
+# flowchart TB
+#     subgraph prefill["prefill: once"]
+#         direction TB
+#         P["prompt (B, T)"] --> M1["model: T queries"]
+#         M1 --> K1["cache: T positions"]
+#         M1 --> L1["logits (B, V)"]
 #     end
-#     subgraph decode["decode: once per new token"]
-#         N["1 new id<br/>(B, 1)"] --> M2["model: 1 query<br/>attends to cache + itself"]
+#     subgraph decode["decode: per new token"]
+#         direction TB
+#         N["new id (B, 1)"] --> M2["model: 1 query"]
 #         K2["cache: t positions"] --> M2
-#         M2 --> K3["append k, v: t+1 positions"]
-#         M2 --> L2["logits (B, V) -> next token"]
+#         M2 --> K3["cache: t + 1"]
+#         M2 --> L2["logits (B, V)"]
 #     end
 #     K1 --> K2
 # ```
 #
-# The prefill is one ordinary forward pass over $T$ tokens (matrix products: fast per token).
-# Each decode step runs every layer on **one** token: its projections, its MLP, and one row of
-# attention over the cached keys. Queries are not cached: a past query is never used again.
+# The prefill is one ordinary forward pass over the $T$ tokens of the prompt (matrix products:
+# fast per token). It leaves in the cache, for every layer, the keys and values of the $T$
+# positions, `(B, H_kv, T, D)` each, and its last position's logits give token $T + 1$. Each
+# decode step runs every layer on **one** token: its projections, its MLP, and one row of
+# attention, its query over the cached keys and its own; its key and value are appended, and
+# its logits give the next token. Queries are not cached: a past query is never used again.
 #
 # The smallest version keeps, for every layer, a pair `(k, v)` and concatenates the new
 # token's to it. It walks chapter 7's model by hand (embedding, then each block's
@@ -627,11 +637,13 @@ class KVCache(KVStorage):
             c.n_layers, batch_size, c.n_kv_heads, max_len, c.head_dim, weight.dtype, weight.device
         )
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, check: bool = True):
         """Write ``k, v (B, H_kv, T, D)`` at positions ``length .. length + T - 1`` of ``layer``;
         return that layer's keys and values so far, ``(B, H_kv, length + T, D)``. The last
-        layer's update moves ``length`` on."""
-        check_cache_update(self, layer, k, v)  # this cache's layers, shapes and free room
+        layer's update moves ``length`` on. ``check=False``: for a caller that has checked
+        the cache against the model and the batch already (``forward_with_cache``)."""
+        if check:  # this cache's layers, shapes, dtype, device and free room
+            check_cache_update(self, layer, k, v)
         start, end = self.length, self.length + k.shape[2]
         ### BEGIN SOLUTION
         # TASK: write k, v at start:end of the layer; the last layer sets length; return :end
@@ -644,32 +656,94 @@ class KVCache(KVStorage):
 
 
 # %% [markdown]
-# The model must use it. Chapter 7's `DecoderLM.forward` takes `kv_cache=` and hands it, with
-# each layer's index, to the blocks; a block given a cache does what `forward_with_lists` did:
+# The model must use it. Chapter 7's `model(ids)` runs a text from scratch and has no place
+# for a cache. This chapter adds a second way to run the same model, `forward_with_cache(model,
+# ids, kv_cache)`: a function, rather than a subclass of `DecoderLM` or a hook inside its
+# blocks, so that the model you load stays the one `DecoderLM` and the whole of a cached
+# forward pass is written out in one place, top to bottom. It is `forward_with_lists` with
+# three changes:
 #
-# ```python
-# q, k, v = self.self_attn.project(h, positions)
-# k, v = kv_cache.update(layer_idx, k, v)  # (B, H_kv, length + T, D)
-# h = self.self_attn.attend(q, k, v, attn_mask)
-# ```
-#
-# The positions of the new tokens continue those in the cache: without `positions=`, the model
-# takes `length .. length + T - 1` (a RoPE model must rotate the new token to its true place,
-# not to position 0). Chapter 5's
-# `attend` already aligns $T_q$ queries with the **last** $T_q$ of $T_k$ keys, so query $i$
-# sees the keys up to its own position. One prefill and 40 decode steps give 41 rows of logits
-# (the prompt's last position and the 40 after it); one full forward pass over all the tokens,
-# without a cache, gives the same 41 rows among its own:
+# - the keys and values go through `kv_cache.update(i, k, v)`, which writes them in place
+#   (with `check=False`: the cache is checked against the model once per call, not per layer);
+# - RoPE's rotation is found once per call, not once per layer. Given `positions`, chapter 5's
+#   `project` computes their cosines and sines in every layer. Here the new tokens' rows of
+#   chapter 5's table (`RotaryEmbedding.table`, computed once), positions `length .. length +
+#   T - 1`, serve all the layers; positions given by the caller (a left-padded batch) get
+#   `cos_sin` once. `_project` is chapter 5's `project` with that rotation passed in;
+# - nothing drops out: a cache serves generation, in evaluation mode (`forward_with_cache`
+#   refuses a model in training mode that has dropout).
+
+
+# %%
+#| export
+def _project(attn, x, rotation=None):
+    """Chapter 5's ``attn.project(x, positions)`` with the rotation ``(cos, sin)`` of the
+    positions given (None: no RoPE): ``q (B, H, T, D)``, ``k, v (B, H_kv, T, D)``."""
+    (B, T, _), D = x.shape, attn.head_dim
+    q = attn.q_proj(x).view(B, T, -1, D).transpose(1, 2)  # (B, H, T, D)
+    k = attn.k_proj(x).view(B, T, -1, D).transpose(1, 2)  # (B, H_kv, T, D)
+    v = attn.v_proj(x).view(B, T, -1, D).transpose(1, 2)
+    if rotation is not None:
+        cos, sin = rotation
+        q, k = apply_rope(q, cos, sin, attn.rope.layout), apply_rope(k, cos, sin, attn.rope.layout)
+    return q, k, v
+
+
+def _forward_with_cache(model, ids, kv_cache, positions=None, attn_mask=None):
+    """:func:`forward_with_cache`, unchecked and without the LM head: ``(B, T, C)``."""
+    decoder, start, T = model.model, kv_cache.length, ids.shape[1]
+    rope, x = decoder.rotary_emb, decoder.embed_tokens(ids)  # x: (B, T, C)
+    if decoder.embed_positions is not None:  # GPT-2: a learned vector per position, added
+        if positions is None:  # the new tokens come after the cached ones
+            positions = torch.arange(start, start + T, device=ids.device)
+        x = x + decoder.embed_positions(positions)
+    rotation = None  # RoPE: (cos, sin) of the positions, found once for all the layers
+    if rope is not None and positions is None:  # start .. start + T - 1: rows of the table
+        rotation = [t[start:] for t in rope.table(start + T, ids.device)]  # (T, D) each
+    elif rope is not None:  # (T,) or (B, T) positions given (left padding): their angles
+        rotation = rope.cos_sin(positions)
+    for i, block in enumerate(decoder.layers):
+        q, k, v = _project(block.self_attn, block.input_layernorm(x), rotation)
+        k, v = kv_cache.update(i, k, v, check=False)  # (B, H_kv, start + T, D), checked once
+        x = x + block.self_attn.attend(q, k, v, attn_mask)  # T queries over start + T keys
+        x = x + block.mlp(block.post_attention_layernorm(x))
+    return decoder.norm(x)
+
+
+# %% [markdown]
+# Without `positions=`, the new tokens take positions `length .. length + T - 1`, after those
+# in the cache: a RoPE model must rotate a new token to its true place, not to position 0.
+# Chapter 5's `attend` already aligns $T_q$ queries with the **last** $T_q$ of $T_k$ keys, so
+# query $i$ sees the keys up to its own position. `forward_with_cache` is the function to call:
+# it checks its arguments as `model(ids)` does, and the cache against the model and the batch
+# (section 9), then adds the LM head.
+
+
+# %%
+#| export
+def forward_with_cache(model, ids, kv_cache, positions=None, attn_mask=None) -> torch.Tensor:
+    """``model(ids)`` for ``ids (B, T)`` that follow the ``kv_cache.length`` tokens whose keys
+    and values ``kv_cache`` holds; theirs are appended. Logits ``(B, T, V)``. ``positions``:
+    default ``length .. length + T - 1``; ``attn_mask``: ``(B, 1, T, length + T)``, True = may
+    attend. Checked (``check_cached_forward``); the model must be in evaluation mode."""
+    check_cached_forward(model, ids, kv_cache, positions, attn_mask)
+    return model.lm_head(_forward_with_cache(model, ids, kv_cache, positions, attn_mask))
+
+
+# %% [markdown]
+# One prefill and 40 decode steps give 41 rows of logits (the prompt's last position and the 40
+# after it); one full forward pass over all the tokens, without a cache, gives the same 41 rows
+# among its own:
 
 # %%
 cache = KVCache.for_model(model, batch_size=1, max_len=64)
 T0 = len(prompt_ids)  # the prompt's length
 ids = torch.tensor([prompt_ids])  # (1, T0)
 with torch.no_grad():
-    step_logits = [model(ids, kv_cache=cache)[:, -1]]  # prefill: T positions
+    step_logits = [forward_with_cache(model, ids, cache)[:, -1]]  # prefill: T positions
     for _ in range(40):
         ids = torch.cat([ids, step_logits[-1].argmax(-1, keepdim=True)], dim=1)
-        step_logits.append(model(ids[:, -1:], kv_cache=cache)[:, -1])  # at position length
+        step_logits.append(forward_with_cache(model, ids[:, -1:], cache)[:, -1])  # 1 position
     full = model(ids)  # (1, T, V): recomputed from scratch
 cached = torch.stack(step_logits, dim=1)  # (1, 41, V): positions T0 - 1 .. T0 + 39
 print("cache length", cache.length, "| k of layer 0", tuple(cache.k[0].shape))
@@ -693,12 +767,13 @@ assert diff < 1e-4 and same
 @torch.no_grad()
 def seconds_per_step(model, L, use_cache, steps=8):
     ids = torch.tensor([story_ids[: L - steps]])
-    cache = KVCache.for_model(model, 1, L) if use_cache else None
-    logits = model(ids, kv_cache=cache)[:, -1]  # not timed: the text so far
+    cache = KVCache.for_model(model, 1, L)
+    run = (lambda x: forward_with_cache(model, x, cache)) if use_cache else model
+    logits = run(ids)[:, -1]  # not timed: the text so far
     start = time.perf_counter()
     for _ in range(steps):
         ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
-        logits = model(ids[:, -1:] if use_cache else ids, kv_cache=cache)[:, -1]
+        logits = run(ids[:, -1:] if use_cache else ids)[:, -1]  # the new token, or all
     return (time.perf_counter() - start) / steps
 
 
@@ -857,26 +932,33 @@ assert torch.allclose(batch_logits, alone, atol=1e-4)
 # on the tokens the cache has not seen (the whole prompt at the first step, then one token),
 # else on the last `context_length` tokens. Once the text outgrows the context, the cache has
 # no room and the step falls back to recomputing the window, which is also what the uncached
-# loop does, so both give the same tokens everywhere.
+# loop does, so both give the same tokens everywhere. Only the last position's logits are
+# used, so the LM head, a $C \times V$ product per position, runs on that position alone.
+# The loop calls `_next_token_logits`, which takes `mask=None` for a batch without padding
+# and checks nothing: `generate` checked everything before the first step.
 
 
 # %%
 #| export
 def next_token_logits(model, ids, mask, cache: KVCache | None = None) -> torch.Tensor:
     """The logits ``(B, V)`` of the token after ``ids (B, T)``; ``mask (B, T)`` marks real
-    tokens (False: left padding). With ``cache``, only the tokens it lacks are run."""
-    padded = not bool(mask.all())
-    if cache is not None and ids.shape[1] <= cache.max_len:
-        start = cache.length
-        positions = mask_positions(mask)[:, start:]
-        attn_mask = mask[:, None, None, :] if padded else None  # (B, 1, 1, Tk)
-        return model(ids[:, start:], positions=positions, attn_mask=attn_mask, kv_cache=cache)[
-            :, -1
-        ]
-    window = model.config.context_length  # crop: the model sees the last window tokens
-    ids, mask = ids[:, -window:], mask[:, -window:]
-    attn_mask = mask[:, None, None, :] if padded else None
-    return model(ids, positions=mask_positions(mask), attn_mask=attn_mask)[:, -1]
+    tokens (False: left padding). With ``cache``, only the tokens it lacks are run. Checked."""
+    check_next_token_args(model, ids, mask, cache)
+    return _next_token_logits(model, ids, None if bool(mask.all()) else mask, cache)
+
+
+def _next_token_logits(model, ids, mask, cache=None) -> torch.Tensor:
+    """:func:`next_token_logits`, unchecked; ``mask`` None: no padding."""
+    if cache is None or ids.shape[1] > cache.max_len:  # crop: the last window tokens, no cache
+        ids = ids[:, -model.config.context_length :]
+        mask = None if mask is None else mask[:, -ids.shape[1] :]
+        start, run = 0, model.model  # chapter 7's Decoder: ids -> final hidden vectors
+    else:  # the tokens the cache lacks
+        start, run = cache.length, partial(_forward_with_cache, model, kv_cache=cache)
+    positions = None if mask is None else mask_positions(mask)[:, start:]
+    attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, Tk)
+    hidden = run(ids[:, start:], positions=positions, attn_mask=attn_mask)  # (B, T, C)
+    return model.lm_head(hidden[:, -1])  # (B, V)
 
 
 # %% [markdown]
@@ -932,17 +1014,19 @@ def stream_generate(
 @torch.no_grad()
 def _stream(model, prompts, max_new_tokens, chain, pick, stoppers, use_cache, pad_id):
     ids, mask = left_pad(prompts, pad_id, model.lm_head.weight.device)  # (B, T)
+    mask = mask if len({len(p) for p in prompts}) > 1 else None  # None: no padding
     length = min(ids.shape[1] + max_new_tokens, model.config.context_length)
     cache = KVCache.for_model(model, len(prompts), length) if use_cache else None
     done, was_training = [False] * len(prompts), model.training
     model.eval()
     try:
         for _ in range(max_new_tokens):
-            logits = next_token_logits(model, ids, mask, cache)  # (B, V)
+            logits = _next_token_logits(model, ids, mask, cache)  # (B, V)
             for process in chain:
                 logits = process(logits, ids, mask)
             new = pick(logits)  # (B,)
-            ids, mask = torch.cat([ids, new[:, None]], 1), F.pad(mask, (0, 1), value=True)
+            ids = torch.cat([ids, new[:, None]], 1)  # (B, T + 1)
+            mask = None if mask is None else F.pad(mask, (0, 1), value=True)
             step = [None if d else t for d, t in zip(done, new.tolist())]
             yield step
             done = [d or stopper(t) for d, stopper, t in zip(done, stoppers, step)]
@@ -1126,15 +1210,17 @@ print(
 # adds to it, see below):
 #
 # ```mermaid
-# flowchart LR
-#     M["messages<br/>[{role: system, content}, {role: user, content}]"] --> F["template<br/>one string"]
-#     F --> S["&lt;|begin_of_text|&gt;&lt;|start_header_id|&gt;system&lt;|end_header_id|&gt;\n\n...&lt;|eot_id|&gt;<br/>&lt;|start_header_id|&gt;user&lt;|end_header_id|&gt;\n\n...&lt;|eot_id|&gt;<br/>&lt;|start_header_id|&gt;assistant&lt;|end_header_id|&gt;\n\n"]
-#     S --> E["encode, specials allowed<br/>each marker = 1 id"]
+# flowchart TB
+#     M["messages: system, user"] --> F["template: one string"]
+#     F --> E["encode: a marker = 1 id"]
 #     E --> G["generate until &lt;|eot_id|&gt;"]
 # ```
 #
-# The prompt ends with the header of the assistant's turn, so what the model writes next is
-# the answer; it ends its turn with `<|eot_id|>`, which is the stop token.
+# The template writes each message as `<|start_header_id|>` role `<|end_header_id|>`, two line
+# breaks, the content and `<|eot_id|>`, after one `<|begin_of_text|>`, and ends with the header
+# of the assistant's turn, so what the model writes next is the answer (the string is printed
+# below). The markers are encoded with special tokens allowed, one id each. The model ends its
+# turn with `<|eot_id|>`, which is the stop token.
 
 # %%
 #| export
@@ -1205,9 +1291,11 @@ assert chat_tok.decode(chat_ids) == chat
 # which the first cell of this chapter imported: `check_prompts` (the model, the prompts' types,
 # ids and `pad_id` within the vocabulary, whether the text fits the context), `check_sampling`
 # (the filters' ranges, the generator) and `check_stop` (the stop items, and a tokenizer whose
-# ids fit the model's vocabulary). `KVCache` checks its sizes when it is built and every write
-# (`check_cache_update`): a cache built for another model or batch size is named as such, not
-# met as a shape error inside attention.
+# ids fit the model's vocabulary). `forward_with_cache` checks its arguments as `model(ids)`
+# does, and its cache against the model and the batch, once per call (`check_cached_forward`):
+# a cache built for another model or batch size is named as such, not met as a shape error
+# inside attention. `next_token_logits` checks its own (`check_next_token_args`), and
+# `KVCache` its sizes when it is built and every write a caller makes with `update`.
 
 
 # %% [markdown]
@@ -1230,7 +1318,7 @@ generate(model, prompt_ids, 20, pad_id=c.vocab_size)
 
 # %% tags=["raises-exception"]
 with torch.no_grad():  # a cache for one sequence, given a batch of two
-    model(torch.tensor([prompt_ids, prompt_ids]), kv_cache=KVCache.for_model(model, 1))
+    forward_with_cache(model, torch.tensor([prompt_ids, prompt_ids]), KVCache.for_model(model, 1))
 
 # %% [markdown]
 # ## Summary
@@ -1257,7 +1345,8 @@ with torch.no_grad():  # a cache for one sequence, given a batch of two
 # - **Chat templates** write a conversation as one prompt with special tokens (single ids);
 #   **streaming** yields tokens as they come, decoded through an incremental UTF-8 decoder.
 # - `llmbook.generation` exports `generate`, `stream_generate`, the filters, `KVCache` (on
-#   `KVStorage`), `kv_cache_bytes`, `left_pad`, `stream_text` and `llama3_chat_prompt`;
+#   `KVStorage`), `forward_with_cache`, `kv_cache_bytes`, `left_pad`, `stream_text` and
+#   `llama3_chat_prompt`;
 #   `llmbook generate "Once upon a time"` runs it in a terminal.
 #
 # ## Exercises

@@ -12,11 +12,14 @@ from llmbook.checks.generation import (
     as_prompts,
     check_cache_sizes,
     check_cache_update,
+    check_cached_forward,
     check_messages,
+    check_next_token_args,
     check_prompts,
     check_sampling,
     check_stop,
 )
+from llmbook.multihead import apply_rope
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -68,7 +71,8 @@ Processor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 def logits_processors(
     temperature=1.0, top_k=None, top_p=None, min_p=None, repetition_penalty=None
 ) -> list[Processor]:
-    """The filters that are switched on, in order; each maps ``(logits (B, V), ids, mask)`` to logits."""
+    """The filters that are switched on, in order; each maps ``(logits (B, V), ids (B, T),
+    mask)`` to logits (``mask (B, T)``: True at real tokens, or None: no padding)."""
     chain: list[Processor] = []
     if repetition_penalty is not None and repetition_penalty != 1.0:
         chain.append(
@@ -146,17 +150,62 @@ class KVCache(KVStorage):
             c.n_layers, batch_size, c.n_kv_heads, max_len, c.head_dim, weight.dtype, weight.device
         )
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor, check: bool = True):
         """Write ``k, v (B, H_kv, T, D)`` at positions ``length .. length + T - 1`` of ``layer``;
         return that layer's keys and values so far, ``(B, H_kv, length + T, D)``. The last
-        layer's update moves ``length`` on."""
-        check_cache_update(self, layer, k, v)  # this cache's layers, shapes and free room
+        layer's update moves ``length`` on. ``check=False``: for a caller that has checked
+        the cache against the model and the batch already (``forward_with_cache``)."""
+        if check:  # this cache's layers, shapes, dtype, device and free room
+            check_cache_update(self, layer, k, v)
         start, end = self.length, self.length + k.shape[2]
         self.k[layer][:, :, start:end] = k
         self.v[layer][:, :, start:end] = v
         if layer == len(self.k) - 1:
             self.length = end
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+def _project(attn, x, rotation=None):
+    """Chapter 5's ``attn.project(x, positions)`` with the rotation ``(cos, sin)`` of the
+    positions given (None: no RoPE): ``q (B, H, T, D)``, ``k, v (B, H_kv, T, D)``."""
+    (B, T, _), D = x.shape, attn.head_dim
+    q = attn.q_proj(x).view(B, T, -1, D).transpose(1, 2)  # (B, H, T, D)
+    k = attn.k_proj(x).view(B, T, -1, D).transpose(1, 2)  # (B, H_kv, T, D)
+    v = attn.v_proj(x).view(B, T, -1, D).transpose(1, 2)
+    if rotation is not None:
+        cos, sin = rotation
+        q, k = apply_rope(q, cos, sin, attn.rope.layout), apply_rope(k, cos, sin, attn.rope.layout)
+    return q, k, v
+
+
+def _forward_with_cache(model, ids, kv_cache, positions=None, attn_mask=None):
+    """:func:`forward_with_cache`, unchecked and without the LM head: ``(B, T, C)``."""
+    decoder, start, T = model.model, kv_cache.length, ids.shape[1]
+    rope, x = decoder.rotary_emb, decoder.embed_tokens(ids)  # x: (B, T, C)
+    if decoder.embed_positions is not None:  # GPT-2: a learned vector per position, added
+        if positions is None:  # the new tokens come after the cached ones
+            positions = torch.arange(start, start + T, device=ids.device)
+        x = x + decoder.embed_positions(positions)
+    rotation = None  # RoPE: (cos, sin) of the positions, found once for all the layers
+    if rope is not None and positions is None:  # start .. start + T - 1: rows of the table
+        rotation = [t[start:] for t in rope.table(start + T, ids.device)]  # (T, D) each
+    elif rope is not None:  # (T,) or (B, T) positions given (left padding): their angles
+        rotation = rope.cos_sin(positions)
+    for i, block in enumerate(decoder.layers):
+        q, k, v = _project(block.self_attn, block.input_layernorm(x), rotation)
+        k, v = kv_cache.update(i, k, v, check=False)  # (B, H_kv, start + T, D), checked once
+        x = x + block.self_attn.attend(q, k, v, attn_mask)  # T queries over start + T keys
+        x = x + block.mlp(block.post_attention_layernorm(x))
+    return decoder.norm(x)
+
+
+def forward_with_cache(model, ids, kv_cache, positions=None, attn_mask=None) -> torch.Tensor:
+    """``model(ids)`` for ``ids (B, T)`` that follow the ``kv_cache.length`` tokens whose keys
+    and values ``kv_cache`` holds; theirs are appended. Logits ``(B, T, V)``. ``positions``:
+    default ``length .. length + T - 1``; ``attn_mask``: ``(B, 1, T, length + T)``, True = may
+    attend. Checked (``check_cached_forward``); the model must be in evaluation mode."""
+    check_cached_forward(model, ids, kv_cache, positions, attn_mask)
+    return model.lm_head(_forward_with_cache(model, ids, kv_cache, positions, attn_mask))
 
 
 def kv_cache_bytes(config, n_tokens: int = 1, batch_size: int = 1, bytes_per_value: int = 2) -> int:
@@ -185,19 +234,23 @@ def mask_positions(mask: torch.Tensor) -> torch.Tensor:
 
 def next_token_logits(model, ids, mask, cache: KVCache | None = None) -> torch.Tensor:
     """The logits ``(B, V)`` of the token after ``ids (B, T)``; ``mask (B, T)`` marks real
-    tokens (False: left padding). With ``cache``, only the tokens it lacks are run."""
-    padded = not bool(mask.all())
-    if cache is not None and ids.shape[1] <= cache.max_len:
-        start = cache.length
-        positions = mask_positions(mask)[:, start:]
-        attn_mask = mask[:, None, None, :] if padded else None  # (B, 1, 1, Tk)
-        return model(ids[:, start:], positions=positions, attn_mask=attn_mask, kv_cache=cache)[
-            :, -1
-        ]
-    window = model.config.context_length  # crop: the model sees the last window tokens
-    ids, mask = ids[:, -window:], mask[:, -window:]
-    attn_mask = mask[:, None, None, :] if padded else None
-    return model(ids, positions=mask_positions(mask), attn_mask=attn_mask)[:, -1]
+    tokens (False: left padding). With ``cache``, only the tokens it lacks are run. Checked."""
+    check_next_token_args(model, ids, mask, cache)
+    return _next_token_logits(model, ids, None if bool(mask.all()) else mask, cache)
+
+
+def _next_token_logits(model, ids, mask, cache=None) -> torch.Tensor:
+    """:func:`next_token_logits`, unchecked; ``mask`` None: no padding."""
+    if cache is None or ids.shape[1] > cache.max_len:  # crop: the last window tokens, no cache
+        ids = ids[:, -model.config.context_length :]
+        mask = None if mask is None else mask[:, -ids.shape[1] :]
+        start, run = 0, model.model  # chapter 7's Decoder: ids -> final hidden vectors
+    else:  # the tokens the cache lacks
+        start, run = cache.length, partial(_forward_with_cache, model, kv_cache=cache)
+    positions = None if mask is None else mask_positions(mask)[:, start:]
+    attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, Tk)
+    hidden = run(ids[:, start:], positions=positions, attn_mask=attn_mask)  # (B, T, C)
+    return model.lm_head(hidden[:, -1])  # (B, V)
 
 
 def stream_generate(
@@ -235,17 +288,19 @@ def stream_generate(
 @torch.no_grad()
 def _stream(model, prompts, max_new_tokens, chain, pick, stoppers, use_cache, pad_id):
     ids, mask = left_pad(prompts, pad_id, model.lm_head.weight.device)  # (B, T)
+    mask = mask if len({len(p) for p in prompts}) > 1 else None  # None: no padding
     length = min(ids.shape[1] + max_new_tokens, model.config.context_length)
     cache = KVCache.for_model(model, len(prompts), length) if use_cache else None
     done, was_training = [False] * len(prompts), model.training
     model.eval()
     try:
         for _ in range(max_new_tokens):
-            logits = next_token_logits(model, ids, mask, cache)  # (B, V)
+            logits = _next_token_logits(model, ids, mask, cache)  # (B, V)
             for process in chain:
                 logits = process(logits, ids, mask)
             new = pick(logits)  # (B,)
-            ids, mask = torch.cat([ids, new[:, None]], 1), F.pad(mask, (0, 1), value=True)
+            ids = torch.cat([ids, new[:, None]], 1)  # (B, T + 1)
+            mask = None if mask is None else F.pad(mask, (0, 1), value=True)
             step = [None if d else t for d, t in zip(done, new.tolist())]
             yield step
             done = [d or stopper(t) for d, stopper, t in zip(done, stoppers, step)]
@@ -341,6 +396,7 @@ __all__ = [
     "Stopper",
     "KVStorage",
     "KVCache",
+    "forward_with_cache",
     "kv_cache_bytes",
     "left_pad",
     "mask_positions",

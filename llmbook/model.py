@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from llmbook.checks import check_int
-from llmbook.checks.generation import check_kv_cache
 from llmbook.checks.model import (  # noqa: F401 (MLPS, NORMS, POSITIONS: see below)
     MLPS,
     NORMS,
@@ -144,19 +143,12 @@ class TransformerBlock(nn.Module):
         self.mlp = make_mlp(config)
         self.dropout = nn.Dropout(config.dropout)  # on each branch's output, while training
 
-    def forward(self, x, positions=None, attn_mask=None, kv_cache=None, layer_idx=0):
+    def forward(self, x, positions=None, attn_mask=None):
         """``x (B, T, C)`` -> ``(B, T, C)``. ``positions`` (``(T,)`` or ``(B, T)``, default
-        ``0 .. T - 1``) rotate q and k; ``attn_mask`` (boolean, broadcast to ``(B, 1, T, Tk)``,
-        True = may attend) joins the causal mask. With a ``kv_cache`` (chapter 9), this block's
-        keys and values go to its slot ``layer_idx`` and ``x`` attends over the cached tokens
-        too (``Tk = cached + T``). Unchecked here: :meth:`DecoderLM.forward` checks once."""
-        h = self.input_layernorm(x)
-        if kv_cache is None:
-            h = self.self_attn(h, positions, attn_mask=attn_mask)
-        else:  # chapter 9: keys and values of the earlier tokens come from the cache
-            q, k, v = self.self_attn.project(h, positions)
-            k, v = kv_cache.update(layer_idx, k, v)  # (B, H_kv, cached + T, D)
-            h = self.self_attn.attend(q, k, v, attn_mask)
+        ``0 .. T - 1``) rotate q and k; ``attn_mask`` (boolean, broadcast to ``(B, 1, T, T)``,
+        True = may attend) joins the causal mask. Unchecked here: :meth:`DecoderLM.forward`
+        checks once."""
+        h = self.self_attn(self.input_layernorm(x), positions, attn_mask=attn_mask)
         x = x + self.dropout(h)  # (B, T, C)
         return x + self.dropout(self.mlp(self.post_attention_layernorm(x)))
 
@@ -182,16 +174,16 @@ class Decoder(nn.Module):
         )
         self.norm = make_norm(config)
 
-    def forward(self, ids, positions=None, attn_mask=None, kv_cache=None) -> torch.Tensor:
+    def forward(self, ids, positions=None, attn_mask=None) -> torch.Tensor:
         """``ids (B, T)`` -> final hidden vectors ``(B, T, C)``, before the LM head.
-        ``positions``, ``attn_mask`` and ``kv_cache`` as in :meth:`TransformerBlock.forward`;
-        unchecked here (:meth:`DecoderLM.forward` checks them)."""
+        ``positions`` and ``attn_mask`` as in :meth:`TransformerBlock.forward`; unchecked here
+        (:meth:`DecoderLM.forward` checks them)."""
         x = self.embed_tokens(ids)  # (B, T, C)
         if self.embed_positions is not None:
             x = x + self.embed_positions(ids.shape[1] if positions is None else positions)
         x = self.dropout(x)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, positions, attn_mask, kv_cache, i)  # (B, T, C)
+        for layer in self.layers:
+            x = layer(x, positions, attn_mask)  # (B, T, C)
         return self.norm(x)
 
 
@@ -229,21 +221,13 @@ class DecoderLM(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
         init_weights(self, config.init_std, config.n_layers)
 
-    def forward(self, ids, targets=None, positions=None, attn_mask=None, kv_cache=None):
+    def forward(self, ids, targets=None, positions=None, attn_mask=None):
         """``ids (B, T)`` -> logits ``(B, T, V)``; with ``targets (B, T)`` (-100: ignored),
         ``(logits, loss)``. ``positions``: ``(T,)`` or ``(B, T)``; ``attn_mask``: boolean
-        ``(B, 1, T, cached + T)``, True = may attend (a ``(B, T)`` padding mask of 1/0 goes in
-        as ``mask[:, None, None, :].bool()``); ``kv_cache``: chapter 9. All checked
-        (``check_inputs``, and ``check_kv_cache``: the cache must fit this model and batch)."""
-        cached = 0
-        if kv_cache is not None:  # chapter 9: the new tokens come after the cached ones
-            check_id_batch(ids, "ids", self.config.vocab_size)  # the cache check needs B
-            check_kv_cache(kv_cache, self.config, ids)  # layers, batch, K/V heads, head_dim
-            cached = kv_cache.length
-            if positions is None:
-                positions = cached + torch.arange(ids.shape[1], device=ids.device)
-        check_inputs(self.config, ids, targets, positions, attn_mask, cached)
-        logits = self.lm_head(self.model(ids, positions, attn_mask, kv_cache))  # (B, T, V)
+        ``(B, 1, T, T)``, True = may attend (a ``(B, T)`` padding mask of 1/0 goes in as
+        ``mask[:, None, None, :].bool()``). All checked, by ``check_inputs``."""
+        check_inputs(self.config, ids, targets, positions, attn_mask)
+        logits = self.lm_head(self.model(ids, positions, attn_mask))  # (B, T, V)
         if targets is None:
             return logits
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)

@@ -17,11 +17,13 @@ from llmbook.generation import (
     Stopper,
     apply_repetition_penalty,
     apply_temperature,
+    forward_with_cache,
     generate,
     kv_cache_bytes,
     left_pad,
     llama3_chat_prompt,
     min_p_filter,
+    next_token_logits,
     sample_next,
     stream_generate,
     stream_text,
@@ -54,15 +56,8 @@ def tiny(style: str, seed: int = 0, **changes) -> DecoderLM:
     """A small random model whose logits are far from flat (init_std 0.1), so argmax ties and
     rounding do not decide the tokens."""
     torch.manual_seed(seed)
-    config = ModelConfig(
-        vocab_size=97,
-        context_length=48,
-        d_model=32,
-        n_layers=2,
-        n_heads=4,
-        init_std=0.1,
-        **{**STYLES[style], **changes},
-    )
+    sizes = dict(vocab_size=97, context_length=48, d_model=32, n_layers=2, n_heads=4)
+    config = ModelConfig(**{**sizes, "init_std": 0.1, **STYLES[style], **changes})
     return DecoderLM(config).eval()
 
 
@@ -91,9 +86,9 @@ def test_cached_logits_equal_recomputed(model):
     cache = KVCache.for_model(model, 1, 20)
     with torch.no_grad():
         full = model(ids)  # (1, T, V)
-        parts = [model(ids[:, :3], kv_cache=cache)]  # prefill of 3, then 1, then 4 tokens
-        parts.append(model(ids[:, 3:4], kv_cache=cache))
-        parts.append(model(ids[:, 4:], kv_cache=cache))
+        parts = [forward_with_cache(model, ids[:, :3], cache)]  # prefill of 3, then 1, then 4
+        parts.append(forward_with_cache(model, ids[:, 3:4], cache))
+        parts.append(forward_with_cache(model, ids[:, 4:], cache))
     assert cache.length == 8
     torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
 
@@ -103,14 +98,14 @@ def test_rope_offsets_are_the_cache_length():
     ids = torch.tensor([[3, 1, 4, 1, 5]])
     with torch.no_grad():
         cache = KVCache.for_model(model, 1)
-        model(ids[:, :4], kv_cache=cache)
-        implicit = model(ids[:, 4:], kv_cache=cache)
+        forward_with_cache(model, ids[:, :4], cache)
+        implicit = forward_with_cache(model, ids[:, 4:], cache)
         cache = KVCache.for_model(model, 1)
-        model(ids[:, :4], kv_cache=cache)
-        explicit = model(ids[:, 4:], positions=torch.tensor([4]), kv_cache=cache)
+        forward_with_cache(model, ids[:, :4], cache)
+        explicit = forward_with_cache(model, ids[:, 4:], cache, positions=torch.tensor([4]))
         cache = KVCache.for_model(model, 1)
-        model(ids[:, :4], kv_cache=cache)
-        wrong = model(ids[:, 4:], positions=torch.tensor([0]), kv_cache=cache)
+        forward_with_cache(model, ids[:, :4], cache)
+        wrong = forward_with_cache(model, ids[:, 4:], cache, positions=torch.tensor([0]))
     torch.testing.assert_close(implicit, explicit)
     assert not torch.allclose(implicit, wrong, atol=1e-3)  # the offset matters
 
@@ -181,6 +176,75 @@ def test_same_seed_same_output(model):
     assert run(1) != run(2)
 
 
+def test_a_step_finds_the_rope_angles_once_for_all_layers(monkeypatch):
+    """Issue 23: RoPE's cosines and sines are computed once per forward pass, not per layer;
+    positions that continue the cache are rows of the table, which is built once."""
+    from llmbook.generation import mask_positions
+
+    model = tiny("llama", n_layers=4)
+    rope, calls = model.model.rotary_emb, []
+    angles = rope.angles
+    monkeypatch.setattr(rope, "angles", lambda p: calls.append(tuple(p.shape)) or angles(p))
+    ids, mask = left_pad([[5, 17, 3], [42, 7]])
+    cache = KVCache.for_model(model, 2)
+    with torch.no_grad():
+        positions, attn_mask = mask_positions(mask), mask[:, None, None, :]
+        forward_with_cache(model, ids, cache, positions=positions, attn_mask=attn_mask)
+        assert calls == [(2, 3)]  # the given (B, T) positions, once for the 4 layers
+        calls.clear()
+        for token in ([[1], [2]], [[3], [4]], [[5], [6]]):
+            forward_with_cache(model, torch.tensor(token), cache)
+        assert len(calls) == 1  # the table, built at the first step, serves the later ones
+        calls.clear()
+        generate(model, [1, 2, 3], 20, temperature=0)
+    assert calls == []  # generate, unpadded: rows of the table only
+
+
+def test_generate_checks_before_the_loop_not_in_it(monkeypatch):
+    """The checks of ids, positions and the cache run once per generate call, not per step."""
+    import llmbook.checks.generation as checks_generation
+    import llmbook.checks.model as checks_model
+    import llmbook.generation as generation
+
+    counts = {}
+    for module, name in [
+        (checks_model, "check_ids"),
+        (checks_generation, "check_kv_cache"),
+        (generation, "check_cache_update"),
+    ]:
+        original = getattr(module, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    for model in (tiny("llama"), tiny("gpt2")):
+        for prompts in ([1, 2, 3], [[1, 2, 3], [4]]):
+            seen = []
+            for n in (2, 12):
+                counts.clear()
+                generate(model, prompts, n, temperature=0)
+                seen.append(dict(counts))
+            assert seen[0] == seen[1], seen  # the same checks for 2 steps as for 12
+
+
+def test_next_token_logits_with_and_without_a_cache(model):
+    """The public step equals the last row of model(...), cached or not, padded or not."""
+    from llmbook.generation import mask_positions
+
+    ids, mask = left_pad(PROMPTS, pad_id=3)
+    with torch.no_grad():
+        full = model(ids, positions=mask_positions(mask), attn_mask=mask[:, None, None, :])
+        cache = KVCache.for_model(model, len(PROMPTS))
+        cached = next_token_logits(model, ids[:, :-1], mask[:, :-1], cache)  # prefill
+        cached = next_token_logits(model, ids, mask, cache)  # one step
+        torch.testing.assert_close(cached, full[:, -1], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(next_token_logits(model, ids, mask), full[:, -1])
+        alone = next_token_logits(model, torch.tensor([PROMPTS[0]]), torch.ones(1, 3) > 0)
+        torch.testing.assert_close(alone, model(torch.tensor([PROMPTS[0]]))[:, -1])
+
+
 def test_kv_cache_memory_and_overflow():
     model = tiny("llama")
     cache = KVCache.for_model(model, batch_size=3, max_len=10)
@@ -189,7 +253,7 @@ def test_kv_cache_memory_and_overflow():
     llama = ModelConfig.from_preset("llama-3.1-8b")
     assert kv_cache_bytes(llama) == 2 * 32 * 8 * 128 * 2 == 128 * 1024
     with torch.no_grad(), pytest.raises(ValueError, match="holds 10 positions"):
-        model(torch.ones(3, 11, dtype=torch.long), kv_cache=cache)
+        forward_with_cache(model, torch.ones(3, 11, dtype=torch.long), cache)
 
 
 # ---------------------------------------------------------------------------- the filters
@@ -528,6 +592,7 @@ def test_bad_arguments(change, error, match):
         stream_generate(**args)
 
 
+ONE_BY_3 = torch.ones(1, 3, dtype=torch.long)
 KV_BAD = [
     pytest.param(
         lambda: KVCache(0, 1, 2, 8, 8), ValueError, "KVCache n_layers must be >= 1", id="n_layers=0"
@@ -542,19 +607,19 @@ KV_BAD = [
         id="batch-float",
     ),  # fmt: skip
     pytest.param(
-        lambda: M(torch.ones(2, 3, dtype=torch.long), kv_cache=KVCache.for_model(M, 1)),
+        lambda: forward_with_cache(M, torch.ones(2, 3, dtype=torch.long), KVCache.for_model(M, 1)),
         ValueError,
         r"built for 2 layers, batch_size 1, .* need 2 layers, batch_size 2, .*KVCache.for_model",
         id="other-batch-size",
     ),
     pytest.param(
-        lambda: M(torch.ones(1, 3, dtype=torch.long), kv_cache=KVCache.for_model(tiny("gpt2"), 1)),
+        lambda: forward_with_cache(M, ONE_BY_3, KVCache.for_model(tiny("gpt2"), 1)),
         ValueError,
         r"built for 2 layers, batch_size 1, 4 K/V heads .* need 2 layers, batch_size 1, 2 K/V heads",
         id="other-model-heads",
     ),
     pytest.param(
-        lambda: M(torch.ones(1, 3, dtype=torch.long), kv_cache=KVCache(1, 1, 2, 48, 8)),
+        lambda: forward_with_cache(M, ONE_BY_3, KVCache(1, 1, 2, 48, 8)),
         ValueError,
         r"built for 1 layers, .* need 2 layers",
         id="fewer-layers",
@@ -572,20 +637,89 @@ KV_BAD = [
         id="update-missing-layer",
     ),
     pytest.param(
-        lambda: M(
-            torch.ones(1, 3, dtype=torch.long), kv_cache=KVCache(2, 1, 2, 48, 8, torch.float64)
-        ),
+        lambda: forward_with_cache(M, ONE_BY_3, KVCache(2, 1, 2, 48, 8, torch.float64)),
         ValueError,
         r"torch.float64 on cpu; the model gave k .* \(torch.float32 on cpu\)",
         id="other-dtype",
     ),  # fmt: skip
     pytest.param(
-        lambda: M(torch.ones(1, 11, dtype=torch.long), kv_cache=KVCache.for_model(M, 1, 10)),
+        lambda: forward_with_cache(
+            M, torch.ones(1, 11, dtype=torch.long), KVCache.for_model(M, 1, 10)
+        ),
         ValueError,
         "the KV cache holds 10 positions; 11 needed",
         id="no-room",
+    ),  # fmt: skip
+    pytest.param(
+        lambda: forward_with_cache(M, ONE_BY_3, KVCache(3, 1, 2, 48, 8)),
+        ValueError,
+        r"kv_cache was built for 3 layers.* need 2 layers.*KVCache.for_model\(model, batch_size\)",
+        id="more-layers",
+    ),  # fmt: skip
+    pytest.param(
+        lambda: forward_with_cache(M, ONE_BY_3, {}),
+        TypeError,
+        "kv_cache must be a KVCache, got dict",
+        id="not-a-cache",
+    ),
+    pytest.param(
+        lambda: forward_with_cache(M, [[1, 2, 3]], KVCache.for_model(M, 1)),
+        TypeError,
+        "ids must be an integer tensor",
+        id="list-ids",
+    ),
+    pytest.param(
+        lambda: forward_with_cache(
+            M, ONE_BY_3, KVCache.for_model(M, 1), torch.tensor([46, 47, 48])
+        ),
+        ValueError,
+        r"positions must lie in \[0, 47\] \(context_length is 48\)",
+        id="positions-past-the-context",
+    ),  # fmt: skip
+    pytest.param(
+        lambda: forward_with_cache(
+            M, ONE_BY_3, _filled(KVCache.for_model(M, 1), 2), attn_mask=torch.ones(1, 1, 3, 3) > 0
+        ),
+        ValueError,
+        r"attn_mask must have 4 dimensions and broadcast to .*\(1, 1, 3, 5\)",
+        id="mask-fits-not-the-cache",
+    ),  # fmt: skip
+    pytest.param(
+        lambda: forward_with_cache(
+            tiny("llama", dropout=0.1).train(), ONE_BY_3, KVCache.for_model(M, 1)
+        ),
+        ValueError,
+        r"without its dropout \(0.1\); call model.eval\(\) first",
+        id="training-with-dropout",
+    ),  # fmt: skip
+    pytest.param(
+        lambda: next_token_logits(M, ONE_BY_3, torch.ones(1, 3)),
+        TypeError,
+        r"mask must be a boolean tensor of the shape of ids, \(1, 3\).*got dtype torch.float32",
+        id="next-float-mask",
+    ),
+    pytest.param(
+        lambda: next_token_logits(
+            M, ONE_BY_3, ONE_BY_3.bool(), _filled(KVCache.for_model(M, 1), 3)
+        ),
+        ValueError,
+        "cache already holds 3 positions and ids has 3",
+        id="next-cache-holds-all",
+    ),  # fmt: skip
+    pytest.param(
+        lambda: next_token_logits(M, ONE_BY_3, ONE_BY_3.bool(), KVCache.for_model(M, 2)),
+        ValueError,
+        r"kv_cache was built for .*batch_size 2.* need 2 layers, batch_size 1",
+        id="next-cache-for-another-batch",
     ),
 ]
+
+
+def _filled(cache, n):
+    """``cache`` after a prefill of ``n`` tokens of ``M``."""
+    with torch.no_grad():
+        forward_with_cache(M, torch.ones(1, n, dtype=torch.long), cache)
+    return cache
 
 
 @pytest.mark.parametrize("make, error, match", KV_BAD)
@@ -595,8 +729,8 @@ def test_bad_kv_caches(make, error, match):
 
 
 def test_check_kv_cache_names_a_cache_for_another_model():
-    """For DecoderLM.forward (chapter 7): a cache with more layers than the model never moves
-    its length (the last layer is never written), so only the forward can catch it."""
+    """For forward_with_cache: a cache with more layers than the model never moves its length
+    (the last layer is never written), so only the forward can catch it."""
     from llmbook.checks.generation import check_kv_cache
 
     ids = torch.ones(1, 3, dtype=torch.long)

@@ -30,6 +30,7 @@ from llmbook import ModelConfig, load_model, load_tokenizer
 from llmbook.generation import (
     KVCache,
     apply_temperature,
+    forward_with_cache,
     generate,
     kv_cache_bytes,
     logits_processors,
@@ -175,11 +176,11 @@ def prefill_and_decode(T, steps=16):
     ids = torch.randint(0, 2047, (1, T), generator=torch.Generator().manual_seed(T))
     cache = KVCache.for_model(model, 1, T + steps)
     start = time.perf_counter()
-    logits = model(ids, kv_cache=cache)[:, -1]
+    logits = forward_with_cache(model, ids, cache)[:, -1]
     prefill, step_times = time.perf_counter() - start, []
     for _ in range(steps):
         start = time.perf_counter()
-        logits = model(logits.argmax(-1, keepdim=True), kv_cache=cache)[:, -1]
+        logits = forward_with_cache(model, logits.argmax(-1, keepdim=True), cache)[:, -1]
         step_times.append(time.perf_counter() - start)
     return prefill, statistics.median(step_times)
 
@@ -230,10 +231,11 @@ assert matrices == 1_048_576
 calls = []
 hooks = [m.register_forward_hook(lambda *_: calls.append(1)) for m in model.modules()]
 with torch.no_grad():
-    model(torch.tensor([[1]]), kv_cache=KVCache.for_model(model, 1, 8))
+    forward_with_cache(model, torch.tensor([[1]]), KVCache.for_model(model, 1, 8))
 for hook in hooks:
     hook.remove()
 print("modules called in one step:", len(calls))
+assert len(calls) == 43  # 29 linear maps, 9 norms, 4 MLPs, the token table
 
 # %% [markdown]
 # Against the time of a step, and the rate at which this CPU multiplies matrices (one thread,
@@ -255,7 +257,7 @@ print(f"512 x 512 matrix product: {matmul_rate / 1e9:.0f} GFLOP/s")
 # %% [markdown]
 # A decode step reaches a small fraction of what the CPU can do (a few GFLOP/s in the stored
 # run, more than ten times less than the large product): its time is not its arithmetic but the
-# fixed cost of running the model once. Each step calls 58 modules (counted above), which run
+# fixed cost of running the model once. Each step calls 43 modules (counted above), which run
 # a few hundred small tensor operations, and each costs microseconds of Python and dispatch
 # overhead whatever the size of its tensors. That cost does not depend on $T$, which is why
 # the time of a step barely changes with the length of the text; the part that does grow,

@@ -2,9 +2,11 @@
 
 ``generate`` and ``stream_generate`` check every argument once, before the first step, with
 :func:`check_prompts`, :func:`check_sampling` and :func:`check_stop`; nothing is checked inside
-the generation loop. ``KVCache`` checks its sizes (:func:`check_cache_sizes`) and each write
-(:func:`check_cache_update`). Each check raises a ``TypeError`` (wrong type) or a ``ValueError``
-(wrong value) naming the argument, what was given and what is allowed.
+the generation loop. ``forward_with_cache`` checks its arguments and the cache against the model
+(:func:`check_cached_forward`), ``next_token_logits`` its own (:func:`check_next_token_args`).
+``KVCache`` checks its sizes (:func:`check_cache_sizes`) and each write that a caller makes with
+``update`` (:func:`check_cache_update`). Each check raises a ``TypeError`` (wrong type) or a
+``ValueError`` (wrong value) naming the argument, what was given and what is allowed.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ from __future__ import annotations
 import torch
 
 from llmbook.checks import check_int, check_optional_int, check_positive_float
+from llmbook.checks.model import check_id_batch, check_inputs
 
 __all__ = [
     "as_prompts",
     "check_cache_sizes",
     "check_cache_update",
+    "check_cached_forward",
     "check_kv_cache",
+    "check_model",
     "check_messages",
+    "check_next_token_args",
     "check_prompts",
     "check_range",
     "check_sampling",
@@ -50,11 +56,17 @@ def as_prompts(prompt_ids) -> tuple[list[list[int]], bool]:
     return prompts, single
 
 
+def check_model(model) -> None:
+    """Raise unless ``model`` looks like a ``DecoderLM``: ``config``, ``model`` (the decoder)
+    and ``lm_head``."""
+    if not all(hasattr(model, a) for a in ("config", "model", "lm_head")):
+        raise TypeError(f"model must be a DecoderLM, got {type(model).__name__}")
+
+
 def check_prompts(model, prompt_ids, max_new_tokens, pad_id=0, crop=True):
     """Check the model, the prompts (ids in the model's vocabulary), ``max_new_tokens``,
     ``pad_id`` and whether the text fits the context; return ``as_prompts(prompt_ids)``."""
-    if not all(hasattr(model, a) for a in ("config", "lm_head")):
-        raise TypeError(f"model must be a DecoderLM, got {type(model).__name__}")
+    check_model(model)
     prompts, single = as_prompts(prompt_ids)
     check_int(max_new_tokens, "max_new_tokens", minimum=0)
     V, window = model.config.vocab_size, model.config.context_length
@@ -181,21 +193,25 @@ def check_cache_update(cache, layer: int, k: torch.Tensor, v: torch.Tensor) -> N
             f"the KV cache has {len(cache.k)} layers, the model wrote to layer {layer}: build "
             f"the cache for this model (KVCache.for_model(model, batch_size))"
         )
-    expected = cache.k[layer]
     for name, t in (("k", k), ("v", v)):
-        same = (
-            t.dim() == 4 and t.shape[:2] == expected.shape[:2] and t.shape[3] == expected.shape[3]
-        )
-        if not same or t.dtype != expected.dtype or t.device != expected.device:
-            raise ValueError(
-                f"the KV cache was built for {_cache_shape(cache)} on {expected.device}; the "
-                f"model gave {name} of shape {tuple(t.shape)} ({t.dtype} on {t.device}): build "
-                "it for this model and batch (KVCache.for_model(model, batch_size))"
-            )
-    if cache.length + k.shape[2] > cache.max_len:
+        _check_fits(cache, name, tuple(t.shape), t.dtype, t.device)
+    _check_room(cache, k.shape[2])
+
+
+def _check_fits(cache, name: str, shape: tuple, dtype, device) -> None:
+    expected = cache.k[0]
+    same = len(shape) == 4 and shape[:2] == expected.shape[:2] and shape[3] == expected.shape[3]
+    if not same or dtype != expected.dtype or device != expected.device:
         raise ValueError(
-            f"the KV cache holds {cache.max_len} positions; {cache.length + k.shape[2]} needed"
+            f"the KV cache was built for {_cache_shape(cache)} on {expected.device}; the "
+            f"model gave {name} of shape {shape} ({dtype} on {device}): build "
+            "it for this model and batch (KVCache.for_model(model, batch_size))"
         )
+
+
+def _check_room(cache, n: int) -> None:
+    if cache.length + n > cache.max_len:
+        raise ValueError(f"the KV cache holds {cache.max_len} positions; {cache.length + n} needed")
 
 
 def check_kv_cache(cache, config, ids: torch.Tensor) -> None:
@@ -211,3 +227,58 @@ def check_kv_cache(cache, config, ids: torch.Tensor) -> None:
             f"{want[0]} layers, batch_size {want[1]}, {want[2]} K/V heads of head_dim "
             f"{want[3]}: use KVCache.for_model(model, batch_size)"
         )
+
+
+def _check_cache_for(cache, model, ids: torch.Tensor) -> None:
+    """``check_kv_cache``, then the dtype and device of the keys the model will write."""
+    c = model.config
+    check_kv_cache(cache, c, ids)
+    weight = model.lm_head.weight
+    k_shape = (ids.shape[0], c.n_kv_heads, ids.shape[1], c.head_dim)
+    _check_fits(cache, "k", k_shape, weight.dtype, weight.device)
+
+
+def check_cached_forward(model, ids, kv_cache, positions=None, attn_mask=None) -> None:
+    """Raise unless ``forward_with_cache(model, ids, kv_cache, positions, attn_mask)`` can run:
+    ``model`` a DecoderLM in evaluation mode (or without dropout), ``ids``, ``positions`` and
+    ``attn_mask`` as ``model(ids, ...)`` takes them (positions default to ``length .. length +
+    T - 1``, the mask covers ``length + T`` keys), and ``kv_cache`` built for this model and
+    batch, with room for ``T`` more positions."""
+    check_model(model)
+    check_id_batch(ids, "ids", model.config.vocab_size)  # the cache check needs B and T
+    _check_cache_for(kv_cache, model, ids)
+    cached, T = kv_cache.length, ids.shape[1]
+    _check_room(kv_cache, T)
+    if positions is None:  # the positions the model will take
+        positions = cached + torch.arange(T, device=ids.device)
+    check_inputs(model.config, ids, None, positions, attn_mask, cached)
+    if model.training and model.config.dropout > 0:
+        raise ValueError(
+            f"forward_with_cache runs the model as in evaluation mode, without its dropout "
+            f"({model.config.dropout}); call model.eval() first (a cache serves generation)"
+        )
+
+
+def check_next_token_args(model, ids, mask, cache=None) -> None:
+    """Raise unless ``next_token_logits(model, ids, mask, cache)`` can run: ``ids (B, T)`` ids
+    of the model's vocabulary, ``mask`` a boolean ``(B, T)`` (True at real tokens), and
+    ``cache`` None or built for this model and batch, holding fewer than ``T`` positions."""
+    check_model(model)
+    check_id_batch(ids, "ids", model.config.vocab_size)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != ids.shape:
+        got = (
+            f"dtype {mask.dtype}, shape {tuple(mask.shape)}"
+            if isinstance(mask, torch.Tensor)
+            else type(mask).__name__
+        )
+        raise TypeError(
+            f"mask must be a boolean tensor of the shape of ids, {tuple(ids.shape)} (True at "
+            f"real tokens), got {got}"
+        )
+    if cache is not None:
+        _check_cache_for(cache, model, ids)
+        if cache.length >= ids.shape[1]:
+            raise ValueError(
+                f"cache already holds {cache.length} positions and ids has {ids.shape[1]}: "
+                "ids must be the whole text so far, of which the cache holds the first tokens"
+            )
