@@ -36,7 +36,7 @@ _NAMES = {
     "parameter_counts",
     "training": "AdamW TrainConfig clip_grad_norm cross_entropy evaluate load_checkpoint "
     "lr_schedule save_checkpoint train",
-    "generation": "KVCache apply_repetition_penalty apply_temperature generate "
+    "generation": "KVCache apply_repetition_penalty apply_temperature forward_with_cache generate "
     "llama3_chat_prompt min_p_filter stream_generate stream_text top_k_filter top_p_filter",
 }
 _MODULE_OF = {name: module for module, names in _NAMES.items() for name in names.split()}

@@ -49,8 +49,8 @@ def runs() -> dict[str, str]:
                 + COMMON
             )
     # The same body with GPT-2's tokenizer (50,257 ids instead of 2,048): per character, the
-    # two compare (chapter 10); its larger embedding and head make it about 5x slower a step.
-    found["d128-L4-250-gpt2"] = found["d128-L4-250"] + " --tokenizer gpt2"
+    # two compare (chapter 10); its larger embedding and head make it several times slower a step.
+    found["d64-L2-250-gpt2"] = found["d64-L2-250"] + " --tokenizer gpt2"
     return found
 
 
