@@ -56,18 +56,21 @@ from llmbook import (
     top_k_filter,
 )
 from llmbook.generation import LLAMA3_SPECIAL_TOKENS, sample_next
+from llmbook.stories import check_story
 
 torch.manual_seed(0)
 tok = load_tokenizer("stories")  # the book's tokenizer: 2,048 ids (chapter 1)
 EOT = tok.special_tokens["<|endoftext|>"]
-model = load_model("stories")  # the book's trained model (chapter 8), in evaluation mode
+model = load_model("stories")  # the book's trained model (chapters 8 and 10), in eval mode
 c = model.config
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters, vocabulary {tok.vocab_size}")
 
 # %% [markdown]
 # `load_model("stories")` loads the model the book ships: a small Llama (the `stories-small`
-# preset of chapter 7) trained in chapter 8 on the book's corpus of children's stories, with the
-# book's tokenizer. It is small enough to run on any laptop CPU in milliseconds.
+# preset of chapter 7) trained with chapter 8's trainer on 25 million tokens of fresh
+# children's stories, written for it by the book's story generator and each read once (chapters
+# 2 and 10), with the book's tokenizer. It is small enough to run on any laptop CPU in
+# milliseconds.
 #
 # ## 1. The loop in one picture
 #
@@ -244,6 +247,7 @@ g = torch.Generator().manual_seed(0)
 u = torch.rand(1, 1, generator=g)  # (1, 1), uniform in [0, 1)
 next_id = torch.searchsorted(probs.cumsum(-1), u, right=True)  # (1, 1): first id with cdf > u
 print("next id", tuple(next_id.shape), next_id.item(), repr(tok.decode(next_id[0].tolist())))
+assert tok.decode(next_id[0].tolist()) == " sleepy" and next_id.item() not in top.indices  # below
 
 # %% [markdown]
 # The draw picked `' sleepy'`, which is not among the five most likely tokens: sampling follows
@@ -277,14 +281,28 @@ for n in range(max_new_tokens):
     if out[0, -1].item() == EOT:  # the story is over
         break
 print("...", tuple(out.shape), "| ends with <|endoftext|>:", out[0, -1].item() == EOT)
-print(tok.decode(out[0].tolist()))
-assert out[0, -1].item() == EOT and " Jade" in tok.decode(out[0].tolist())  # quoted below
+story = tok.decode(out[0].tolist())
+print(story)
+assert out[0, -1].item() == EOT
 
 # %% [markdown]
 # A model of 1.3 million parameters, trained on a small CPU, writes the kind of stories it was
-# trained on, to the end, where it writes `<|endoftext|>` itself. It is not flawless: a "Jade"
-# appears from nowhere (chapter 9 comes back to such mix-ups of names). The same loop, with the
-# same shapes and bigger numbers, is how Llama-3.1-8B answers the stir-fry question.
+# trained on, to the end, where it writes `<|endoftext|>` itself: a hero, a best friend, a toy
+# stuck on a branch, a helper and an evening ending. It is not flawless. The book's story
+# checker (chapter 10) reads the story as the generator would have written it and lists what
+# contradicts itself:
+
+# %%
+problems = check_story(tok.decode(out[0, :-1].tolist()))  # the story without <|endoftext|>
+print([p.message for p in problems] or "nothing")
+assert [p.kind for p in problems] == ["name"] and "Ned tossed the yo-yo to Ned" in story
+
+# %% [markdown]
+# One slip: "Ned tossed the yo-yo to Ned", where the friend, Clara, should be. Which name comes
+# next depends on which character the sentence is about, set up many tokens earlier; one name
+# for two characters is one of the slips chapter 10 counts in 200 of the model's stories.
+# The same loop, with the same shapes and bigger numbers, is how Llama-3.1-8B answers the
+# stir-fry question.
 #
 # `llmbook.generate` (chapter 9) is this loop with every filter, stop conditions, batches of
 # prompts and a KV cache that saves recomputing the prompt at each step. With the same seed, and
@@ -356,12 +374,10 @@ assert model.model.layers[0].self_attn.rope is model.model.rotary_emb  # one mod
 #   - `post_attention_layernorm`: the RMSNorm before the MLP;
 #   - `mlp`: SwiGLU (chapter 6): `gate_proj` and `up_proj` expand 128 -> 384, `down_proj`
 #     projects back; `silu(gate) * up` between them.
-#   - `dropout` with `p=0.0`. The book's model was trained with dropout 0.1 (chapter 8), and
-#     the `config.json` it is shipped in records `attention_dropout: 0.1`. But Hugging Face's
-#     Llama has only attention dropout (the book also drops each branch's output), and
-#     `from_hf` does not read it back, so the loaded model says 0.0. At inference it makes no
-#     difference: dropout acts only in training mode. Llama's published configurations set it
-#     to 0.
+#   - `dropout` with `p=0.0`. The book's model was trained without dropout: it never read a
+#     story twice, so there was nothing to memorise (chapter 10; chapter 8's model, trained on
+#     a small corpus read 30 times, used 0.1). Dropout acts only in training mode anyway, and
+#     Llama's published configurations set it to 0.
 # - `norm`: the final RMSNorm, after the last block.
 # - `lm_head`: a linear map 128 -> 2048, the logits of every token of the vocabulary.
 #
@@ -637,8 +653,9 @@ assert all(same_qkv) and torch.allclose(fused_mlp, mlp(h), atol=1e-6)
 # | heads, GQA, RoPE | 05 Multi-head attention | `MultiHeadAttention`, `RotaryEmbedding`, `apply_rope` |
 # | MLP, SwiGLU, norms, residuals | 06 Feed-forward network | `FeedForward`, `SwiGLU`, `LayerNorm`, `RMSNorm` |
 # | block, stack, final norm, LM head, counts | 07 The full decoder | `ModelConfig`, `TransformerBlock`, `DecoderLM`, `parameter_counts` |
-# | loss, optimiser, training loop, checkpoints | 08 Training | `train`, `TrainConfig`, `evaluate`, `load_model("stories")` |
+# | loss, optimiser, training loop, checkpoints | 08 Training | `train`, `TrainConfig`, `evaluate`, `load_model("stories-corpus")` |
 # | filters, sampling, KV cache, chat template | 09 Sampling and generation | `generate`, `top_k_filter`, `KVCache`, `llama3_chat_prompt` |
+# | loss against the floor, story checker, scaling, the shipped model | 10 Evaluation | `evaluation.evaluate_model`, `stories.check_story`, `load_model("stories")` |
 #
 # The loop of section 1 again, each box labelled with the chapter that builds it:
 #

@@ -36,7 +36,7 @@ from llmbook.generation import kv_cache_bytes
 torch.manual_seed(0)
 tok = load_tokenizer("stories")
 EOT = tok.special_tokens["<|endoftext|>"]
-model = load_model("stories")  # the book's trained model (chapter 8)
+model = load_model("stories")  # the book's trained model (chapters 8 and 10)
 ids = torch.tensor([tok.encode("Once upon a time, a")])  # (1, T)
 big = ModelConfig.from_preset("llama-3.1-8b")
 
@@ -147,14 +147,18 @@ print("loop == greedy_generate:        ", loop == greedy_generate(model, ids, 20
 print(repr(tok.decode(loop)))
 assert loop == generate(model, ids[0].tolist(), 20, temperature=0)
 assert loop == greedy_generate(model, ids, 20)[0].tolist()
+assert tok.decode(loop).startswith("Once upon a time, a happy boy called Marco")  # quoted below
 
 # %% [markdown]
 # Greedy decoding has no randomness: it takes the most likely token at each step, so the prompt
-# always continues with the same story (here a thoughtful girl called Bella). Three seeds of the
+# always continues with the same story (here a happy boy called Marco). Three seeds of the
 # chapter's sampler (temperature 0.8, top-50) give three different continuations:
 
 # %%
+texts = []
 for seed in range(3):
     g = torch.Generator().manual_seed(seed)
     out = generate(model, ids[0].tolist(), 20, temperature=0.8, top_k=50, stop=EOT, generator=g)
     print(seed, repr(tok.decode(out)))
+    texts.append(tok.decode(out))
+assert len(set(texts)) == 3  # three different continuations
