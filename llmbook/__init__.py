@@ -1,11 +1,11 @@
-"""llmbook, a textbook's decoder-only LLM: the public names of chapters 01-09 (hand-written).
+"""llmbook, a textbook's decoder-only LLM: the public names of chapters 01-10 (hand-written).
 
-The public names of every chapter (01-09), so that ``from llmbook import BPETokenizer`` works.
+The public names of every chapter (01-10), so that ``from llmbook import BPETokenizer`` works.
 The package's folders show its architecture:
 
 - ``tokenizer.py data.py embeddings.py attention.py multihead.py feedforward.py model.py
-  training.py generation.py``: one module per chapter, 01 to 09, generated from the chapter's
-  notebook (each file's header names it; edit the chapter, never the file). A chapter's module
+  training.py generation.py evaluation.py``: one module per chapter, 01 to 10, generated from
+  the chapter's notebook (each file's header names it; edit the chapter, never the file). A chapter's module
   imports only earlier chapters' modules and the support rooms below.
 - ``checks/``: argument checks (the shared ones in ``checks/__init__.py``, and one module per
   chapter that needs its own). ``io/``: files, the network and the terminal. ``stories/``: the
@@ -38,6 +38,8 @@ _NAMES = {
     "lr_schedule save_checkpoint train",
     "generation": "KVCache apply_repetition_penalty apply_temperature forward_with_cache generate "
     "llama3_chat_prompt min_p_filter stream_generate stream_text top_k_filter top_p_filter",
+    "evaluation": "evaluate_model fit_scaling_law make_test_set sample_stories score_stories "
+    "story_losses",
 }
 _MODULE_OF = {name: module for module, names in _NAMES.items() for name in names.split()}
 

@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -137,21 +138,23 @@ def report(root: Path, out: Path) -> None:
             "tokens": train_cfg["max_steps"] * train_cfg["batch_size"] * train_cfg["context_length"],
             "ids_sha256": run.get("ids_sha256"),
             "minutes": round(times.get(name, float("nan")), 1),
-            "history": {k: history[k] for k in ("step", "val_loss", "train_loss") if k in history},
+            "history": {k: history[k] for k in ("eval_step", "val_loss", "train_loss")},
+            "tokens_per_s": statistics.median(history["tokens_per_s"]),  # of a shared machine
             "test_nats_per_token": per_token,
             "test_nats_per_char": per_char,
             "test_over_floor": per_char / floor,
         })  # fmt: skip
         print(f"{name}: {per_char:.4f} nats/char = {per_char / floor:.3f} x the floor")
     document = {
-        "what": "chapter 10's scaling grid: " + __doc__.splitlines()[0],
+        "what": __doc__.splitlines()[0],
         "corpus": CORPUS,
         "test_set": {"seed": TEST_SEED, "min_chars": TEST_CHARS, "chars": len(text),
                      "floor_nats_per_char": floor, "stride": STRIDE},
         "machine": f"{os.cpu_count()} CPU cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
         "runs": results,
     }  # fmt: skip
-    atomic_write(out, json.dumps(document, indent=1) + "\n")
+    with atomic_write(out, "w", encoding="utf-8") as f:
+        f.write(json.dumps(document, indent=1) + "\n")
     print(f"wrote {out}")
 
 

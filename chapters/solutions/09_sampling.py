@@ -27,7 +27,6 @@ import matplotlib.pyplot as plt
 import torch
 
 from llmbook import ModelConfig, load_model, load_tokenizer
-from llmbook.stories import check_story, read_story
 from llmbook.generation import (
     KVCache,
     apply_temperature,
@@ -37,6 +36,7 @@ from llmbook.generation import (
     logits_processors,
     next_token_logits,
 )
+from llmbook.stories import check_story, read_story
 
 torch.manual_seed(0)
 model = load_model("stories")  # chapter 8's trainer on fresh stories; in evaluation mode

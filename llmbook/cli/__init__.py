@@ -2,15 +2,16 @@
 
     llmbook train --model stories-small --corpus stories --out runs/stories
     llmbook generate "Once upon a time" --temperature 0.8 --seed 1
+    llmbook eval --model stories --out eval_stories
     llmbook classroom student OUT_DIR
 
-One module per subcommand: ``train.py``, ``generate.py``, ``classroom.py``; what they share
-(the run folder, the model and tokenizer a run names, ``CliError``) is in ``common.py``. Each
-module has one ``add_<name>(subparsers)`` function that defines the subcommand's options and
-sets ``func`` to the function that runs it (returning the exit status); ``COMMANDS`` lists
-them, so a new subcommand is one more module and one more entry. Building the parser imports
-no torch (each command imports what it needs when it runs), so ``llmbook --help`` is quick;
-``tests/test_cli.py`` checks it.
+One module per subcommand: ``train.py``, ``generate.py``, ``classroom.py``, ``eval.py``; what
+they share (the run folder, the model and tokenizer a run names, ``CliError``) is in
+``common.py``. Each module has one ``add_<name>(subparsers)`` function that defines the
+subcommand's options and sets ``func`` to the function that runs it (returning the exit
+status); ``COMMANDS`` lists them, so a new subcommand is one more module and one more entry.
+Building the parser imports no torch (each command imports what it needs when it runs), so
+``llmbook --help`` is quick; ``tests/test_cli.py`` checks it.
 
 A mistake is one line on stderr, never a traceback: a ``CliError`` or a library check's
 ``TypeError``/``ValueError`` (exit status 2), a file that cannot be read or written (1).
@@ -23,12 +24,13 @@ import sys
 
 from llmbook.cli.classroom import add_classroom
 from llmbook.cli.common import CliError
+from llmbook.cli.eval import add_eval
 from llmbook.cli.generate import add_generate
 from llmbook.cli.train import add_train
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = [add_train, add_classroom, add_generate]
+COMMANDS = [add_train, add_classroom, add_generate, add_eval]
 
 
 def build_parser() -> argparse.ArgumentParser:
