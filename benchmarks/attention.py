@@ -1,8 +1,8 @@
 """Attention speed, as ratios measured in one run: naive vs fused, GQA without copies, and our
 multi-head layer vs Hugging Face's ``LlamaAttention``.
 
-    python benchmarks/attention.py                      # three tables, float32, on the CPU
-    python benchmarks/attention.py --quick              # smaller sizes, fewer runs
+    OMP_NUM_THREADS=1 python benchmarks/attention.py        # three tables, float32, on the CPU
+    OMP_NUM_THREADS=1 python benchmarks/attention.py --quick                # smaller, fewer runs
     python benchmarks/attention.py --module /tmp/old_multihead.py   # time another version
 
 1. Attention itself, forward + backward, ``(B, H, T, D)`` tensors: a minimal naive version
@@ -16,9 +16,12 @@ multi-head layer vs Hugging Face's ``LlamaAttention``.
    cos/sin are made before timing; ours come from the layer's own ``RotaryEmbedding``.
    Ratio: ours / Hugging Face (below 1: ours is faster).
 
-Within a table the compared steps run alternately (one run of each in turn), so a change of
-load on a shared machine hits them alike. Each time is the median of ``--repeats`` runs after
-``--warmup`` runs; ratios are of medians. Outputs are checked to agree before anything is timed.
+Within a table the compared steps run alternately (one run of each per round), so a change of
+load on a shared machine hits them alike. Times (ms) are medians of ``--repeats`` rounds after
+``--warmup`` ones; each ratio is taken within each round and reported as the median over the
+rounds with its range (harness.py; times on the CPU clock with one thread). Outputs are checked
+to agree before anything is timed. Output: Markdown tables, and
+``benchmarks/results/attention[-quick].json``.
 """
 
 from __future__ import annotations
@@ -26,13 +29,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-import platform
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from harness import Run, cell, per_round, spread
 
 
 def load_module(path: str | None):
@@ -55,18 +56,13 @@ def minimal_attention(q, k, v):
     return torch.softmax(scores, dim=-1) @ v
 
 
-def time_interleaved(steps: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict:
-    """Median seconds of each step; the steps run alternately."""
-    for _ in range(warmup):
-        for step in steps.values():
-            step()
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+def ms(times: list[float]) -> str:
+    return f"{1e3 * spread(times)['median']:.2f}"
+
+
+def ratio(times: dict, name: str, reference: str) -> str:
+    """``median (min-max)`` over the rounds of ``times[name] / times[reference]``."""
+    return cell(per_round(times[name], times[reference]))
 
 
 def backward_step(forward: Callable[[], torch.Tensor], leaves: list) -> Callable[[], None]:
@@ -78,11 +74,10 @@ def backward_step(forward: Callable[[], torch.Tensor], leaves: list) -> Callable
     return step
 
 
-def table_core(lengths, batch, heads, head_dim, repeats, warmup) -> None:
+def table_core(run, lengths, batch, heads, head_dim, repeats, warmup) -> None:
     from llmbook.attention import scaled_dot_product_attention as teaching
 
-    print(f"\n1. attention forward+backward, B={batch}, H={heads}, D={head_dim}")
-    print(f"{'T':>6}{'fused ms':>10}{'minimal/fused':>15}{'teaching/fused':>16}")
+    rows = []
     for T in lengths:
         q, k, v = (torch.randn(batch, heads, T, head_dim, requires_grad=True) for _ in range(3))
         fused = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -94,19 +89,21 @@ def table_core(lengths, batch, heads, head_dim, repeats, warmup) -> None:
             "minimal": lambda q=q, k=k, v=v: minimal_attention(q, k, v),
             "teaching": lambda q=q, k=k, v=v: teaching(q, k, v, is_causal=True),
         }
-        t = time_interleaved(
-            {n: backward_step(f, leaves) for n, f in steps.items()}, repeats, warmup
+        steps = {n: backward_step(f, leaves) for n, f in steps.items()}
+        t = run.rounds(steps, repeats, warmup, f"1. T={T}")
+        rows.append(
+            [T, ms(t["fused"]), ratio(t, "minimal", "fused"), ratio(t, "teaching", "fused")]
         )
-        print(
-            f"{T:>6}{1e3 * t['fused']:>10.2f}{t['minimal'] / t['fused']:>15.2f}"
-            f"{t['teaching'] / t['fused']:>16.2f}"
-        )
+    run.table(
+        f"1. attention forward+backward, B={batch}, H={heads}, D={head_dim}",
+        ["T", "fused ms", "minimal / fused", "teaching / fused"],
+        rows,
+    )
 
 
-def table_gqa(module, lengths, batch, heads, kv_heads, head_dim, repeats, warmup) -> None:
+def table_gqa(run, module, lengths, batch, heads, kv_heads, head_dim, repeats, warmup) -> None:
     groups = heads // kv_heads
-    print(f"\n2. fused GQA, B={batch}, H={heads}, H_kv={kv_heads}, D={head_dim}")
-    print(f"{'T':>6}{'gqa fwd ms':>12}{'repeat/gqa fwd':>16}{'repeat/gqa fwd+bwd':>20}")
+    rows = []
     for T in lengths:
         q = torch.randn(batch, heads, T, head_dim, requires_grad=True)
         k, v = (torch.randn(batch, kv_heads, T, head_dim, requires_grad=True) for _ in range(2))
@@ -120,19 +117,22 @@ def table_gqa(module, lengths, batch, heads, kv_heads, head_dim, repeats, warmup
 
         torch.testing.assert_close(copied(), shared(), atol=1e-5, rtol=1e-4)
         with torch.no_grad():
-            fwd = time_interleaved({"repeat": copied, "gqa": shared}, repeats, warmup)
-        both = time_interleaved(
+            fwd = run.rounds({"repeat": copied, "gqa": shared}, repeats, warmup, f"2. T={T} fwd")
+        both = run.rounds(
             {"repeat": backward_step(copied, [q, k, v]), "gqa": backward_step(shared, [q, k, v])},
             repeats,
             warmup,
+            f"2. T={T} fwd+bwd",
         )
-        print(
-            f"{T:>6}{1e3 * fwd['gqa']:>12.2f}{fwd['repeat'] / fwd['gqa']:>16.2f}"
-            f"{both['repeat'] / both['gqa']:>20.2f}"
-        )
+        rows.append([T, ms(fwd["gqa"]), ratio(fwd, "repeat", "gqa"), ratio(both, "repeat", "gqa")])
+    run.table(
+        f"2. fused GQA, B={batch}, H={heads}, H_kv={kv_heads}, D={head_dim}",
+        ["T", "gqa fwd ms", "repeat / gqa fwd", "repeat / gqa fwd+bwd"],
+        rows,
+    )
 
 
-def table_layer(module, lengths, batch, d_model, heads, kv_heads, repeats, warmup) -> None:
+def table_layer(run, module, lengths, batch, d_model, heads, kv_heads, repeats, warmup) -> None:
     from transformers import LlamaConfig
     from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
 
@@ -152,11 +152,7 @@ def table_layer(module, lengths, batch, d_model, heads, kv_heads, repeats, warmu
     )
     ours.load_state_dict(hf.state_dict())
     hf_rope = LlamaRotaryEmbedding(config)
-    print(f"\n3. layer, B={batch}, d_model={d_model}, H={heads}, H_kv={kv_heads}, RoPE; / HF sdpa")
-    print(
-        f"{'T':>6}{'HF fwd ms':>11}{'ours fwd':>10}{'teach fwd':>11}"
-        f"{'HF f+b ms':>11}{'ours f+b':>10}{'teach f+b':>11}"
-    )
+    rows = []
     for T in lengths:
         x = torch.randn(batch, T, d_model, requires_grad=True)
         cos_sin = hf_rope(x, torch.arange(T).expand(batch, T))
@@ -175,16 +171,21 @@ def table_layer(module, lengths, batch, d_model, heads, kv_heads, repeats, warmu
         torch.testing.assert_close(run_ours("naive")(), run_hf(), atol=1e-5, rtol=1e-4)
         steps = {"hf": run_hf, "ours": run_ours("fused"), "teach": run_ours("naive")}
         with torch.no_grad():
-            fwd = time_interleaved(steps, repeats, warmup)
+            fwd = run.rounds(steps, repeats, warmup, f"3. T={T} fwd")
         leaves = [x, *hf.parameters(), *ours.parameters()]
-        both = time_interleaved(
-            {n: backward_step(f, leaves) for n, f in steps.items()}, repeats, warmup
-        )
-        print(
-            f"{T:>6}{1e3 * fwd['hf']:>11.2f}{fwd['ours'] / fwd['hf']:>10.2f}"
-            f"{fwd['teach'] / fwd['hf']:>11.2f}{1e3 * both['hf']:>11.2f}"
-            f"{both['ours'] / both['hf']:>10.2f}{both['teach'] / both['hf']:>11.2f}"
-        )
+        steps = {n: backward_step(f, leaves) for n, f in steps.items()}
+        both = run.rounds(steps, repeats, warmup, f"3. T={T} fwd+bwd")
+        rows.append([
+            T, ms(fwd["hf"]), ratio(fwd, "ours", "hf"), ratio(fwd, "teach", "hf"),
+            ms(both["hf"]), ratio(both, "ours", "hf"), ratio(both, "teach", "hf"),
+        ])  # fmt: skip
+    run.table(
+        f"3. one layer, B={batch}, d_model={d_model}, H={heads}, H_kv={kv_heads}, RoPE: ours "
+        "(fused) and teaching path / Hugging Face LlamaAttention (sdpa); <1: ours faster",
+        ["T", "HF fwd ms", "ours / HF fwd", "teaching / HF fwd", "HF f+b ms", "ours / HF f+b",
+         "teaching / HF f+b"],
+        rows,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -192,8 +193,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 runs (a smoke test)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per cell (default 7)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed rounds per cell (default 9)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--module", default=None, help="path of a multihead.py to time instead")
     parser.add_argument("--only", type=int, nargs="+", default=[1, 2, 3], help="tables to run")
@@ -205,17 +206,20 @@ def main() -> None:
     module = load_module(args.module)
     short, long = ([64, 128], [64, 128]) if args.quick else ([256, 1024], [128, 512])
     torch.manual_seed(0)
-    print(
-        f"torch {torch.__version__}, {platform.machine()}, CPU float32, "
-        f"{torch.get_num_threads()} threads, module {module.__file__}; "
-        f"median of {args.repeats} runs after {args.warmup} warm-up"
+    if 3 in args.only:
+        import transformers  # noqa: F401  (its version goes into the record)
+    run = Run("attention", args.quick)
+    run.header(
+        f"attention, float32 CPU, module {module.__file__}; {args.repeats} rounds after "
+        f"{args.warmup} warm-up"
     )
     if 1 in args.only:
-        table_core(short, 1, 8, 64, args.repeats, args.warmup)
+        table_core(run, short, 1, 8, 64, args.repeats, args.warmup)
     if 2 in args.only:
-        table_gqa(module, short, 1, 16, 4, 64, args.repeats, args.warmup)
+        table_gqa(run, module, short, 1, 16, 4, 64, args.repeats, args.warmup)
     if 3 in args.only:
-        table_layer(module, long, 2, 512, 8, 2, args.repeats, args.warmup)
+        table_layer(run, module, long, 2, 512, 8, 2, args.repeats, args.warmup)
+    run.save({"module": str(module.__file__), "only": args.only})
 
 
 if __name__ == "__main__":

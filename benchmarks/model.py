@@ -7,10 +7,10 @@ For each case, transformers builds a random model (``GPT2LMHeadModel`` or ``Llam
 and saves it to a temporary folder; ``DecoderLM.from_hf`` loads the same weights, and the two
 models' logits are checked to agree. Then, on the CPU in float32:
 
-- **time**: in this process, the two models' runs alternate (so a change of load on a shared
-  machine hits both alike); each figure is the median of ``--repeats`` runs after a warm-up,
-  and the speed ratio of the best runs follows in parentheses (the less noisy of the two on a
-  loaded machine).
+- **time**: in this process, the two models' runs alternate, one of each per round (so a change
+  of load on a shared machine hits both alike), after a warm-up. The speed ratio is taken in
+  each round and reported as the median over the rounds with its range (harness.py; times on
+  the CPU clock with one thread, so time spent waiting for a busy CPU is not counted).
   "forward" is ``model(ids)`` under ``torch.no_grad()`` in eval mode; "fwd+bwd" adds the
   cross-entropy and ``loss.backward()`` in train mode. transformers runs with its default
   ``sdpa`` attention and ``use_cache=False`` (llmbook keeps no cache either).
@@ -24,7 +24,10 @@ models' logits are checked to agree. Then, on the CPU in float32:
   ``/proc`` is missing (macOS, Windows) memory is reported as n/a.
 
 Ratios are llmbook / transformers: for tokens/s above 1 means llmbook is faster, for memory
-below 1 means llmbook needs less.
+below 1 means llmbook needs less. Output: a Markdown table, and
+``benchmarks/results/model[-quick].json``.
+
+    OMP_NUM_THREADS=1 python benchmarks/model.py
 """
 
 from __future__ import annotations
@@ -32,16 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from harness import Run, cell, per_round, spread
 
 SIZES = {  # name: (d_model, n_layers, n_heads, n_kv_heads for Llama, vocab_size)
     "1M": (128, 4, 4, 2, 2048),
@@ -73,6 +74,7 @@ def load(which: str, folder: Path):
         return DecoderLM.from_hf(folder)
     import transformers
 
+    transformers.logging.disable_progress_bar()
     return transformers.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="sdpa")
 
 
@@ -131,22 +133,11 @@ def peak_mib(which: str, folder: Path, mode: str, batch: int, length: int) -> fl
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def time_interleaved(steps: dict, repeats: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        for step in steps.values():
-            step()
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def run_case(family: str, size: str, args, folder: Path) -> dict:
+def run_case(family: str, size: str, args, folder: Path, run: Run) -> list:
+    """One row of the table: the case, its size, and per mode tok/s, speed and memory."""
     import transformers
 
+    transformers.logging.disable_progress_bar()
     torch.manual_seed(0)
     reference = getattr(
         transformers, "GPT2LMHeadModel" if family == "gpt2" else "LlamaForCausalLM"
@@ -157,20 +148,23 @@ def run_case(family: str, size: str, args, folder: Path) -> dict:
     with torch.no_grad():
         a, b = (logits_of(w, m.eval(), ids) for w, m in models.items())
     assert torch.allclose(a, b, atol=1e-4), f"{family}-{size}: the two models disagree"
-    row = {
-        "case": f"{family}-{size}",
-        "params": sum(p.numel() for p in models["llmbook"].parameters()),
-    }
+    n_params = sum(p.numel() for p in models["llmbook"].parameters())
+    row = [f"{family}-{size}", f"{n_params / 1e6:.2f}M"]
     tokens = args.batch * args.length
     for mode in ("forward", "fwd+bwd"):
         steps = {w: step_fn(w, m, ids, mode) for w, m in models.items()}
-        times = time_interleaved(steps, args.repeats, args.warmup)
-        median = {which: statistics.median(ts) for which, ts in times.items()}
-        row[f"{mode} tok/s"] = tokens / median["llmbook"]
-        row[f"{mode} speed"] = median["transformers"] / median["llmbook"]
-        row[f"{mode} best"] = min(times["transformers"]) / min(times["llmbook"])
+        times = run.rounds(steps, args.repeats, args.warmup, f"{family}-{size} {mode}")
         peaks = {w: peak_mib(w, folder, mode, args.batch, args.length) for w in models}
-        row[f"{mode} MiB"] = peaks
+        run.samples[f"{family}-{size} {mode}"]["extra MiB"] = peaks
+        memory = "n/a"
+        if None not in peaks.values() and peaks["transformers"] > 0:
+            memory = f"{peaks['llmbook'] / peaks['transformers']:.2f}x "
+            memory += f"({peaks['llmbook']:.1f}/{peaks['transformers']:.1f})"
+        row += [
+            f"{tokens / spread(times['llmbook'])['median']:,.0f}",
+            cell(per_round(times["transformers"], times["llmbook"]), suffix="x"),
+            memory,
+        ]
     return row
 
 
@@ -181,51 +175,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="only the ~1M models, 3 repeats")
+    parser.add_argument("--quick", action="store_true", help="only the ~1M models, 3 rounds")
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument(
         "--families", nargs="+", default=["gpt2", "llama"], choices=["gpt2", "llama"]
     )
     parser.add_argument("--batch", type=int, default=4, help="sequences per batch (default 4)")
     parser.add_argument("--length", type=int, default=128, help="tokens per sequence (default 128)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed runs per cell (default 7)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed rounds per cell (default 9)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.repeats, args.warmup = ["1M"], 3, 1
     if args.threads:
         torch.set_num_threads(args.threads)
-    import transformers
+    import transformers  # noqa: F401  (its version goes into the record)
 
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"batch {args.batch} x {args.length} tokens, float32 CPU")  # fmt: skip
-    print("speed = llmbook tokens/s / transformers tokens/s (>1: llmbook faster), median (best); "
-          "memory = llmbook / transformers extra MiB of one step (<1: llmbook smaller)")  # fmt: skip
-    header = f"{'case':11} {'params':>11} {'fwd tok/s':>10} {'fwd speed':>12} {'fwd mem':>8} "
-    print(
-        header + f"{'f+b tok/s':>10} {'f+b speed':>12} {'f+b mem':>8}   MiB (llmbook/transformers)"
+    run = Run("model", args.quick)
+    run.header(
+        f"DecoderLM vs transformers, same weights, B={args.batch} x T={args.length}, float32"
     )
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             for family in args.families:
-                row = run_case(family, size, args, Path(tmp) / f"{family}-{size}")
-                cells, mib = [], []
-                for mode in ("forward", "fwd+bwd"):
-                    peaks = row[f"{mode} MiB"]
-                    ratio = "n/a"
-                    if None not in peaks.values() and peaks["transformers"] > 0:
-                        ratio = f"{peaks['llmbook'] / peaks['transformers']:.2f}"
-                        mib.append(f"{peaks['llmbook']:.0f}/{peaks['transformers']:.0f}")
-                    speed = f"{row[f'{mode} speed']:.2f} ({row[f'{mode} best']:.2f})"
-                    cells.append(f"{row[f'{mode} tok/s']:>10,.0f} {speed:>12} {ratio:>8}")
-                print(
-                    f"{row['case']:11} {row['params']:>11,} "
-                    + " ".join(cells)
-                    + "   "
-                    + ", ".join(mib)
-                )
+                rows.append(run_case(family, size, args, Path(tmp) / f"{family}-{size}", run))
+    columns = ["case", "params", "fwd tok/s", "fwd llmbook / HF", "fwd memory",
+               "f+b tok/s", "f+b llmbook / HF", "f+b memory"]  # fmt: skip
+    run.table(
+        "tok/s: llmbook's median; llmbook / HF: speed ratio (>1: llmbook faster), median "
+        "(min-max) over the rounds; memory: extra MiB of one step, llmbook / HF (<1: llmbook "
+        "needs less), and the two MiB figures",
+        columns,
+        rows,
+    )
+    run.save()
 
 
 if __name__ == "__main__":

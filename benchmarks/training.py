@@ -1,29 +1,31 @@
 """Training speed: tokens per second of one training step (forward + backward + AdamW step) of
 llmbook's ``DecoderLM`` against Hugging Face ``transformers``' model of the same configuration,
-with the same weights and data, and the model FLOP utilisation (MFU) against this machine's
-float32 matmul peak, measured in the same run.
+with the same weights and data, and the model FLOP utilisation (MFU) of both against this
+machine's float32 matmul peak, measured in the same rounds.
 
-    python benchmarks/training.py            # GPT-2 and Llama families, two sizes, CPU float32
-    python benchmarks/training.py --quick    # the small size only, fewer repeats
+    OMP_NUM_THREADS=1 python benchmarks/training.py          # GPT-2 and Llama, two sizes
+    OMP_NUM_THREADS=1 python benchmarks/training.py --quick  # the small size only, 3 rounds
 
-The peak is the best of a few large square matmuls (``n x n @ n x n`` is ``2 n^3`` FLOPs).
-A training step costs about ``6 N + 12 L T d`` FLOPs per token (N: weights that multiply, i.e.
-all but the embedding table, counted once if tied to the head; L layers, T context, d width:
-the attention scores and weighted sums), the PaLM paper's estimate; MFU = achieved / peak.
-Both models take the same steps on the same batches, alternately, so a change of load on a
-shared machine hits them alike; times are medians; the losses are checked to agree first.
+Each round runs, in turn: the matmul peak (the best of three ``n x n @ n x n`` products,
+``2 n^3`` FLOPs each), one llmbook step, one transformers step. So each step's MFU is taken
+against the peak of its own round, and the ratio llmbook / transformers against the other
+model's step of that round: a change of load hits all three alike. Figures are the medians over
+the rounds, with their range in parentheses (harness.py; times on the CPU clock with one
+thread). A training step costs about ``6 N + 12 L T d`` FLOPs per token (N: weights that
+multiply, i.e. all but the embedding table, counted once if tied to the head; L layers, T
+context, d width: the attention scores and weighted sums), the PaLM paper's estimate; MFU =
+achieved FLOP/s / peak. The two models' losses are checked to agree before timing.
+Output: Markdown tables, and ``benchmarks/results/training[-quick].json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
 import tempfile
-import time
 
 import torch
 import torch.nn.functional as F
+from harness import Run, cell, per_round, percent, spread
 
 from llmbook.model import DecoderLM, ModelConfig
 
@@ -36,20 +38,6 @@ SIZES = {  # vocabulary 2,048 (the book's tokenizer), context 256; MLP widths: t
     "d128, 4 layers": dict(d_model=128, n_layers=4, n_heads=4),
     "d384, 6 layers": dict(d_model=384, n_layers=6, n_heads=6),
 }
-
-
-def matmul_peak(n: int, repeats: int) -> float:
-    """Float32 FLOP/s of the best of ``repeats`` ``(n, n) @ (n, n)`` products."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm-up
-    best = min(_time(lambda: a @ b) for _ in range(repeats))
-    return 2 * n**3 / best
-
-
-def _time(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def flops_per_token(model: DecoderLM, config: ModelConfig) -> float:
@@ -95,19 +83,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="the small size only, 3 repeats")
+    parser.add_argument("--quick", action="store_true", help="the small size only, 3 rounds")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--context-length", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=9, help="timed rounds (default 9)")
+    parser.add_argument("--peak-n", type=int, default=2048, help="matmul size of the peak")
     args = parser.parse_args()
     repeats = 3 if args.quick else args.repeats
+    peak_n = 1024 if args.quick else args.peak_n
     sizes = dict(list(SIZES.items())[:1]) if args.quick else SIZES
     B, T = args.batch_size, args.context_length
-    print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads")
-    peak = matmul_peak(1024 if args.quick else 2048, repeats)
-    print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s\n")
-    print(f"{'family':7} {'size':15} {'params':>9} | {'llmbook tok/s':>13} {'HF tok/s':>9} "
-          f"{'llmbook/HF':>10} | {'MFU llmbook':>11} {'MFU HF':>7}")  # fmt: skip
+    run = Run("training", args.quick)
+    run.header(f"training step (forward + backward + fused AdamW), B={B} x T={T}, float32 CPU")
+    rows, peaks = [], []
     g = torch.Generator().manual_seed(0)
     for family_name, family in FAMILIES.items():
         for size_name, size in sizes.items():
@@ -117,17 +105,42 @@ def main() -> None:
             step_ours, step_theirs = step_fn(ours, x, y, False), step_fn(theirs, x, y, True)
             a, b = step_ours(), step_theirs()  # also the warm-up
             assert abs(a - b) < 1e-3, f"the two models disagree before timing: {a} vs {b}"
-            times_ours, times_theirs = [], []
-            for _ in range(repeats):  # alternately
-                times_ours.append(_time(step_ours))
-                times_theirs.append(_time(step_theirs))
-            tps_ours = B * T / statistics.median(times_ours)
-            tps_theirs = B * T / statistics.median(times_theirs)
+            peak = []
+            steps = {
+                "peak": lambda peak=peak: peak.append(run.matmul_peak(peak_n)),
+                "llmbook": step_ours,
+            }
+            times = run.rounds(
+                {**steps, "transformers": step_theirs}, repeats, 0, f"{family_name} {size_name}"
+            )
+            times["peak FLOP/s"] = peak
+            peaks += peak
             flops = flops_per_token(ours, config)
-            n_params = sum(p.numel() for p in ours.parameters())
-            print(f"{family_name:7} {size_name:15} {n_params / 1e6:8.2f}M | {tps_ours:13,.0f} "
-                  f"{tps_theirs:9,.0f} {tps_ours / tps_theirs:10.2f} | "
-                  f"{tps_ours * flops / peak:11.0%} {tps_theirs * flops / peak:7.0%}")  # fmt: skip
+            tps = {w: [B * T / t for t in times[w]] for w in ("llmbook", "transformers")}
+            mfu = {w: [r * flops / p for r, p in zip(tps[w], peak)] for w in tps}
+            rows.append([
+                family_name, size_name, f"{sum(p.numel() for p in ours.parameters()) / 1e6:.2f}M",
+                f"{spread(tps['llmbook'])['median']:,.0f}",
+                f"{spread(tps['transformers'])['median']:,.0f}",
+                cell(per_round(tps["llmbook"], tps["transformers"]), suffix="x"),
+                percent(mfu["llmbook"]), percent(mfu["transformers"]),
+            ])  # fmt: skip
+    columns = ["family", "size", "params", "llmbook tok/s", "transformers tok/s",
+               "llmbook / transformers", "MFU llmbook", "MFU transformers"]  # fmt: skip
+    run.table(
+        "tokens/s: medians over the rounds; ratio and MFU: median (min-max) over the rounds, "
+        "each against its own round",
+        columns,
+        rows,
+    )
+    gflops = [p / 1e9 for p in peaks]
+    line = (
+        f"float32 matmul peak (n={peak_n}, best of 3 per round), GFLOP/s over all "
+        f"{len(gflops)} rounds: {cell(gflops, 1)}"
+    )
+    print(f"\n{line}")
+    run.notes.append(line)
+    run.save()
 
 
 if __name__ == "__main__":

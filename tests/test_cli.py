@@ -343,3 +343,15 @@ def test_load_model_imports_no_dynamo():
     if result.stdout.startswith("torch imports"):
         pytest.skip(result.stdout.strip())
     assert result.stdout.strip() == "torch._dynamo imported: False"
+
+
+def test_frozen_imports_freezes_only_inside_the_block():
+    """``llmbook generate`` keeps the collector off torch's objects, and gives them back."""
+    import gc
+
+    from llmbook.cli.common import frozen_imports
+
+    assert gc.get_freeze_count() == 0
+    with frozen_imports("json"):
+        assert gc.get_freeze_count() > 1000
+    assert gc.get_freeze_count() == 0

@@ -12,7 +12,14 @@ import argparse
 import json
 from pathlib import Path
 
-from llmbook.cli.common import RUN_FILE, CliError, make_model, make_tokenizer, read_run
+from llmbook.cli.common import (
+    RUN_FILE,
+    CliError,
+    frozen_imports,
+    make_model,
+    make_tokenizer,
+    read_run,
+)
 
 __all__ = ["add_generate", "end_of_text_id", "resolve_device", "run_generate"]
 
@@ -79,6 +86,12 @@ def add_generate(subparsers) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    with frozen_imports("torch", "llmbook.generation"):
+        return stream_to_stdout(args)
+
+
+def stream_to_stdout(args: argparse.Namespace) -> int:
+    """Load the model and tokenizer ``args`` name, then print the prompt and its continuation."""
     import torch
 
     from llmbook.generation import stream_generate, stream_text
@@ -151,19 +164,19 @@ def resolve_device(name: str):
 
 def load_for_generation(name: str, tokenizer_name: str | None):
     """``(model, tokenizer, end-of-text ids)`` for ``--model`` and ``--tokenizer``."""
-    from llmbook.model import DecoderLM
     from llmbook.pretrained import load_model
-    from llmbook.training import latest_checkpoint, load_checkpoint
 
     path = Path(name)
     if name == "stories" and not path.exists():
         model, default = load_model("stories"), "stories"
     elif (path / RUN_FILE).is_file() or (path.parent.parent / RUN_FILE).is_file():
+        from llmbook.training import latest_checkpoint, load_checkpoint
+
         run_dir = path if (path / RUN_FILE).is_file() else path.parent.parent
         run = read_run(run_dir)
         checkpoint = path if run_dir != path else latest_checkpoint(run_dir)
         if run_dir == path and (path / "model" / "config.json").is_file():
-            model = DecoderLM.from_hf(path / "model")
+            model = from_hf(path / "model")
         elif checkpoint is not None:
             model = make_model(run["model"])
             load_checkpoint(checkpoint, model)
@@ -171,7 +184,7 @@ def load_for_generation(name: str, tokenizer_name: str | None):
             raise CliError(f"--model {name!r}: the run has no model/ and no checkpoint yet")
         default = run["tokenizer"]
     elif (path / "config.json").is_file():
-        model = DecoderLM.from_hf(path)
+        model = from_hf(path)
         has_files = any((path / f).is_file() for f in ("tokenizer.json", "vocab.json"))
         default = path if has_files else "stories"
     else:
@@ -182,6 +195,16 @@ def load_for_generation(name: str, tokenizer_name: str | None):
     tokenizer = generation_tokenizer(tokenizer_name or default)
     check_tokenizer_fits(tokenizer, tokenizer_name, default, model.config.vocab_size)
     return model, tokenizer, end_of_text_ids(tokenizer, path)
+
+
+def from_hf(folder: Path):
+    """``DecoderLM.from_hf(folder)``, without running the initialisers of the model it builds
+    on ``meta`` before loading the weights (they cost a second: ``llmbook.io.meta``)."""
+    from llmbook.io.meta import skip_meta_init
+    from llmbook.model import DecoderLM
+
+    with skip_meta_init():
+        return DecoderLM.from_hf(folder)
 
 
 def generation_tokenizer(name):
