@@ -22,12 +22,20 @@ from pathlib import Path
 from llmbook.io.download import sha256_file
 from llmbook.tokenizer import BPETokenizer
 
-__all__ = ["ASSETS", "STORIES_VOCAB_SIZE", "load_model", "load_tokenizer", "verify_weights"]
+__all__ = [
+    "ASSETS",
+    "SHIPPED_MODELS",
+    "STORIES_VOCAB_SIZE",
+    "load_model",
+    "load_tokenizer",
+    "verify_weights",
+]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 STORIES_VOCAB_SIZE = 2048  # 256 bytes + 1,791 merges + <|endoftext|>
 _TOKENIZERS = {"stories": ASSETS / "stories_tokenizer.txt"}
 _MODELS = {"stories": ASSETS / "stories_model", "stories-corpus": ASSETS / "stories_corpus_model"}
+SHIPPED_MODELS = tuple(_MODELS)  # the names load_model knows
 
 
 def load_tokenizer(name: str = "stories") -> BPETokenizer:

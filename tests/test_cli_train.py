@@ -552,7 +552,9 @@ def test_the_model_shape_can_change_from_the_preset(tmp_path):
     args = build_parser().parse_args(argv)
     args.argv = argv
     run, _ = new_run(args)
-    shape = {k: run["model"][k] for k in ("d_model", "n_layers", "d_ff", "n_heads", "context_length")}
+    shape = {
+        k: run["model"][k] for k in ("d_model", "n_layers", "d_ff", "n_heads", "context_length")
+    }
     assert shape == {"d_model": 64, "n_layers": 2, "d_ff": 192, "n_heads": 4, "context_length": 256}
 
 

@@ -236,7 +236,10 @@ def run_cli(argv, capsys) -> tuple[int, str]:
         (["--test-chars", "lots"], "--test-chars must be a number of characters"),
         (["--test-chars", "0"], "--test-chars must be between 1 and"),
         (["--stride", "257"], "--stride must be at most the model's context_length, 256"),
-        (["--model", "no/such/folder"], "not 'stories', a Hugging Face folder"),
+        (
+            ["--model", "no/such/folder"],
+            "not a shipped model (stories, stories-corpus), a Hugging Face folder",
+        ),
         (["--tokenizer", "gpt2"], "--tokenizer 'gpt2' has 50,257 ids but the model's vocabulary"),
     ],
 )

@@ -847,7 +847,11 @@ def bad_folders(tmp_path_factory, hf_folder):
 @pytest.mark.parametrize(
     "args, message",
     [
-        pytest.param(["--model", "no/such/folder"], "not 'stories'", id="unknown-model"),
+        pytest.param(
+            ["--model", "no/such/folder"],
+            "not a shipped model (stories, stories-",
+            id="unknown-model",
+        ),
         pytest.param(["--temperature", "-1"], "temperature", id="temperature<0"),
         pytest.param(["--top-p", "2"], "top_p", id="top_p>1"),
         pytest.param(["--max-new-tokens", "-3"], "max_new_tokens", id="max_new_tokens<0"),
@@ -985,3 +989,17 @@ def test_cli_generate_with_the_books_model(capsys):
         pytest.skip("the book's model (llmbook/assets/stories_model) is not there yet")
     status, out = run_cli(capsys, "Once upon a time", "--max-new-tokens", "20", "--seed", "0")
     assert status == 0 and out.startswith("Once upon a time") and len(out) > 30
+
+
+def test_generate_takes_each_shipped_model_by_name_and_by_folder(capsys):
+    """A shipped folder holds run.json beside config.json: it is a Hugging Face folder, not a run."""
+    from llmbook.cli import main
+    from llmbook.pretrained import ASSETS, SHIPPED_MODELS
+
+    assert SHIPPED_MODELS == ("stories", "stories-corpus")
+    texts = []
+    for model in ("stories-corpus", str(ASSETS / "stories_corpus_model"), "stories"):
+        argv = ["generate", "Once upon a time", "--model", model, "--max-new-tokens", "8"]
+        assert main([*argv, "--seed", "1"]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] != texts[2] and all(t.startswith("Once upon a time") for t in texts)

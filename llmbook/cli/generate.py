@@ -164,11 +164,15 @@ def resolve_device(name: str):
 
 def load_for_generation(name: str, tokenizer_name: str | None):
     """``(model, tokenizer, end-of-text ids)`` for ``--model`` and ``--tokenizer``."""
-    from llmbook.pretrained import load_model
+    from llmbook.pretrained import SHIPPED_MODELS, load_model
 
     path = Path(name)
-    if name == "stories" and not path.exists():
-        model, default = load_model("stories"), "stories"
+    if name in SHIPPED_MODELS and not path.exists():
+        model, default = load_model(name), "stories"
+    elif (path / "config.json").is_file():  # a Hugging Face folder (a shipped one holds run.json)
+        model = from_hf(path)
+        has_files = any((path / f).is_file() for f in ("tokenizer.json", "vocab.json"))
+        default = path if has_files else "stories"
     elif (path / RUN_FILE).is_file() or (path.parent.parent / RUN_FILE).is_file():
         from llmbook.training import latest_checkpoint, load_checkpoint
 
@@ -183,14 +187,10 @@ def load_for_generation(name: str, tokenizer_name: str | None):
         else:
             raise CliError(f"--model {name!r}: the run has no model/ and no checkpoint yet")
         default = run["tokenizer"]
-    elif (path / "config.json").is_file():
-        model = from_hf(path)
-        has_files = any((path / f).is_file() for f in ("tokenizer.json", "vocab.json"))
-        default = path if has_files else "stories"
     else:
         raise CliError(
-            f"--model {name!r}: not 'stories', a Hugging Face folder (config.json) or a run "
-            "folder (run.json)"
+            f"--model {name!r}: not a shipped model ({', '.join(SHIPPED_MODELS)}), a Hugging "
+            "Face folder (config.json) or a run folder (run.json)"
         )
     tokenizer = generation_tokenizer(tokenizer_name or default)
     check_tokenizer_fits(tokenizer, tokenizer_name, default, model.config.vocab_size)
