@@ -639,6 +639,12 @@ def batch_starts(
     return starts
 
 
+# %% [markdown]
+# The starts become a batch: each window's ids, inputs and targets shifted by one; and the same
+# windows, drawn with a fixed seed, measure a model on validation text.
+
+# %%
+#| export
 def get_batch(data, starts: torch.Tensor, context_length: int):
     """Inputs and targets ``(B, T)`` (targets shifted by one) from the windows of a 1-D id
     sequence (tensor or numpy array, e.g. a memory-mapped token file) starting at ``starts``."""
