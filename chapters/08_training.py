@@ -1050,8 +1050,8 @@ assert history["step"] == [0, 1, 2, 3] and len(history["grad_norm"]) == 4
 # %%
 for dtype in (torch.float32, torch.bfloat16, torch.float16):
     info = torch.finfo(dtype)
-    print(f"{str(dtype):15} largest {info.max:9.3g}   smallest normal {info.tiny:9.3g}   "
-          f"relative precision {info.eps:.3g}")  # fmt: skip
+    print(f"{str(dtype):15} largest {info.max:9.3g}   smallest normal 2^{math.log2(info.tiny):.0f}"
+          f"   relative precision 2^{math.log2(info.eps):.0f}")  # exact powers of two; fmt: skip
 tiny_gradient = torch.tensor(1e-8)
 print("1e-8 in bfloat16:", f"{tiny_gradient.bfloat16().item():.3g}",
       "  in float16:", tiny_gradient.half().item())  # fmt: skip

@@ -159,11 +159,6 @@ print("best linear map exists for d_model = 8:", errors["d_model = 8"] < 1e-9)
 print("best linear map exists for d_model = 7:", errors["d_model = 7 (truncated)"] < 1e-9)
 assert errors["d_model = 8"] < 1e-9 and errors["d_model = 7 (truncated)"] > 1e-2
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-for name, err in errors.items():
-    print(f"{name}: largest error of the best linear map {err:.1e}")
-
 # %% [markdown]
 # The paired table is mapped exactly; the truncated one cannot be, whatever matrix we choose.
 # Padding instead (the pairs of `d_model - 1` columns, then a column of zeros) would keep the
