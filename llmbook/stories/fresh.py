@@ -13,12 +13,9 @@ or chooses on (chapter 8), and 2026 (``FRESH_SEED``) writes fresh training stori
 
 from __future__ import annotations
 
-import hashlib
-import random
 import re
 
-from llmbook.io.progress import progress_bar
-from llmbook.stories.generator import format_document, generate_story
+from llmbook.stories.generator import build_corpus
 
 __all__ = [
     "FRESH_PREFIX",
@@ -63,32 +60,10 @@ def fresh_stories(
     size: str | int, seed: int = FRESH_SEED, progress: bool = False
 ) -> tuple[str, dict]:
     """Stories of ``seed``, in corpus form (each followed by a separator line), until the text
-    holds at least ``size`` characters (``parse_size``). Returns ``(text, meta)``: ``meta`` holds
-    the seed, ``n_stories``, ``n_chars``, the stories' summed log-probability (``total_logprob``,
-    nats), ``nats_per_char`` (the floor of this text) and the text's SHA-256."""
-    chars_wanted = parse_size(size)
+    holds at least ``size`` characters (``parse_size``): ``build_corpus`` with another seed and
+    size. Returns ``(text, meta)``; ``meta`` holds the seed, ``n_stories``, ``n_chars``, the
+    stories' summed log-probability (``total_logprob``, nats), ``nats_per_char`` (the floor of
+    this text) and the text's SHA-256."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} ({seed!r})")
-    rng = random.Random(seed)
-    parts, total, chars = [], 0.0, 0
-    with progress_bar(
-        total=chars_wanted, enabled=progress, unit="char", unit_scale=True, desc="writing stories"
-    ) as bar:
-        while chars < chars_wanted:
-            story, logprob = generate_story(rng)
-            doc = format_document(story)
-            parts.append(doc)
-            total += logprob
-            chars += len(doc)
-            bar.update(min(len(doc), chars_wanted - bar.n))
-    text = "".join(parts)
-    meta = {
-        "seed": seed,
-        "size": chars_wanted,
-        "n_stories": len(parts),
-        "n_chars": len(text),
-        "total_logprob": total,
-        "nats_per_char": -total / len(text),
-        "sha256_text": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-    }
-    return text, meta
+    return build_corpus(seed, parse_size(size), progress=progress)

@@ -1299,23 +1299,31 @@ def format_document(story: str) -> str:
     return f"{story}\n{SEPARATOR}\n"
 
 
-def build_corpus(seed: int = DEFAULT_SEED, min_chars: int = DEFAULT_MIN_CHARS) -> tuple[str, dict]:
-    """Write stories until the corpus holds at least ``min_chars`` characters.
+def build_corpus(
+    seed: int = DEFAULT_SEED, min_chars: int = DEFAULT_MIN_CHARS, progress: bool = False
+) -> tuple[str, dict]:
+    """Write stories until the corpus holds at least ``min_chars`` characters (with
+    ``progress``, a progress bar counts them).
 
     Returns ``(text, meta)``; ``meta`` holds the seed, the counts and ``total_logprob`` (nats,
     summed over stories; the separators and newlines are deterministic and cost nothing), with
     ``nats_per_char`` and ``nats_per_word`` = ``-total_logprob`` divided by the corpus' characters
     and whitespace-separated words (separator lines not counted as words).
     """
+    from llmbook.io.progress import progress_bar
+
     rng = random.Random(seed)
     parts, total, chars, n = [], 0.0, 0, 0
-    while chars < min_chars:
-        story, logprob = generate_story(rng)
-        doc = format_document(story)
-        parts.append(doc)
-        total += logprob
-        chars += len(doc)
-        n += 1
+    with progress_bar(total=min_chars, enabled=progress, unit="char", unit_scale=True,
+                      desc="writing stories") as bar:  # fmt: skip
+        while chars < min_chars:
+            story, logprob = generate_story(rng)
+            doc = format_document(story)
+            parts.append(doc)
+            total += logprob
+            chars += len(doc)
+            n += 1
+            bar.update(min(len(doc), min_chars - bar.n))
     text = "".join(parts)
     words = len(text.split()) - n  # the separator lines are not words
     meta = {
